@@ -1,0 +1,5 @@
+"""Run the command line: ``python -m newsletter``."""
+
+from newsletter.cli import main
+
+main()

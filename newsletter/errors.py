@@ -1,0 +1,57 @@
+"""One exception family; ``cli.py`` turns each into a message and an exit code.
+
+Every message names the place (file, line, item, config key) and the next step.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+EXIT_NOTHING_NEW = 3
+
+
+class NewsletterError(Exception):
+    """A problem the user can fix; the message says where and how."""
+
+    exit_code = EXIT_PROBLEM
+
+
+class ConfigError(NewsletterError):
+    """The configuration file or environment is wrong."""
+
+    def __init__(self, problems: list[str] | str, path: object = None) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        where = f"{path}: " if path else ""
+        if len(self.problems) == 1:
+            text = f"{where}{self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            text = f"{where}{len(self.problems)} problems in the configuration:\n{lines}"
+        super().__init__(text)
+
+
+class ContentError(NewsletterError):
+    """A content source cannot be read at all."""
+
+
+class SubscriberError(NewsletterError):
+    """The subscriber list cannot be used."""
+
+
+class RenderError(NewsletterError):
+    """A template failed to render."""
+
+
+class DeliveryError(NewsletterError):
+    """Messages could not be written or handed to the server."""
+
+
+class OutputExistsError(NewsletterError):
+    """An output folder already exists; nothing is overwritten without --force."""
+
+
+class NothingToSend(NewsletterError):
+    """No new content: not a failure, a skip (distinct exit code)."""
+
+    exit_code = EXIT_NOTHING_NEW
