@@ -230,15 +230,15 @@ class _Reader:
             return None
         return value
 
-    def str(self, name: str, default: str) -> str:
+    def text(self, name: str, default: str) -> str:
         value = self._get(name, str, "a string")
         return default if value is None else value.strip()
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         value = self._get(name, bool, "true or false")
         return default if value is None else bool(value)
 
-    def int(self, name: str, default: int, low: int = 0, high: int = 10**9) -> int:
+    def whole(self, name: str, default: int, low: int = 0, high: int = 10**9) -> int:
         value = self._get(name, int, "a whole number")
         if value is None:
             return default
@@ -247,7 +247,7 @@ class _Reader:
             return default
         return int(value)
 
-    def float(self, name: str, default: float, low: float = 0.0, high: float = 1e12) -> float:
+    def number(self, name: str, default: float, low: float = 0.0, high: float = 1e12) -> float:
         value = self._get(name, (int, float), "a number")
         if value is None:
             return default
@@ -270,14 +270,14 @@ class _Reader:
         return _Reader(value or {}, self.problems, f"{self.key(name)}.")
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if value not in choices:
             self.problems.append(f"{self.key(name)}: {value!r} is not one of {', '.join(choices)}")
             return default
         return value
 
     def url(self, name: str, default: str, *, required: bool = False) -> str:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if not value:
             if required:
                 self.problems.append(f"{self.key(name)}: required (an absolute https:// URL)")
@@ -292,12 +292,12 @@ class _Reader:
         return value
 
     def address(self, name: str, default: str, *, required: bool = False) -> str:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if not value:
             if required:
                 self.problems.append(f"{self.key(name)}: required (an email address)")
             return value
-        if "@" not in value or any(c in value for c in " \r\n<>,\"") or value.startswith("@"):
+        if "@" not in value or any(c in value for c in ' \r\n<>,"') or value.startswith("@"):
             self.problems.append(f"{self.key(name)}: {value!r} is not an email address")
             return default
         return value
@@ -312,10 +312,13 @@ class _Reader:
 
 
 def _hex_colour(reader: _Reader, name: str, default: str) -> str:
-    value = reader.str(name, default)
+    value = reader.text(name, default)
     digits = value[1:]
-    if not (value.startswith("#") and len(digits) in (3, 6)
-            and all(c in "0123456789abcdefABCDEF" for c in digits)):
+    if not (
+        value.startswith("#")
+        and len(digits) in (3, 6)
+        and all(c in "0123456789abcdefABCDEF" for c in digits)
+    ):
         reader.problems.append(f"{reader.key(name)}: {value!r} is not a colour like #12355b")
         return default
     return value
@@ -336,7 +339,7 @@ def _mapping(reader: _Reader, name: str) -> dict[str, str]:
     table = reader.table(name)
     out: dict[str, str] = {}
     for term in list(table.data):
-        value = table.str(term, "")
+        value = table.text(term, "")
         if value:
             out[term.strip().casefold()] = value
     table.finish()
@@ -368,7 +371,7 @@ def parse_settings(
     top = _Reader(data, problems)
 
     p = top.table("publication")
-    tz_name = p.str("timezone", "UTC")
+    tz_name = p.text("timezone", "UTC")
     try:
         tz = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -378,23 +381,27 @@ def parse_settings(
         )
         tz = ZoneInfo("UTC")
     c = p.table("colors")
-    colors = Colors(**{name: _hex_colour(c, name, getattr(Colors(), name))
-                       for name in Colors.__dataclass_fields__})
+    colors = Colors(
+        **{
+            name: _hex_colour(c, name, getattr(Colors(), name))
+            for name in Colors.__dataclass_fields__
+        }
+    )
     c.finish()
-    name = p.str("name", "")
+    name = p.text("name", "")
     if not name:
         problems.append("publication.name: required (the publication's name)")
     publication = Publication(
         name=name,
         site_url=p.url("site_url", "", required=True),
         logo_url=p.url("logo_url", ""),
-        tagline=p.str("tagline", ""),
-        language=p.str("language", "en") or "en",
+        tagline=p.text("tagline", ""),
+        language=p.text("language", "en") or "en",
         timezone=tz,
-        postal_address=p.str("postal_address", ""),
+        postal_address=p.text("postal_address", ""),
         contact_email=p.address("contact_email", ""),
-        contact_phone=p.str("contact_phone", ""),
-        copyright=p.str("copyright", ""),
+        contact_phone=p.text("contact_phone", ""),
+        copyright=p.text("copyright", ""),
         colors=colors,
         social=_links(p, "social"),
         links=_links(p, "links"),
@@ -407,7 +414,7 @@ def parse_settings(
 
     s = top.table("sender")
     sender = Sender(
-        name=s.str("name", publication.name),
+        name=s.text("name", publication.name),
         address=s.address("address", "", required=True),
         reply_to=s.address("reply_to", ""),
     )
@@ -415,8 +422,8 @@ def parse_settings(
 
     li = top.table("list")
     list_settings = ListSettings(
-        id=li.str("id", ""),
-        name=li.str("name", publication.name),
+        id=li.text("id", ""),
+        name=li.text("name", publication.name),
         unsubscribe_url=li.url("unsubscribe_url", "", required=True),
         unsubscribe_mailto=li.address("unsubscribe_mailto", ""),
     )
@@ -428,36 +435,38 @@ def parse_settings(
 
     co = top.table("content")
     sources = tuple(_source(root, v) for v in co.strings("sources", ()) if v)
-    strict = co.bool("strict", False)
+    strict = co.flag("strict", False)
     co.finish()
 
     r = top.table("selection")
     defaults = SelectionRules()
     rules = SelectionRules(
-        trending=r.int("trending", defaults.trending, 0, 50),
-        opinion=r.int("opinion", defaults.opinion, 0, 50),
-        lookback_hours=r.float("lookback_hours", defaults.lookback_hours, 1, 24 * 365),
-        region_cap=r.int("region_cap", defaults.region_cap, 0, 50),
-        lead_sections=tuple(v.casefold() for v in r.strings("lead_sections", defaults.lead_sections)),
+        trending=r.whole("trending", defaults.trending, 0, 50),
+        opinion=r.whole("opinion", defaults.opinion, 0, 50),
+        lookback_hours=r.number("lookback_hours", defaults.lookback_hours, 1, 24 * 365),
+        region_cap=r.whole("region_cap", defaults.region_cap, 0, 50),
+        lead_sections=tuple(
+            v.casefold() for v in r.strings("lead_sections", defaults.lead_sections)
+        ),
         opinion_sections=tuple(
             v.casefold() for v in r.strings("opinion_sections", defaults.opinion_sections)
         ),
-        min_summary_length=r.int("min_summary_length", 0, 0, 10000),
-        title_similarity=r.float("title_similarity", defaults.title_similarity, 0.5, 1.0),
-        repeat_editions=r.int("repeat_editions", defaults.repeat_editions, 0, 1000),
+        min_summary_length=r.whole("min_summary_length", 0, 0, 10000),
+        title_similarity=r.number("title_similarity", defaults.title_similarity, 0.5, 1.0),
+        repeat_editions=r.whole("repeat_editions", defaults.repeat_editions, 0, 1000),
         lead_url=r.url("lead_url", ""),
     )
     r.finish()
 
     e = top.table("email")
     utm_table = e.table("utm")
-    utm = tuple((k, utm_table.str(k, "")) for k in list(utm_table.data))
+    utm = tuple((k, utm_table.text(k, "")) for k in list(utm_table.data))
     utm_table.finish()
     email = EmailSettings(
-        subject=e.str("subject", ""),
-        preheader=e.str("preheader", ""),
-        greeting=e.str("greeting", EmailSettings.greeting),
-        greeting_anonymous=e.str("greeting_anonymous", EmailSettings.greeting_anonymous),
+        subject=e.text("subject", ""),
+        preheader=e.text("preheader", ""),
+        greeting=e.text("greeting", EmailSettings.greeting),
+        greeting_anonymous=e.text("greeting_anonymous", EmailSettings.greeting_anonymous),
         utm=tuple((k, v) for k, v in utm if v),
     )
     for key, text in (("email.subject", email.subject), ("email.preheader", email.preheader)):
@@ -467,18 +476,18 @@ def parse_settings(
 
     m = top.table("smtp")
     smtp = SmtpSettings(
-        host=m.str("host", ""),
-        port=m.int("port", 0, 0, 65535),
+        host=m.text("host", ""),
+        port=m.whole("port", 0, 0, 65535),
         security=m.choice("security", "starttls", ("starttls", "ssl", "none")),
-        username=m.str("username", ""),
+        username=m.text("username", ""),
         password=env.get(ENV_SMTP_PASSWORD, ""),
-        verify=m.bool("verify", True),
-        allow_insecure=m.bool("allow_insecure", False),
-        timeout=m.float("timeout", 30.0, 1, 600),
-        pool=m.int("pool", 4, 1, 64),
-        rate=m.float("rate", 0.0, 0, 100000),
-        max_per_connection=m.int("max_per_connection", 1000, 1, 10**7),
-        retries=m.int("retries", 5, 0, 100),
+        verify=m.flag("verify", True),
+        allow_insecure=m.flag("allow_insecure", False),
+        timeout=m.number("timeout", 30.0, 1, 600),
+        pool=m.whole("pool", 4, 1, 64),
+        rate=m.number("rate", 0.0, 0, 100000),
+        max_per_connection=m.whole("max_per_connection", 1000, 1, 10**7),
+        retries=m.whole("retries", 5, 0, 100),
         envelope_from=m.address("envelope_from", ""),
         in_flight=m.choice("in_flight", "resend", ("resend", "hold")),
     )
@@ -490,15 +499,15 @@ def parse_settings(
     m.finish()
 
     sub = top.table("subscribers")
-    subscribers_value = sub.str("file", "")
+    subscribers_value = sub.text("file", "")
     sub.finish()
     out = top.table("output")
-    build_dir = out.str("build_dir", "out")
-    outbox = out.str("outbox", "outbox")
-    state_dir = out.str("state_dir", ".newsletter")
+    build_dir = out.text("build_dir", "out")
+    outbox = out.text("outbox", "outbox")
+    state_dir = out.text("state_dir", ".newsletter")
     out.finish()
     t = top.table("templates")
-    templates_value = t.str("dir", "")
+    templates_value = t.text("dir", "")
     t.finish()
 
     section_map = _mapping(top, "sections")
@@ -509,7 +518,8 @@ def parse_settings(
     if templates_value and not templates.is_dir():
         problems.append(f"templates.dir: {templates} is not a folder")
     subscribers = (
-        _path(root, subscribers_value) if subscribers_value
+        _path(root, subscribers_value)
+        if subscribers_value
         else resource_path("subscribers.example.csv")
     )
     if problems:
@@ -540,7 +550,9 @@ def parse_settings(
     )
 
 
-def find_config(explicit: Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
+def find_config(
+    explicit: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
     """The config to use: ``--config``, else $NEWSLETTER_CONFIG, else ./newsletter.toml, else none."""
     env = os.environ if environ is None else environ
     if explicit is not None:

@@ -93,7 +93,7 @@ class Subscriber:
     email: str
     name: str = ""
     status: str = "active"
-    fields: Mapping[str, str] = field(default=_EMPTY)
+    fields: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     line: int = 0
 
     @property

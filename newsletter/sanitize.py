@@ -14,8 +14,27 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import nh3
 
 ALLOWED_TAGS = {
-    "a", "b", "strong", "i", "em", "u", "s", "small", "sub", "sup", "br", "p",
-    "ul", "ol", "li", "blockquote", "q", "cite", "code", "abbr", "span",
+    "a",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "s",
+    "small",
+    "sub",
+    "sup",
+    "br",
+    "p",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "q",
+    "cite",
+    "code",
+    "abbr",
+    "span",
 }
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}}
 _TAG = re.compile(r"<[^>]*>")
@@ -44,8 +63,9 @@ def absolute_url(url: str | None, base: str | None = None) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
-    return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path or "/", parts.query,
-                       parts.fragment))
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc, parts.path or "/", parts.query, parts.fragment)
+    )
 
 
 def clean_html(fragment: str, base: str | None = None) -> str:

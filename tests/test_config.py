@@ -1,0 +1,135 @@
+"""Settings: the sample loads, every problem is reported at once, paths resolve."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import (
+    ENV_SIGNING_KEY,
+    ENV_SMTP_PASSWORD,
+    SAMPLE_DIR,
+    find_config,
+    load_settings,
+    resource_path,
+)
+from newsletter.errors import ConfigError
+
+MINIMAL = """
+[publication]
+name = "Harbor Ledger"
+site_url = "https://harbor.example"
+postal_address = "1 Quay Street"
+timezone = "Europe/London"
+
+[sender]
+address = "news@harbor.example"
+
+[list]
+id = "daily.harbor.example"
+unsubscribe_url = "https://harbor.example/unsubscribe"
+
+[content]
+sources = ["content/a.json", "https://feeds.example.org/rss"]
+
+[subscribers]
+file = "people.csv"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "newsletter.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_sample_publication_loads_without_a_config() -> None:
+    settings = load_settings(None, environ={})
+    assert settings.is_sample
+    assert settings.publication.name == "The Meridian Post"
+    assert str(settings.publication.timezone) == "Asia/Kolkata"
+    assert settings.paths.sources == (str(SAMPLE_DIR / "content" / "articles.json"),)
+    assert settings.paths.templates == resource_path("templates")
+    assert settings.paths.subscribers == resource_path("subscribers.example.csv")
+    assert [link.label for link in settings.publication.links][:2] == ["Feedback", "Subscribe"]
+    assert not settings.has_signing_key
+
+
+def test_paths_resolve_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(tmp_path, MINIMAL)
+    monkeypatch.chdir(Path("/"))
+    settings = load_settings(config, environ={})
+    assert settings.paths.sources == (
+        str(tmp_path / "content" / "a.json"),
+        "https://feeds.example.org/rss",
+    )
+    assert settings.paths.subscribers == tmp_path / "people.csv"
+    assert settings.paths.state_db.parent == tmp_path / ".newsletter"
+    assert settings.sender.name == "Harbor Ledger"  # defaults to the publication
+
+
+def test_secrets_come_from_the_environment_and_stay_out_of_repr(tmp_path: Path) -> None:
+    config = write(tmp_path, MINIMAL)
+    settings = load_settings(
+        config, environ={ENV_SIGNING_KEY: "k3y-value", ENV_SMTP_PASSWORD: "hunter2-secret"}
+    )
+    assert settings.signing_key == b"k3y-value"
+    assert settings.smtp.password == "hunter2-secret"
+    assert "hunter2-secret" not in repr(settings)
+    assert "k3y-value" not in repr(settings)
+
+
+def test_every_problem_is_reported_at_once_with_its_key(tmp_path: Path) -> None:
+    broken = MINIMAL.replace('timezone = "Europe/London"', 'timezone = "Mars/Olympus"')
+    broken = broken.replace('address = "news@harbor.example"', 'address = "not-an-address"')
+    broken += '\n[selection]\ntrending = -1\nlookbak_hours = 3\n\n[smtp]\npassword = "x"\n'
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, broken), environ={})
+    message = str(caught.value)
+    assert "newsletter.toml" in message
+    for expected in (
+        "publication.timezone",
+        "sender.address",
+        "selection.trending",
+        "selection.lookbak_hours: unknown key; did you mean 'selection.lookback_hours'?",
+        "smtp.password: do not put the password in the file",
+    ):
+        assert expected in message
+    assert len(caught.value.problems) == 5
+
+
+def test_wrong_types_and_bad_urls_name_the_key(tmp_path: Path) -> None:
+    text = MINIMAL.replace('site_url = "https://harbor.example"', "site_url = 3")
+    text = text.replace(
+        'unsubscribe_url = "https://harbor.example/unsubscribe"',
+        'unsubscribe_url = "/unsubscribe"',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), environ={})
+    message = str(caught.value)
+    assert "publication.site_url: expected a string, got int 3" in message
+    assert "list.unsubscribe_url: '/unsubscribe' is not an absolute http(s) URL" in message
+
+
+def test_invalid_toml_names_the_file_and_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"newsletter.toml: not valid TOML: .*line 2"):
+        load_settings(write(tmp_path, '[publication]\nname = "x\n'), environ={})
+
+
+def test_missing_config_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="newsletter init"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_find_config_prefers_flag_then_environment_then_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert find_config(None, environ={}) is None
+    write(tmp_path, MINIMAL)
+    assert find_config(None, environ={}) == tmp_path / "newsletter.toml"
+    assert find_config(None, environ={"NEWSLETTER_CONFIG": "/x.toml"}) == Path("/x.toml")
+    assert find_config(Path("a.toml"), environ={"NEWSLETTER_CONFIG": "/x.toml"}) == Path("a.toml")
