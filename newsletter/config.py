@@ -365,7 +365,7 @@ def parse_settings(
     environ: Mapping[str, str] | None = None,
     is_sample: bool = False,
 ) -> Settings:
-    """Validate a parsed TOML document into ``Settings``; raise one ``ConfigError`` with all problems."""
+    """Validate parsed TOML into ``Settings``; raise one ``ConfigError`` listing all problems."""
     env = os.environ if environ is None else environ
     problems: list[str] = []
     top = _Reader(data, problems)
@@ -553,7 +553,7 @@ def parse_settings(
 def find_config(
     explicit: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Path | None:
-    """The config to use: ``--config``, else $NEWSLETTER_CONFIG, else ./newsletter.toml, else none."""
+    """Pick the config: ``--config``, $NEWSLETTER_CONFIG, ./newsletter.toml, or none."""
     env = os.environ if environ is None else environ
     if explicit is not None:
         return explicit
