@@ -38,6 +38,10 @@ ALLOWED_TAGS = {
 }
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}}
 _TAG = re.compile(r"<[^>]*>")
+_BLOCK = re.compile(
+    r"(?i)<\s*/?\s*(?:p|br|div|li|ul|ol|h[1-6]|blockquote|tr|td|th|table|section|article|"
+    r"header|footer|figure|figcaption|hr|dd|dt|pre)\b[^>]*>"
+)
 _SPACE = re.compile(r"\s+")
 
 
@@ -94,7 +98,7 @@ def plain_text(fragment: str) -> str:
     """Markup to one line of plain text: tags dropped, entities decoded, spaces folded."""
     if not fragment:
         return ""
-    text = nh3.clean(fragment, tags=set(), strip_comments=True)
+    text = nh3.clean(_BLOCK.sub(" ", fragment), tags=set(), strip_comments=True)
     text = html.unescape(_TAG.sub(" ", text))
     return _SPACE.sub(" ", text).strip()
 
