@@ -1,0 +1,138 @@
+"""Which articles went out in which edition, so the next editions do not repeat them.
+
+Kept in the SQLite state file (WAL, busy timeout) next to the delivery ledger, in
+its own ``history_*`` tables. Recording an edition again replaces what was recorded
+for it, so a re-run is harmless.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from newsletter.errors import NewsletterError
+
+BUSY_TIMEOUT_S = 30.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS history_editions (
+    edition_id TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    recorded INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_editions_created
+    ON history_editions (created DESC, recorded DESC);
+CREATE TABLE IF NOT EXISTS history_articles (
+    edition_id TEXT NOT NULL REFERENCES history_editions (edition_id) ON DELETE CASCADE,
+    article_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (edition_id, article_id)
+);
+"""
+
+
+def _stamp(moment: datetime) -> str:
+    """A UTC time as text whose order is the time order."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("History needs timezone-aware times")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class History:
+    """The record of sent editions and their articles in the state database."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = Path(db_path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as err:
+            raise self._error("cannot open", err) from err
+        try:
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as err:
+            self._db.close()
+            raise self._error("cannot use", err) from err
+
+    def _error(self, what: str, err: BaseException) -> NewsletterError:
+        if "locked" in str(err) or "busy" in str(err):
+            return NewsletterError(
+                f"{self.path}: the state database stayed busy for {BUSY_TIMEOUT_S:g} s "
+                "(another newsletter run is using it); try again when that run has finished"
+            )
+        return NewsletterError(
+            f"{self.path}: {what} the state database ({err}); check that the folder is "
+            "writable and the file is not damaged (move it away to start a fresh history)"
+        )
+
+    def recent_article_ids(self, editions: int) -> frozenset[str]:
+        """The ids of the articles sent in the last ``editions`` editions."""
+        if editions <= 0:
+            return frozenset()
+        try:
+            rows = self._db.execute(
+                """SELECT DISTINCT a.article_id FROM history_articles AS a
+                   JOIN (SELECT edition_id FROM history_editions
+                         ORDER BY created DESC, recorded DESC LIMIT ?) AS e
+                   ON a.edition_id = e.edition_id""",
+                (editions,),
+            ).fetchall()
+        except sqlite3.Error as err:
+            raise self._error("cannot read", err) from err
+        return frozenset(row[0] for row in rows)
+
+    def last_edition(self) -> str | None:
+        """The id of the most recently created edition on record, if any."""
+        try:
+            row = self._db.execute(
+                "SELECT edition_id FROM history_editions ORDER BY created DESC, recorded DESC "
+                "LIMIT 1"
+            ).fetchone()
+        except sqlite3.Error as err:
+            raise self._error("cannot read", err) from err
+        return str(row[0]) if row else None
+
+    def record(self, edition_id: str, created: datetime, article_ids: Sequence[str]) -> None:
+        """Record that an edition with these articles went out (again: replaces the record)."""
+        stamp = _stamp(created)
+        unique = list(dict.fromkeys(article_ids))
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                recorded = self._db.execute(
+                    "SELECT COALESCE(MAX(recorded), 0) + 1 FROM history_editions"
+                ).fetchone()[0]
+                self._db.execute(
+                    """INSERT INTO history_editions (edition_id, created, recorded)
+                       VALUES (?, ?, ?)
+                       ON CONFLICT (edition_id) DO UPDATE SET created = excluded.created""",
+                    (edition_id, stamp, recorded),
+                )
+                self._db.execute("DELETE FROM history_articles WHERE edition_id = ?", (edition_id,))
+                self._db.executemany(
+                    "INSERT INTO history_articles (edition_id, article_id, position) "
+                    "VALUES (?, ?, ?)",
+                    [(edition_id, article, n) for n, article in enumerate(unique)],
+                )
+        except sqlite3.Error as err:
+            raise self._error("cannot write to", err) from err
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()

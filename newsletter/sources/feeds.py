@@ -1,0 +1,341 @@
+"""RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 through feedparser → ``Article``s.
+
+feedparser only ever gets the bytes (as a stream, never a URL or path), after
+``sniff.check_entities`` has refused external and nested entity declarations, so
+parsing reads no file and opens no connection.
+
+Normalization: ids are the guid (prefixed with the feed's address when the guid
+is not globally unique on its own, like ``42``), else the canonical link; times
+are UTC; undated items are kept (``published=None``) with a warning; summaries
+prefer the longer of content and description and are sanitized; images come from
+``media:content``, ``media:thumbnail``, image enclosures, or the first picture in
+the content. Items with neither title nor link are skipped with a warning; an
+item without a link is skipped too (an email item must link somewhere); an item
+without a title gets one from the start of its text.
+"""
+
+from __future__ import annotations
+
+import calendar
+import html
+import io
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from xml.sax import SAXParseException
+
+import feedparser
+
+from newsletter.errors import ContentError
+from newsletter.models import Article, Image
+from newsletter.sanitize import clean_html, plain_text
+
+from .common import (
+    Notes,
+    canonical_url,
+    http_url,
+    make_image,
+    one_line,
+    title_from_summary,
+    title_text,
+)
+from .mapping import Mapper
+from .sniff import check_entities
+
+_IMAGE_EXT = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:$|[?#])", re.IGNORECASE)
+_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_ATTR = re.compile(
+    r"""\b(src|width|height|alt)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE
+)
+_DATE_KEYS = ("published", "created", "updated")
+# feedparser's loose parser can trip over damaged documents in these ways
+PARSER_FAILURES = (LookupError, TypeError, AttributeError, ValueError, RecursionError)
+
+
+@dataclass(frozen=True)
+class FeedContext:
+    """What every item of one feed needs: names, bases, mapping and fallbacks."""
+
+    base: str | None
+    feed_key: str
+    is_atom: bool
+    mapper: Mapper
+    feed_terms: tuple[str, ...]
+    source: str
+
+
+def parse_feed(
+    data: bytes,
+    name: str,
+    *,
+    url: str | None,
+    content_type: str | None,
+    mapper: Mapper,
+    notes: Notes,
+) -> tuple[str, list[Article]]:
+    """Parse RSS or Atom bytes; return the kind ("rss" or "atom") and the usable articles."""
+    check_entities(data, name)
+    headers = {"content-location": url} if url else {}
+    if content_type:
+        headers["content-type"] = content_type
+    try:
+        parsed = feedparser.parse(
+            io.BytesIO(data),
+            response_headers=headers,
+            sanitize_html=True,
+            resolve_relative_uris=True,
+        )
+    except PARSER_FAILURES as err:
+        raise ContentError(
+            f"{name}: the feed is too damaged to read ({type(err).__name__}: "
+            f"{one_line(str(err), 120)}); check it with a feed validator"
+        ) from err
+    version = str(parsed.get("version") or "")
+    entries = list(parsed.get("entries") or [])
+    problem = _bozo_text(parsed)
+    if not version and not entries:
+        detail = f" ({problem})" if problem else ""
+        raise ContentError(f"{name}: not an RSS or Atom feed{detail}; check the file or address")
+    if problem:
+        notes.warn(f"{problem}; read what could be read")
+    feed = parsed.get("feed") or {}
+    home = http_url(feed.get("link"), url)
+    context = FeedContext(
+        base=url or home,
+        feed_key=_feed_key(feed, url, home, name),
+        is_atom=version.startswith("atom"),
+        mapper=mapper,
+        feed_terms=tuple(_terms(feed.get("tags") or [])),
+        source=name,
+    )
+    articles = []
+    for number, entry in enumerate(entries, start=1):
+        article = _entry_article(entry, number, context, notes)
+        if article is not None:
+            articles.append(article)
+    return ("atom" if context.is_atom else "rss"), articles
+
+
+def _bozo_text(parsed: Mapping[str, Any]) -> str:
+    if not parsed.get("bozo"):
+        return ""
+    error = parsed.get("bozo_exception")
+    if isinstance(error, SAXParseException):
+        return f"ill-formed XML: {error.getMessage()} at line {error.getLineNumber()}"
+    name = type(error).__name__
+    if name == "CharacterEncodingOverride":
+        return f"encoding problem: {one_line(str(error))}"
+    if name == "NonXMLContentType":
+        return f"served with a non-XML content type: {one_line(str(error))}"
+    return f"feed problem: {one_line(str(error) or name)}"
+
+
+def _feed_key(feed: Mapping[str, Any], url: str | None, home: str | None, name: str) -> str:
+    for link in feed.get("links") or []:
+        if isinstance(link, Mapping) and link.get("rel") == "self":
+            own = http_url(link.get("href"), url)
+            if own:
+                return canonical_url(own)
+    return canonical_url(url or home or name)
+
+
+def _terms(tags: Iterable[Any]) -> Iterable[str]:
+    for tag in tags:
+        if not isinstance(tag, Mapping):
+            continue
+        for key in ("label", "term"):
+            value = tag.get(key)
+            if isinstance(value, str) and value.strip():
+                yield plain_text(value)
+
+
+def _entry_article(
+    entry: Mapping[str, Any], number: int, context: FeedContext, notes: Notes
+) -> Article | None:
+    where = f"item {number}"
+    raw_title = str(entry["title"]) if isinstance(entry.get("title"), str) else ""
+    title = title_text(raw_title, is_html=_title_is_html(entry, context.is_atom))
+    link = http_url(entry.get("link"), context.base) or _guid_link(entry, context.base)
+    if not title and not link:
+        notes.skip(f"{where} has neither a title nor a link; skipped")
+        return None
+    if not link:
+        notes.skip(f"{where} ({title!r}) has no http(s) link; skipped")
+        return None
+    summary = _summary(entry, link)
+    if not title:
+        title = title_from_summary(summary) or one_line(link, 90)
+        notes.warn(f"{where} has no title; used {title!r}")
+    published, updated = _dates(entry, where, notes)
+    found = context.mapper.classify(_terms(entry.get("tags") or []))
+    fallback = context.mapper.classify(context.feed_terms)
+    return Article(
+        id=_entry_id(entry, link, context.feed_key),
+        title=title,
+        url=link,
+        summary=summary,
+        section=found.section or fallback.section or "news",
+        regions=found.regions or fallback.regions,
+        published=published,
+        updated=updated,
+        author=_author(entry),
+        image=_image(entry, title, link),
+        tags=found.tags,
+        source=context.source,
+    )
+
+
+def _title_is_html(entry: Mapping[str, Any], is_atom: bool) -> bool:
+    detail = entry.get("title_detail")
+    kind = detail.get("type", "") if isinstance(detail, Mapping) else ""
+    return not (is_atom and kind == "text/plain")
+
+
+def _guid_link(entry: Mapping[str, Any], base: str | None) -> str | None:
+    guid = entry.get("id")
+    if isinstance(guid, str) and guid.strip().lower().startswith(("http://", "https://")):
+        return http_url(guid, base)
+    return None
+
+
+def _entry_id(entry: Mapping[str, Any], link: str, feed_key: str) -> str:
+    guid = entry.get("id")
+    if isinstance(guid, str) and one_line(guid, 1000):
+        guid = one_line(guid, 1000)
+        return guid if ":" in guid else f"{feed_key}#{guid}"
+    return canonical_url(link)
+
+
+def _summary(entry: Mapping[str, Any], base: str) -> str:
+    candidates = [c for c in entry.get("content") or [] if isinstance(c, Mapping)]
+    detail = entry.get("summary_detail")
+    if isinstance(detail, Mapping):
+        candidates.append(detail)
+    elif isinstance(entry.get("summary"), str):
+        candidates.append({"type": "text/html", "value": entry["summary"]})
+    best = ""
+    best_length = -1
+    for candidate in candidates:
+        value = candidate.get("value")
+        if not isinstance(value, str):
+            continue
+        if candidate.get("type") == "text/plain":
+            value = "<p>" + html.escape(value).replace("\n\n", "</p><p>") + "</p>"
+        cleaned = clean_html(value, base)
+        length = len(plain_text(cleaned))
+        if length > best_length:
+            best, best_length = cleaned, length
+    return best if best_length > 0 else ""
+
+
+def _dates(
+    entry: Mapping[str, Any], where: str, notes: Notes
+) -> tuple[datetime | None, datetime | None]:
+    stamps: dict[str, datetime] = {}
+    unreadable: list[str] = []
+    for key in _DATE_KEYS:
+        parsed = _own(entry, f"{key}_parsed")
+        moment = _utc(parsed) if isinstance(parsed, time.struct_time) else None
+        raw = _own(entry, key)
+        if moment is not None:
+            stamps[key] = moment
+        elif isinstance(raw, str) and raw.strip():
+            unreadable.append(one_line(raw, 60))
+    published = stamps.get("published") or stamps.get("created") or stamps.get("updated")
+    updated = stamps.get("updated")
+    if published is None:
+        seen = f" (unreadable: {', '.join(map(repr, unreadable))})" if unreadable else ""
+        notes.warn(f"{where} has no date{seen}; kept as the oldest")
+    return published, updated
+
+
+def _own(entry: Mapping[str, Any], key: str) -> Any:
+    """Read a key without feedparser's fallback from ``updated`` to ``published``."""
+    return dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
+
+
+def _utc(parsed: time.struct_time) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _author(entry: Mapping[str, Any]) -> str:
+    detail = entry.get("author_detail")
+    name = detail.get("name") if isinstance(detail, Mapping) else None
+    if not isinstance(name, str) or not name.strip():
+        name = entry.get("author")
+    if not isinstance(name, str):
+        return ""
+    text = title_text(name)
+    if "@" in text and " " not in text:
+        return ""
+    return one_line(text)
+
+
+def _image(entry: Mapping[str, Any], title: str, base: str) -> Image | None:
+    credit = _credit(entry)
+    for item in _media_candidates(entry):
+        url = http_url(item.get("url") or item.get("href"), base)
+        if url:
+            return make_image(
+                url, title, credit=credit, width=item.get("width"), height=item.get("height")
+            )
+    return _content_image(entry, title, base, credit)
+
+
+def _media_candidates(entry: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    for item in entry.get("media_content") or []:
+        if isinstance(item, Mapping) and _is_image(item):
+            yield item
+    for item in entry.get("media_thumbnail") or []:
+        if isinstance(item, Mapping):
+            yield item
+    for item in entry.get("enclosures") or []:
+        if isinstance(item, Mapping) and str(item.get("type", "")).lower().startswith("image/"):
+            yield item
+
+
+def _is_image(item: Mapping[str, Any]) -> bool:
+    medium = str(item.get("medium") or "").lower()
+    kind = str(item.get("type") or "").lower()
+    if medium or kind:
+        return medium == "image" or kind.startswith("image/")
+    return bool(_IMAGE_EXT.search(str(item.get("url") or "")))
+
+
+def _credit(entry: Mapping[str, Any]) -> str:
+    for item in entry.get("media_credit") or []:
+        if isinstance(item, Mapping) and isinstance(item.get("content"), str):
+            return str(item["content"])
+    return ""
+
+
+def _content_image(entry: Mapping[str, Any], title: str, base: str, credit: str) -> Image | None:
+    texts = [c.get("value") for c in entry.get("content") or [] if isinstance(c, Mapping)]
+    texts.append(entry.get("summary"))
+    for text in texts:
+        if not isinstance(text, str):
+            continue
+        for tag in _IMG_TAG.findall(text):
+            attrs = {
+                m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or ""
+                for m in _ATTR.finditer(tag)
+            }
+            if attrs.get("width") == "1" or attrs.get("height") == "1":
+                continue
+            url = http_url(html.unescape(attrs.get("src", "")), base)
+            if url:
+                return make_image(
+                    url,
+                    title,
+                    alt=html.unescape(attrs.get("alt", "")),
+                    credit=credit,
+                    width=attrs.get("width"),
+                    height=attrs.get("height"),
+                )
+    return None

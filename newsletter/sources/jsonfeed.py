@@ -1,0 +1,166 @@
+"""JSON Feed 1.0 / 1.1 (jsonfeed.org) → ``Article``s.
+
+Times without an offset are taken as UTC (as feedparser does for XML feeds); relative
+URLs resolve against the feed's own address. Ids are the item's id, prefixed with the
+feed's address when not globally unique on their own (JSON Feed ids are only unique
+within one feed).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from newsletter.errors import ContentError
+from newsletter.models import Article, Image
+from newsletter.sanitize import clean_html, plain_text
+
+from .common import (
+    Notes,
+    canonical_url,
+    http_url,
+    make_image,
+    one_line,
+    parse_iso,
+    title_from_summary,
+    title_text,
+)
+from .mapping import Mapper
+
+VERSION_PREFIX = "https://jsonfeed.org/version/"
+
+
+def is_json_feed(doc: object) -> bool:
+    """Tell whether a decoded JSON document is a JSON Feed."""
+    if not isinstance(doc, dict):
+        return False
+    version = doc.get("version")
+    return isinstance(version, str) and version.strip().lower().startswith(
+        (VERSION_PREFIX, VERSION_PREFIX.replace("https:", "http:"))
+    )
+
+
+def read_json_feed(
+    doc: Mapping[str, Any], name: str, *, url: str | None, mapper: Mapper, notes: Notes
+) -> list[Article]:
+    """Read the items of a decoded JSON Feed, skipping unusable ones with a warning."""
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise ContentError(f"{name}: a JSON Feed needs an 'items' list; this one has none")
+    feed_url = http_url(doc.get("feed_url"), url)
+    home = http_url(doc.get("home_page_url"), url)
+    base = url or feed_url or home
+    feed_key = canonical_url(feed_url or url or home or name)
+    feed_author = _author(doc)
+    articles = []
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, Mapping):
+            notes.skip(f"item {number} is not an object; skipped")
+            continue
+        article = _item(item, number, base, feed_key, feed_author, mapper, notes, name)
+        if article is not None:
+            articles.append(article)
+    return articles
+
+
+def _item(
+    item: Mapping[str, Any],
+    number: int,
+    base: str | None,
+    feed_key: str,
+    feed_author: str,
+    mapper: Mapper,
+    notes: Notes,
+    name: str,
+) -> Article | None:
+    where = f"item {number}"
+    raw_title = item.get("title")
+    title = title_text(raw_title) if isinstance(raw_title, str) else ""
+    link = http_url(item.get("url"), base) or http_url(item.get("external_url"), base)
+    if not title and not link:
+        notes.skip(f"{where} has neither a title nor a link; skipped")
+        return None
+    if not link:
+        notes.skip(f"{where} ({title!r}) has no http(s) link; skipped")
+        return None
+    summary = _summary(item, link)
+    if not title:
+        title = title_from_summary(summary) or one_line(link, 90)
+        notes.warn(f"{where} has no title; used {title!r}")
+    published = _time(item.get("date_published"))
+    updated = _time(item.get("date_modified"))
+    if published is None:
+        published = updated
+    if published is None:
+        notes.warn(f"{where} has no readable date; kept as the oldest")
+    tags = [t for t in item.get("tags") or [] if isinstance(t, str)]
+    found = mapper.classify(tags)
+    return Article(
+        id=_item_id(item.get("id"), link, feed_key),
+        title=title,
+        url=link,
+        summary=summary,
+        section=found.section or "news",
+        regions=found.regions,
+        published=published,
+        updated=updated,
+        author=_author(item) or feed_author,
+        image=_image(item, title, link),
+        tags=found.tags,
+        source=name,
+    )
+
+
+def _item_id(value: object, link: str, feed_key: str) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and one_line(value, 1000):
+        text = one_line(value, 1000)
+        return text if ":" in text else f"{feed_key}#{text}"
+    return canonical_url(link)
+
+
+def _summary(item: Mapping[str, Any], base: str) -> str:
+    candidates = []
+    if isinstance(item.get("content_html"), str):
+        candidates.append(item["content_html"])
+    for key in ("content_text", "summary"):
+        if isinstance(item.get(key), str):
+            text = html.escape(item[key]).replace("\n\n", "</p><p>")
+            candidates.append(f"<p>{text}</p>")
+    cleaned = [clean_html(c, base) for c in candidates]
+    best = max(cleaned, key=lambda c: len(plain_text(c)), default="")
+    return best if plain_text(best) else ""
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return parse_iso(value, UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _author(holder: Mapping[str, Any]) -> str:
+    authors = holder.get("authors")
+    people = authors if isinstance(authors, list) else [holder.get("author")]
+    names = [p.get("name") for p in people if isinstance(p, Mapping)]
+    return one_line(", ".join(title_text(n) for n in names if isinstance(n, str) and n.strip()))
+
+
+def _image(item: Mapping[str, Any], title: str, base: str) -> Image | None:
+    url = http_url(item.get("image"), base) or http_url(item.get("banner_image"), base)
+    if url:
+        return make_image(url, title)
+    for attachment in item.get("attachments") or []:
+        if not isinstance(attachment, Mapping):
+            continue
+        kind = str(attachment.get("mime_type") or "").lower()
+        link = http_url(attachment.get("url"), base)
+        if kind.startswith("image/") and link:
+            alt = attachment.get("title") if isinstance(attachment.get("title"), str) else ""
+            return make_image(link, title, alt=str(alt))
+    return None
