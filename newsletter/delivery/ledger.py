@@ -1,0 +1,364 @@
+"""The delivery ledger: one SQLite row per recipient and edition, written around each send.
+
+States: ``pending`` (known, not tried), ``in_flight`` (claimed: the SMTP transaction may
+be under way), ``sent`` (the server accepted it), ``failed`` (a 5xx: final), ``deferred``
+(a 4xx, a timeout or a dropped connection: tried again on the next run).
+
+The guarantee, which holds at a crash or ``kill -9`` at any instant:
+
+- ``claim`` is committed (``synchronous=FULL``) *before* the SMTP transaction starts, so
+  every message the server accepted is recorded ``sent`` or ``in_flight``;
+- ``finish`` is written *after* the server's reply, so nobody recorded ``sent`` was not
+  accepted.
+
+To keep one commit per message, ``finish`` joins the open transaction and is committed
+by the next ``claim`` (or by ``flush``, which a sender calls before it waits or stops).
+A ``finish`` lost at a crash leaves that recipient ``in_flight``, which is the honest
+state: the ledger cannot tell "accepted in the instant before the kill" from "not sent".
+
+What a resumed send does with ``in_flight`` recipients is ``smtp.in_flight``:
+
+- ``resend`` (default, at-least-once): they are sent again. A recipient gets the message
+  twice only if the server accepted it just before the crash; the copy carries the same
+  Message-ID, which many receivers use to drop duplicates.
+- ``hold`` (at-most-once): they are left out and listed by ``failures`` (and so by
+  ``newsletter status``) for a person to decide; ``finish`` records the decision.
+
+The tables live in the shared state file and are all prefixed ``ledger_``. The file is
+in WAL mode, so ``status`` can read while a send writes. A ``Ledger`` may be shared by
+threads: every call is serialized by one lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from newsletter.errors import DeliveryError
+
+STATES = ("pending", "in_flight", "sent", "failed", "deferred")
+FINAL_STATES = ("sent", "failed", "deferred")
+ATTENTION_STATES = ("failed", "deferred", "in_flight")
+
+BUSY_TIMEOUT_MS = 10_000
+FINISH_BATCH = 256  # at most this many writes wait for a commit
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS ledger_editions (
+        edition_id TEXT PRIMARY KEY,
+        subject    TEXT NOT NULL DEFAULT '',
+        started    TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS ledger_recipients (
+        edition_id TEXT NOT NULL,
+        email      TEXT NOT NULL,
+        message_id TEXT NOT NULL DEFAULT '',
+        state      TEXT NOT NULL
+                   CHECK (state IN ('pending', 'in_flight', 'sent', 'failed', 'deferred')),
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        reply      TEXT NOT NULL DEFAULT '',
+        updated    TEXT NOT NULL,
+        PRIMARY KEY (edition_id, email)
+    ) WITHOUT ROWID
+    """,
+)
+
+_SCHEMA_STEPS: list[tuple[str, tuple[str, ...]]] = [(statement, ()) for statement in _SCHEMA]
+
+_CLAIM = """
+    INSERT INTO ledger_recipients (edition_id, email, message_id, state, attempts, reply, updated)
+    VALUES (?, ?, ?, 'in_flight', 1, '', ?)
+    ON CONFLICT (edition_id, email) DO UPDATE SET
+        message_id = excluded.message_id,
+        state = 'in_flight',
+        attempts = ledger_recipients.attempts + 1,
+        reply = '',
+        updated = excluded.updated
+"""
+
+_FINISH = """
+    INSERT INTO ledger_recipients (edition_id, email, state, reply, updated)
+    VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (edition_id, email) DO UPDATE SET
+        state = excluded.state,
+        reply = excluded.reply,
+        updated = excluded.updated
+"""
+
+_START = """
+    INSERT INTO ledger_editions (edition_id, subject, started) VALUES (?, ?, ?)
+    ON CONFLICT (edition_id) DO UPDATE SET subject = excluded.subject
+    WHERE ledger_editions.subject = '' AND excluded.subject != ''
+"""
+
+MAX_REPLY = 2000
+
+
+@dataclass(frozen=True)
+class EditionStatus:
+    """One edition's delivery at a glance: when it started and how many are in each state."""
+
+    id: str
+    subject: str
+    started: datetime
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Every recipient the ledger knows for this edition."""
+        return sum(self.counts.values())
+
+    @property
+    def needs_attention(self) -> int:
+        """Recipients that are not done: failed, deferred or in flight."""
+        return sum(self.counts.get(state, 0) for state in ATTENTION_STATES)
+
+
+def normalize_email(email: str) -> str:
+    """Return the ledger's key for an address: trimmed and casefolded."""
+    return email.strip().casefold()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _empty_counts() -> dict[str, int]:
+    return dict.fromkeys(STATES, 0)
+
+
+class Ledger:
+    """The per-recipient delivery record of every edition, in one SQLite file."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = Path(db_path)
+        self._cond = threading.Condition(threading.Lock())  # guards the fields below
+        self._queue: list[tuple[str, tuple[str, ...]]] = []
+        self._queued = 0  # writes ever queued
+        self._durable = 0  # writes ever committed
+        self._committing = False
+        self._broken: DeliveryError | None = None
+        self._closed = False
+        self._db = threading.RLock()  # guards the connection
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DeliveryError(
+                f"{self.path.parent}: cannot create the state folder ({err.strerror}); "
+                "check output.state_dir in the config and its permissions"
+            ) from err
+        with self._guard("open"):
+            self._conn = sqlite3.connect(
+                str(self.path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                self._configure()
+            except (sqlite3.Error, DeliveryError):
+                self._conn.close()
+                raise
+
+    def _configure(self) -> None:
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise DeliveryError(
+                f"{self.path}: SQLite cannot use write-ahead logging here (journal mode "
+                f"{mode!r}); put output.state_dir on a local disk"
+            )
+        conn.execute("PRAGMA synchronous = FULL")
+        self._transaction(_SCHEMA_STEPS)
+
+    def _error(self, action: str, err: BaseException) -> DeliveryError:
+        """Describe a SQLite error: the file, what failed and a next step."""
+        hint = (
+            "another newsletter process may be using it; wait for it to finish"
+            if "locked" in str(err) or "busy" in str(err)
+            else "check free disk space and the permissions of the state folder"
+        )
+        return DeliveryError(f"{self.path}: the delivery ledger failed to {action}: {err}; {hint}")
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn SQLite errors into a ``DeliveryError`` that names the file and a next step."""
+        try:
+            yield
+        except sqlite3.Error as err:
+            raise self._error(action, err) from err
+
+    def _transaction(self, writes: list[tuple[str, tuple[str, ...]]]) -> None:
+        """Apply ``writes`` in one durable transaction."""
+        with self._db:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in writes:
+                    self._conn.execute(sql, params)
+                self._conn.execute("COMMIT")
+            except sqlite3.Error:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Commit anything pending and close the file."""
+        if self._closed:
+            return
+        try:
+            if self._broken is None:
+                self.flush()
+        finally:
+            with self._db:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def _write(self, sql: str, params: tuple[str, ...], *, durable: bool) -> None:
+        """Queue a write; with ``durable``, return only once it is committed.
+
+        Threads that need a commit at the same time share one (group commit): while one
+        of them commits, the others queue, and the next commit takes them all.
+        """
+        with self._cond:
+            if self._broken is not None:
+                raise self._broken
+            self._queue.append((sql, params))
+            self._queued += 1
+            if durable or len(self._queue) >= FINISH_BATCH:
+                self._commit_through(self._queued)
+
+    def _commit_through(self, ticket: int) -> None:
+        """Commit until write number ``ticket`` is durable (called holding ``_cond``)."""
+        while self._durable < ticket:
+            if self._broken is not None:
+                raise self._broken
+            if self._committing:
+                self._cond.wait()
+                continue
+            batch, upto = self._queue, self._queued
+            self._queue, self._committing = [], True
+            self._cond.release()
+            failure: BaseException | None = None
+            try:
+                self._transaction(batch)
+            except BaseException as err:  # the batch is lost, so no later write may land
+                failure = err
+            self._cond.acquire()
+            self._committing = False
+            self._cond.notify_all()
+            if failure is not None:
+                self._broken = self._error("record deliveries", failure)
+                if isinstance(failure, sqlite3.Error):
+                    raise self._broken from failure
+                raise failure
+            self._durable = upto
+
+    def start(self, edition_id: str, subject: str) -> None:
+        """Record that an edition's delivery began (idempotent; fills in a blank subject)."""
+        self._write(_START, (edition_id, subject, _now()), durable=True)
+
+    def claim(self, edition_id: str, email: str, message_id: str) -> None:
+        """Mark a recipient ``in_flight`` and commit it durably, before the SMTP transaction."""
+        params = (edition_id, normalize_email(email), message_id, _now())
+        self._write(_CLAIM, params, durable=True)
+
+    def finish(self, edition_id: str, email: str, state: str, reply: str) -> None:
+        """Record the outcome (``sent``, ``failed`` or ``deferred``) and the server's reply.
+
+        The write is committed with the next ``claim`` (any thread's) or ``flush``.
+        """
+        if state not in FINAL_STATES:
+            raise ValueError(f"finish() takes one of {', '.join(FINAL_STATES)}, not {state!r}")
+        params = (edition_id, normalize_email(email), state, reply[:MAX_REPLY], _now())
+        self._write(_FINISH, params, durable=False)
+
+    def flush(self) -> None:
+        """Commit every queued write."""
+        with self._cond:
+            if self._broken is not None:
+                raise self._broken
+            self._commit_through(self._queued)
+
+    # ------------------------------------------------------------------ reads
+
+    def states(self, edition_id: str) -> dict[str, str]:
+        """Map every known recipient (casefolded address) of an edition to its state."""
+        self.flush()
+        with self._db, self._guard("read"):
+            rows = self._conn.execute(
+                "SELECT email, state FROM ledger_recipients WHERE edition_id = ?", (edition_id,)
+            )
+            return dict(rows)
+
+    def summary(self, edition_id: str) -> dict[str, int]:
+        """Count an edition's recipients per state (every state present, zero if none)."""
+        self.flush()
+        with self._db, self._guard("read"):
+            counts = _empty_counts()
+            rows = self._conn.execute(
+                "SELECT state, COUNT(*) FROM ledger_recipients WHERE edition_id = ? GROUP BY state",
+                (edition_id,),
+            )
+            counts.update(dict(rows))
+            return counts
+
+    def failures(self, edition_id: str) -> list[tuple[str, str, str]]:
+        """List ``(email, state, reply)`` of the failed, the deferred and the in-flight."""
+        self.flush()
+        with self._db, self._guard("read"):
+            rows = self._conn.execute(
+                "SELECT email, state, reply FROM ledger_recipients "
+                "WHERE edition_id = ? AND state IN ('failed', 'deferred', 'in_flight') "
+                "ORDER BY state, email",
+                (edition_id,),
+            )
+            return [(str(e), str(s), str(r)) for e, s, r in rows]
+
+    def editions(self) -> list[EditionStatus]:
+        """Every edition in the ledger, newest first, with its counts per state."""
+        self.flush()
+        with self._db, self._guard("read"):
+            heads = self._conn.execute(
+                "SELECT edition_id, subject, started FROM ledger_editions "
+                "ORDER BY started DESC, edition_id"
+            ).fetchall()
+            per_edition: dict[str, dict[str, int]] = {}
+            for edition_id, state, count in self._conn.execute(
+                "SELECT edition_id, state, COUNT(*) FROM ledger_recipients "
+                "GROUP BY edition_id, state"
+            ):
+                per_edition.setdefault(edition_id, _empty_counts())[state] = count
+        return [
+            EditionStatus(
+                id=edition_id,
+                subject=subject,
+                started=datetime.fromisoformat(started),
+                counts=per_edition.get(edition_id, _empty_counts()),
+            )
+            for edition_id, subject, started in heads
+        ]
