@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from newsletter.dkim import DkimSettings, parse_dkim
 from newsletter.errors import ConfigError
+from newsletter.schedule import Schedule, parse_schedules
 
 CONFIG_NAME = "newsletter.toml"
 ENV_SIGNING_KEY = "NEWSLETTER_SIGNING_KEY"
@@ -188,6 +190,8 @@ class Settings:
     paths: Paths = field(default_factory=Paths)
     section_map: Mapping[str, str] = field(default_factory=dict)
     region_map: Mapping[str, str] = field(default_factory=dict)
+    schedules: tuple[Schedule, ...] = ()
+    dkim: DkimSettings | None = field(default=None, repr=False)
     strict_sources: bool = False
     signing_key: bytes = field(default=b"", repr=False)
     is_sample: bool = False
@@ -510,6 +514,24 @@ def parse_settings(
     templates_value = t.text("dir", "")
     t.finish()
 
+    top.seen.add("dkim")
+    dkim_table = data.get("dkim", {})
+    dkim: DkimSettings | None = None
+    if isinstance(dkim_table, dict):
+        dkim, dkim_problems = parse_dkim(
+            dkim_table, root, environ=env, default_domain=sender.domain
+        )
+        problems.extend(dkim_problems)
+    else:
+        problems.append("dkim: expected a table like [dkim] selector = \"news\"")
+
+    top.seen.add("schedule")
+    schedules: tuple[Schedule, ...] = ()
+    try:
+        schedules = parse_schedules(data.get("schedule"), root, default_timezone=tz)
+    except ConfigError as err:
+        problems.extend(err.problems)
+
     section_map = _mapping(top, "sections")
     region_map = _mapping(top, "regions")
     top.finish()
@@ -544,6 +566,8 @@ def parse_settings(
         ),
         section_map=section_map,
         region_map=region_map,
+        schedules=schedules,
+        dkim=dkim,
         strict_sources=strict,
         signing_key=env.get(ENV_SIGNING_KEY, "").encode("utf-8"),
         is_sample=is_sample,

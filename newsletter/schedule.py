@@ -1,0 +1,1264 @@
+"""Scheduled sends: cron slots in a time zone, each slot sent at most once.
+
+A *slot* is one firing of a schedule's cron expression. Its key is the schedule's
+name and the slot's local date and time (``daily@2026-03-05T07:00:00``). The key is
+claimed in the state database before anything is built or sent, under a file lock,
+so a restart, a second instance or an external cron job that fires twice never
+sends a slot twice. A slot interrupted mid-send stays ``claimed`` and is resumed
+(the delivery ledger skips everyone already mailed).
+
+Time zones and daylight saving
+    The cron expression is evaluated on local wall-clock times (croniter on naive
+    datetimes), then each wall time is placed on the time line with ``zoneinfo``:
+    a time that happens twice (clocks go back) runs once, at its first occurrence;
+    a time that does not exist (clocks go forward) runs once, at the first instant
+    after the gap, and several such times collapse into one slot. A 07:00 slot stays
+    at 07:00 local time all year. (croniter's own time-zone mode runs a repeated time
+    twice, hence this.)
+
+Missed slots
+    Only the latest due slot of a schedule is ever considered: several missed slots
+    never become a burst of sends. It is caught up when it is at most ``grace`` late,
+    otherwise recorded as skipped and logged.
+
+No stale, no empty
+    "Nothing new" (``NothingToSend``) skips the slot. So does a lead story older than
+    the schedule's ``max_age_hours``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import signal
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterError, croniter
+
+from newsletter.errors import (
+    EXIT_NOTHING_NEW,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    ConfigError,
+    NewsletterError,
+    NothingToSend,
+    OutputExistsError,
+)
+from newsletter.locks import FileLock
+from newsletter.models import Article, Edition
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.pipeline import Audience, BuildResult
+
+log = logging.getLogger("newsletter.schedule")
+
+DEFAULT_GRACE_MINUTES = 60.0
+CATCH_UP_AFTER = timedelta(minutes=1)
+MAX_NAP_SECONDS = 60.0
+RUNNER_LOCK = "schedule-runner.lock"
+SEND_LOCK = "schedule-send.lock"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MAX_CRON_LENGTH = 200
+EXAMPLE = '[[schedule]]\nname = "daily"\ncron = "0 7 * * *"\ntimezone = "Europe/London"'
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], object]
+
+
+def now_utc() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One ``[[schedule]]``: when to send what.
+
+    ``cron`` has five fields (minute hour day-of-month month day-of-week), or a sixth
+    for seconds, evaluated in ``timezone``. ``sources``/``subscribers``/``outbox``
+    empty or ``None`` mean the settings' own. ``max_age_hours`` ``None`` means the
+    selection's lookback window.
+    """
+
+    name: str
+    cron: str
+    timezone: ZoneInfo
+    dry_run: bool = True
+    sources: tuple[str, ...] = ()
+    subscribers: Path | None = None
+    outbox: Path | None = None
+    grace: timedelta = timedelta(minutes=DEFAULT_GRACE_MINUTES)
+    max_age_hours: float | None = None
+
+    @property
+    def mode(self) -> str:
+        """``dry run`` or ``live``."""
+        return "dry run" if self.dry_run else "live"
+
+
+_KEYS = (
+    "name",
+    "cron",
+    "timezone",
+    "dry_run",
+    "sources",
+    "subscribers",
+    "outbox",
+    "grace_minutes",
+    "max_age_hours",
+)
+
+
+class _Table:
+    """Typed reads from one ``[[schedule]]`` table, collecting problems."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str, problems: list[str]) -> None:
+        self.data = data
+        self.prefix = prefix
+        self.problems = problems
+
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append(f"{self.prefix}.{key}: {text}")
+
+    def text(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.problem(key, f"expected a string, got {type(value).__name__} {value!r}")
+            return None
+        return value.strip()
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(key, f"expected true or false, got {value!r}")
+            return default
+        return value
+
+    def number(self, key: str, low: float, high: float) -> float | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(key, f"expected a number, got {value!r}")
+            return None
+        if not low <= value <= high or value != value:
+            self.problem(key, f"{value!r} is out of range ({low:g} to {high:g})")
+            return None
+        return float(value)
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(key, 'expected a list of strings, e.g. ["content/articles.json"]')
+            return ()
+        return tuple(v.strip() for v in value if v.strip())
+
+    def unknown(self) -> None:
+        for key in self.data:
+            if key not in _KEYS:
+                hint = difflib.get_close_matches(str(key), _KEYS, n=1)
+                tip = f"; did you mean {hint[0]!r}?" if hint else ""
+                self.problem(str(key), f"unknown key{tip}")
+
+
+def parse_schedules(
+    raw: object,
+    root: Path,
+    *,
+    default_timezone: ZoneInfo | None = None,
+    config_file: Path | None = None,
+) -> tuple[Schedule, ...]:
+    """Validate the ``[[schedule]]`` tables; raise one ``ConfigError`` listing every problem."""
+    if raw is None:
+        return ()
+    problems: list[str] = []
+    schedules: list[Schedule] = []
+    if isinstance(raw, dict):
+        problems.append(
+            "schedule: write each schedule as an array table, [[schedule]] with double "
+            "brackets, not [schedule]"
+        )
+    elif not isinstance(raw, list):
+        problems.append(f"schedule: expected [[schedule]] tables, got {type(raw).__name__}")
+    else:
+        for index, table in enumerate(raw):
+            prefix = f"schedule[{index}]"
+            if not isinstance(table, dict):
+                problems.append(f"{prefix}: expected a table, got {type(table).__name__}")
+                continue
+            found = _parse_one(_Table(table, prefix, problems), root, default_timezone)
+            if found is not None:
+                schedules.append(found)
+        problems.extend(_duplicates(raw))
+    if problems:
+        raise ConfigError(problems, config_file)
+    return tuple(schedules)
+
+
+def _parse_one(t: _Table, root: Path, default_tz: ZoneInfo | None) -> Schedule | None:
+    before = len(t.problems)
+    name = t.text("name") or ""
+    if not name:
+        t.problem("name", 'required, e.g. name = "daily"')
+    elif not NAME_PATTERN.fullmatch(name):
+        t.problem(
+            "name",
+            f"{name!r}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit",
+        )
+    cron = _cron_expression(t)
+    zone = _zone(t, default_tz)
+    dry_run = t.flag("dry_run", True)
+    outbox = t.text("outbox")
+    if outbox and not dry_run:
+        t.problem("outbox", "only a dry run writes to an outbox; remove it or set dry_run = true")
+    grace = t.number("grace_minutes", 0, 7 * 24 * 60)
+    max_age = t.number("max_age_hours", 0.01, 24 * 366)
+    subscribers = t.text("subscribers")
+    sources = tuple(_source(root, v) for v in t.texts("sources"))
+    t.unknown()
+    if len(t.problems) > before or zone is None or cron is None:
+        return None
+    return Schedule(
+        name=name,
+        cron=cron,
+        timezone=zone,
+        dry_run=dry_run,
+        sources=sources,
+        subscribers=_path(root, subscribers) if subscribers else None,
+        outbox=_path(root, outbox) if outbox else None,
+        grace=timedelta(minutes=DEFAULT_GRACE_MINUTES if grace is None else grace),
+        max_age_hours=max_age,
+    )
+
+
+def _cron_expression(t: _Table) -> str | None:
+    expr = t.text("cron")
+    if not expr:
+        if expr is None and "cron" not in t.data:
+            t.problem("cron", 'required, e.g. cron = "0 7 * * *" (07:00 every day)')
+        elif expr is not None:
+            t.problem("cron", 'must not be empty, e.g. cron = "0 7 * * *"')
+        return None
+    if len(expr) > MAX_CRON_LENGTH or any(c in expr for c in "\r\n\t\0"):
+        t.problem("cron", 'must be one short line such as "0 7 * * *"')
+        return None
+    expr = " ".join(expr.split())
+    try:
+        it = croniter(expr, datetime(2000, 1, 1), ret_type=datetime)
+        it.get_next(datetime)
+    except CroniterError as err:
+        t.problem(
+            "cron",
+            f"{expr!r} is not a usable cron expression ({err}); write five fields, "
+            'minute hour day-of-month month day-of-week, e.g. "0 7 * * *" for 07:00 '
+            'every day or "30 6 * * mon-fri" for 06:30 on weekdays',
+        )
+        return None
+    return expr
+
+
+def _zone(t: _Table, default: ZoneInfo | None) -> ZoneInfo | None:
+    name = t.text("timezone")
+    if not name:
+        if default is None:
+            t.problem("timezone", 'required, an IANA time zone such as "Europe/London"')
+        return default
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        t.problem(
+            "timezone",
+            f"{name!r} is not an IANA time zone (for example Europe/London, Asia/Kolkata, "
+            "America/New_York)",
+        )
+        return None
+
+
+def _duplicates(raw: list[Any]) -> list[str]:
+    seen: dict[str, int] = {}
+    problems = []
+    for index, table in enumerate(raw):
+        name = table.get("name") if isinstance(table, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            continue
+        if name.strip() in seen:
+            problems.append(
+                f"schedule[{index}].name: {name.strip()!r} is already the name of "
+                f"schedule[{seen[name.strip()]}]; each schedule needs its own name"
+            )
+        else:
+            seen[name.strip()] = index
+    return problems
+
+
+def _path(root: Path, value: str) -> Path:
+    return (root / Path(value).expanduser()).resolve()
+
+
+def _source(root: Path, value: str) -> str:
+    if urlsplit(value).scheme in ("http", "https"):
+        return value
+    return str(_path(root, value))
+
+
+def configured_schedules(
+    settings: Settings, schedules: Sequence[Schedule] | None = None
+) -> tuple[Schedule, ...]:
+    """The schedules to use: those given, else the settings' own."""
+    if schedules is not None:
+        return tuple(schedules)
+    return tuple(getattr(settings, "schedules", ()))
+
+
+def find_schedule(schedules: Sequence[Schedule], name: str) -> Schedule:
+    """The schedule called ``name``; a ``ConfigError`` naming the choices otherwise."""
+    for schedule in schedules:
+        if schedule.name == name:
+            return schedule
+    if not schedules:
+        raise ConfigError(
+            f"no schedule named {name!r}: the configuration has no [[schedule]]; add one:\n"
+            f"{EXAMPLE}"
+        )
+    names = ", ".join(s.name for s in schedules)
+    hint = difflib.get_close_matches(name, [s.name for s in schedules], n=1)
+    tip = f"; did you mean {hint[0]!r}?" if hint else ""
+    raise ConfigError(f"no schedule named {name!r} (the configuration has: {names}){tip}")
+
+
+# --------------------------------------------------------------------------- slots
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One firing of a schedule: its local wall time and the instant it is due."""
+
+    schedule: str
+    wall: datetime  # naive local time the cron expression names
+    at: datetime  # aware UTC instant when it is due
+    zone: ZoneInfo
+
+    @property
+    def key(self) -> str:
+        """The slot's identity in the state database."""
+        return f"{self.schedule}@{self.wall.isoformat(timespec='seconds')}"
+
+    @property
+    def local(self) -> datetime:
+        """When it is due, in the schedule's time zone."""
+        return self.at.astimezone(self.zone)
+
+    @property
+    def shifted(self) -> bool:
+        """Whether the wall time does not exist that day (clocks went forward)."""
+        return self.local.replace(tzinfo=None) != self.wall
+
+    def label(self) -> str:
+        """How logs and lists name the slot."""
+        if self.shifted:
+            return (
+                f"{self.schedule} {_clock_text(self.wall)} (clocks skip it in "
+                f"{self.zone.key}: due at {self.local:%H:%M %Z})"
+            )
+        return f"{self.schedule} {_clock_text(self.wall)} {self.local:%Z}"
+
+
+def _clock_text(moment: datetime) -> str:
+    pattern = "%Y-%m-%d %H:%M:%S" if moment.second else "%Y-%m-%d %H:%M"
+    return moment.strftime(pattern)
+
+
+def place(wall: datetime, zone: ZoneInfo) -> datetime:
+    """Put a local wall time on the time line (UTC): its first occurrence, or a gap's end."""
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first
+    return _gap_end(wall, zone)
+
+
+def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The instant clocks jumped over ``wall`` (the first one with the new offset)."""
+    before = int(wall.replace(tzinfo=zone, fold=1).timestamp())
+    after = int(wall.replace(tzinfo=zone, fold=0).timestamp())
+    if before >= after:
+        return datetime.fromtimestamp(after, UTC)
+    target = datetime.fromtimestamp(after, UTC).astimezone(zone).utcoffset()
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, UTC).astimezone(zone).utcoffset() == target:
+            after = middle
+        else:
+            before = middle
+    return datetime.fromtimestamp(after, UTC)
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone).replace(tzinfo=None, microsecond=0, fold=0)
+
+
+def _walls(expr: str, start: datetime, *, forward: bool) -> Iterator[datetime]:
+    """Local wall times named by ``expr``, strictly after (or before) ``start``."""
+    it = croniter(expr, start, ret_type=datetime)
+    while True:
+        try:
+            yield it.get_next(datetime) if forward else it.get_prev(datetime)
+        except (CroniterError, OverflowError):
+            return
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"expected an aware datetime, got {moment!r}")
+    return moment
+
+
+def slots_after(schedule: Schedule, after: datetime) -> Iterator[Slot]:
+    """The schedule's slots due strictly after ``after``, in order, one per instant."""
+    zone = schedule.timezone
+    last = _aware(after)
+    for wall in _walls(schedule.cron, _wall(after, zone), forward=True):
+        at = place(wall, zone)
+        if at > last:
+            last = at
+            yield Slot(schedule.name, wall, at, zone)
+
+
+def next_slot(schedule: Schedule, now: datetime) -> Slot | None:
+    """The first slot due after ``now``, if the expression fires again."""
+    return next(slots_after(schedule, now), None)
+
+
+def latest_slot(schedule: Schedule, now: datetime) -> Slot | None:
+    """The last slot due at or before ``now``."""
+    zone = schedule.timezone
+    local = _aware(now).astimezone(zone)
+    wall = _wall(now, zone)
+    first_offset = wall.replace(tzinfo=zone, fold=0).utcoffset() or timedelta(0)
+    ahead = max(first_offset - (local.utcoffset() or timedelta(0)), timedelta(0))
+    found: tuple[datetime, datetime] | None = None
+    for candidate in _walls(schedule.cron, wall + ahead + timedelta(seconds=1), forward=False):
+        at = place(candidate, zone)
+        if found is None:
+            if at <= now:
+                found = (candidate, at)
+        elif at == found[1]:
+            found = (candidate, at)
+        else:
+            break
+    return Slot(schedule.name, found[0], found[1], zone) if found else None
+
+
+def count_slots_between(schedule: Schedule, start: datetime, end: datetime, cap: int) -> int:
+    """How many slots are due after ``start`` and before ``end`` (at most ``cap``)."""
+    count = 0
+    for slot in slots_after(schedule, start):
+        if slot.at >= end or count >= cap:
+            break
+        count += 1
+    return count
+
+
+# --------------------------------------------------------------------------- state
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schedule_slots (
+    key         TEXT PRIMARY KEY,
+    schedule    TEXT NOT NULL,
+    slot_local  TEXT NOT NULL,
+    slot_utc    TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('claimed', 'sent', 'skipped', 'failed')),
+    reason      TEXT NOT NULL DEFAULT '',
+    edition     TEXT NOT NULL DEFAULT '',
+    sent        INTEGER NOT NULL DEFAULT 0,
+    failed      INTEGER NOT NULL DEFAULT 0,
+    deferred    INTEGER NOT NULL DEFAULT 0,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    pid         INTEGER,
+    claimed_at  TEXT NOT NULL,
+    finished_at TEXT
+);
+CREATE INDEX IF NOT EXISTS schedule_slots_by_time ON schedule_slots (schedule, slot_utc);
+"""
+
+_COLUMNS = (
+    "key, schedule, slot_local, slot_utc, state, reason, edition, sent, failed, deferred,"
+    " attempts, claimed_at, finished_at"
+)
+
+
+@dataclass(frozen=True)
+class SlotRecord:
+    """A recorded slot: ``claimed`` (running or interrupted), ``sent``, ``skipped``, ``failed``."""
+
+    key: str
+    schedule: str
+    slot_local: str
+    slot_utc: str
+    state: str
+    reason: str
+    edition: str
+    sent: int
+    failed: int
+    deferred: int
+    attempts: int
+    claimed_at: str
+    finished_at: str | None
+
+    @property
+    def done(self) -> bool:
+        """Whether nothing more will happen to this slot on its own."""
+        return self.state in ("sent", "skipped", "failed")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What claiming a slot found: ``new``, ``resume``, ``retry``, ``missed`` or ``done``."""
+
+    kind: str
+    record: SlotRecord | None = None
+
+
+def connect(db_path: Path) -> sqlite3.Connection:
+    """Open the state database in WAL mode with a busy timeout."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class SlotStore:
+    """The ``schedule_slots`` table: one row per slot that was claimed or skipped."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path
+        self._conn = connect(db_path)
+        self._conn.executescript(_SCHEMA)
+
+    def __enter__(self) -> SlotStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def get(self, key: str) -> SlotRecord | None:
+        """The record of one slot."""
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM schedule_slots WHERE key = ?",  # noqa: S608 - fixed columns
+            (key,),
+        ).fetchone()
+        return SlotRecord(*row) if row else None
+
+    def latest(self, schedule: str) -> SlotRecord | None:
+        """The schedule's most recent recorded slot."""
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM schedule_slots WHERE schedule = ?"  # noqa: S608
+            " ORDER BY slot_utc DESC LIMIT 1",
+            (schedule,),
+        ).fetchone()
+        return SlotRecord(*row) if row else None
+
+    def claim(
+        self, slot: Slot, now: datetime, *, in_grace: bool, retry_failed: bool, reason: str = ""
+    ) -> Claim:
+        """Claim ``slot`` for sending, or record it as missed; atomically."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            claim = self._claim(
+                slot, now, in_grace=in_grace, retry_failed=retry_failed, reason=reason
+            )
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        return claim
+
+    def _claim(
+        self, slot: Slot, now: datetime, *, in_grace: bool, retry_failed: bool, reason: str
+    ) -> Claim:
+        record = self.get(slot.key)
+        if record is not None and record.state in ("sent", "skipped"):
+            return Claim("done", record)
+        if record is not None and record.state == "failed" and not retry_failed:
+            return Claim("done", record)
+        if record is not None and record.state == "claimed":
+            self._conn.execute(
+                "UPDATE schedule_slots SET attempts = attempts + 1, pid = ? WHERE key = ?",
+                (os.getpid(), slot.key),
+            )
+            return Claim("resume", self.get(slot.key))
+        if not in_grace:
+            if record is None:
+                self._insert(slot, now, "skipped", reason, finished=True)
+            return Claim("missed", self.get(slot.key))
+        if record is not None:
+            self._conn.execute(
+                "UPDATE schedule_slots SET state = 'claimed', reason = '', attempts = attempts + 1,"
+                " pid = ?, claimed_at = ?, finished_at = NULL WHERE key = ?",
+                (os.getpid(), _stamp(now), slot.key),
+            )
+            return Claim("retry", self.get(slot.key))
+        self._insert(slot, now, "claimed", "", finished=False)
+        return Claim("new", self.get(slot.key))
+
+    def _insert(
+        self, slot: Slot, now: datetime, state: str, reason: str, *, finished: bool
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO schedule_slots (key, schedule, slot_local, slot_utc, state, reason,"
+            " attempts, pid, claimed_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                slot.key,
+                slot.schedule,
+                slot.local.isoformat(),
+                _stamp(slot.at),
+                state,
+                reason,
+                0 if finished else 1,
+                os.getpid(),
+                _stamp(now),
+                _stamp(now) if finished else None,
+            ),
+        )
+
+    def set_edition(self, key: str, edition: str) -> None:
+        """Record which edition the slot sends (before sending it)."""
+        self._conn.execute("UPDATE schedule_slots SET edition = ? WHERE key = ?", (edition, key))
+
+    def finish(
+        self,
+        key: str,
+        state: str,
+        now: datetime,
+        delivery: Delivery | None = None,
+        reason: str = "",
+    ) -> None:
+        """Record the end of a slot (``claimed`` keeps it open for a resume)."""
+        counts = delivery or Delivery()
+        self._conn.execute(
+            "UPDATE schedule_slots SET state = ?, reason = ?, sent = sent + ?, failed = failed + ?,"
+            " deferred = ?, finished_at = ? WHERE key = ?",
+            (
+                state,
+                reason,
+                counts.sent,
+                counts.failed,
+                counts.deferred,
+                None if state == "claimed" else _stamp(now),
+                key,
+            ),
+        )
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- locks
+
+
+# --------------------------------------------------------------------------- running a slot
+
+
+@dataclass(frozen=True)
+class SlotRun:
+    """One attempt at a slot, as handed to the ``prepare`` step."""
+
+    settings: Settings
+    schedule: Schedule
+    slot: Slot
+    now: datetime
+    resuming: bool = False
+    previous_edition: str = ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What sending did: counts, whether it finished, and where it went."""
+
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    complete: bool = True
+    where: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A built (or resumed) edition, ready to send with ``send(stop)``."""
+
+    edition: str
+    send: Callable[[threading.Event], Delivery]
+    note: str = ""
+
+
+Prepare = Callable[[SlotRun], Prepared]
+
+
+@dataclass(frozen=True)
+class SlotOutcome:
+    """What happened to one slot.
+
+    ``state``: ``sent``, ``skipped`` (nothing new, stale or missed), ``failed``,
+    ``interrupted`` (resumes on the next run), ``done`` (handled earlier) or
+    ``idle`` (no slot due yet).
+    """
+
+    schedule: str
+    state: str
+    slot: Slot | None = None
+    reason: str = ""
+    edition: str = ""
+    delivery: Delivery = field(default_factory=Delivery)
+    late: timedelta = timedelta(0)
+    resumed: bool = False
+    next_slot: Slot | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 sent or nothing to do, 3 skipped, 1 failed, interrupted or not all delivered."""
+        if self.state in ("failed", "interrupted"):
+            return EXIT_PROBLEM
+        if self.state == "skipped":
+            return EXIT_NOTHING_NEW
+        if self.state == "sent" and (self.delivery.failed or self.delivery.deferred):
+            return EXIT_PROBLEM
+        return EXIT_OK
+
+    @property
+    def level(self) -> int:
+        """The log level of the line describing it."""
+        if self.state in ("failed", "interrupted"):
+            return logging.ERROR if self.state == "failed" else logging.WARNING
+        if self.state == "sent" and (self.delivery.failed or self.delivery.deferred):
+            return logging.WARNING
+        return logging.INFO
+
+    def describe(self) -> str:
+        """One line for the log: the slot, what happened and why."""
+        where = self.slot.label() if self.slot else self.schedule
+        return f"{where}: {self._what()}"
+
+    def _what(self) -> str:
+        d = self.delivery
+        if self.state == "sent":
+            late = f"caught up {_span(self.late)} late: " if self.late >= CATCH_UP_AFTER else ""
+            verb = "resumed and finished" if self.resumed else "sent"
+            counts = f"{d.sent} sent, {d.failed} failed, {d.deferred} deferred"
+            tail = f" ({d.where})" if d.where else ""
+            note = f"; {d.note}" if d.note else ""
+            return f"{late}{verb} edition {self.edition}: {counts}{tail}{note}"
+        if self.state == "skipped":
+            return f"skipped: {self.reason}"
+        if self.state == "failed":
+            return f"failed: {self.reason}"
+        if self.state == "interrupted":
+            return (
+                f"interrupted after {d.sent} sent (edition {self.edition}); "
+                f"the next run resumes it{': ' + d.note if d.note else ''}"
+            )
+        upcoming = f"; next slot {self.next_slot.label()}" if self.next_slot else ""
+        if self.state == "done":
+            return f"{self.reason}{upcoming}"
+        return f"no slot is due yet{upcoming}"
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, _ = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours >= 48:
+        return f"{hours // 24} days {hours % 24} h"
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def _already(record: SlotRecord) -> str:
+    if record.state == "sent":
+        return (
+            f"already sent (edition {record.edition}, {record.sent} sent) at {record.finished_at}"
+        )
+    return f"already {record.state} at {record.finished_at}: {record.reason}"
+
+
+class SlotRunner:
+    """Runs slots of the configured schedules against one state database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SlotStore,
+        prepare: Prepare,
+        stop: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.prepare = prepare
+        self.stop = stop
+
+    def attempt(
+        self, schedule: Schedule, slot: Slot, now: datetime, *, retry_failed: bool
+    ) -> SlotOutcome:
+        """Claim and run ``slot`` unless it was handled, or record it missed; hold the send lock."""
+        late = max(now - slot.at, timedelta(0))
+        missed = self._missed_reason(schedule, slot, late)
+        claim = self.store.claim(
+            slot, now, in_grace=late <= schedule.grace, retry_failed=retry_failed, reason=missed
+        )
+        upcoming = next_slot(schedule, now)
+        if claim.kind == "done" and claim.record is not None:
+            return SlotOutcome(
+                schedule.name,
+                "done",
+                slot,
+                _already(claim.record),
+                edition=claim.record.edition,
+                next_slot=upcoming,
+            )
+        if claim.kind == "missed":
+            return SlotOutcome(
+                schedule.name, "skipped", slot, missed, late=late, next_slot=upcoming
+            )
+        record = claim.record
+        run = SlotRun(
+            settings=self.settings,
+            schedule=schedule,
+            slot=slot,
+            now=now,
+            resuming=claim.kind == "resume",
+            previous_edition=record.edition if record else "",
+        )
+        return self._run(run, late, upcoming)
+
+    def _missed_reason(self, schedule: Schedule, slot: Slot, late: timedelta) -> str:
+        if late <= schedule.grace:
+            return ""
+        earlier = self.store.latest(schedule.name)
+        more = ""
+        if earlier is not None and earlier.key != slot.key:
+            since = datetime.fromisoformat(earlier.slot_utc)
+            count = count_slots_between(schedule, since, slot.at, cap=1000)
+            if count:
+                more = f"; {count}{'+' if count >= 1000 else ''} earlier slot(s) also missed"
+        return f"missed by {_span(late)}, beyond the {_span(schedule.grace)} grace window{more}"
+
+    def _run(self, run: SlotRun, late: timedelta, upcoming: Slot | None) -> SlotOutcome:
+        key, name = run.slot.key, run.schedule.name
+        base = SlotOutcome(
+            name, "sent", run.slot, late=late, resumed=run.resuming, next_slot=upcoming
+        )
+        try:
+            prepared = self.prepare(run)
+        except NothingToSend as err:
+            self.store.finish(key, "skipped", run.now, reason=str(err))
+            return replace(base, state="skipped", reason=str(err))
+        except NewsletterError as err:
+            self.store.finish(key, "failed", run.now, reason=str(err))
+            return replace(base, state="failed", reason=str(err))
+        self.store.set_edition(key, prepared.edition)
+        base = replace(base, edition=prepared.edition)
+        try:
+            delivery = prepared.send(self.stop)
+        except NothingToSend as err:
+            self.store.finish(key, "skipped", run.now, reason=str(err))
+            return replace(base, state="skipped", reason=str(err))
+        except NewsletterError as err:
+            self.store.finish(key, "failed", run.now, reason=str(err))
+            return replace(base, state="failed", reason=str(err))
+        if prepared.note:
+            delivery = replace(
+                delivery, note="; ".join(filter(None, (prepared.note, delivery.note)))
+            )
+        if delivery.complete:
+            self.store.finish(key, "sent", run.now, delivery)
+            return replace(base, delivery=delivery)
+        if self.stop.is_set():
+            self.store.finish(key, "claimed", run.now, delivery, reason="interrupted")
+            return replace(base, state="interrupted", delivery=delivery)
+        reason = f"paused: {delivery.note or 'the send did not finish'}; run it again to resume"
+        self.store.finish(key, "failed", run.now, delivery, reason=reason)
+        return replace(base, state="failed", reason=reason, delivery=delivery)
+
+
+def _send_lock(settings: Settings) -> FileLock:
+    return FileLock(settings.paths.state_dir / SEND_LOCK)
+
+
+def run_slot(
+    settings: Settings,
+    name: str,
+    now: datetime | None = None,
+    *,
+    schedules: Sequence[Schedule] | None = None,
+    prepare: Prepare | None = None,
+    stop: threading.Event | None = None,
+    lock_wait: float | None = None,
+) -> SlotOutcome:
+    """Run the latest due slot of schedule ``name`` once (for cron or a systemd timer).
+
+    Idempotent: a slot already sent or skipped is left alone; one interrupted or
+    failed is resumed. Waits for another process sending a slot (``lock_wait``
+    seconds, ``None``: as long as it takes).
+    """
+    schedule = find_schedule(configured_schedules(settings, schedules), name)
+    moment = _aware(now) if now is not None else now_utc()
+    stop = stop or threading.Event()
+    slot = latest_slot(schedule, moment)
+    if slot is None:
+        outcome = SlotOutcome(name, "idle", next_slot=next_slot(schedule, moment))
+        log.info("%s", outcome.describe())
+        return outcome
+    lock = _send_lock(settings)
+    if not lock.acquire(wait=lock_wait, stop=stop):
+        if stop.is_set():
+            raise NewsletterError(f"stopped while waiting to run {slot.label()}; nothing was sent")
+        raise NewsletterError(
+            f"another process (pid {lock.holder()}) is sending a slot with the state in "
+            f"{settings.paths.state_dir}; try again when it has finished"
+        )
+    try:
+        with SlotStore(settings.paths.state_db) as store:
+            runner = SlotRunner(settings, store, prepare or pipeline_prepare, stop)
+            outcome = runner.attempt(schedule, slot, moment, retry_failed=True)
+    finally:
+        lock.release()
+    log.log(outcome.level, "%s", outcome.describe())
+    return outcome
+
+
+# --------------------------------------------------------------------------- the long run
+
+
+def run_forever(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    schedules: Sequence[Schedule] | None = None,
+    clock: Clock = now_utc,
+    sleep: Sleep | None = None,
+    prepare: Prepare | None = None,
+    max_nap: float = MAX_NAP_SECONDS,
+) -> None:
+    """Build and send each schedule's slots as they fall due, until ``stop`` is set.
+
+    Between slots it sleeps at most ``max_nap`` seconds, so a clock change or a
+    suspended machine is noticed soon.
+    """
+    chosen = configured_schedules(settings, schedules)
+    if not chosen:
+        raise ConfigError(
+            f"nothing to run: the configuration has no [[schedule]]; add one, e.g.\n{EXAMPLE}",
+            settings.paths.config_file,
+        )
+    lock = FileLock(settings.paths.state_dir / RUNNER_LOCK)
+    if not lock.acquire():
+        raise NewsletterError(
+            f"another 'newsletter schedule run' (pid {lock.holder()}) is already running with "
+            f"the state in {settings.paths.state_dir}; stop it first"
+        )
+    nap = sleep or stop.wait
+    try:
+        with SlotStore(settings.paths.state_db) as store:
+            runner = SlotRunner(settings, store, prepare or pipeline_prepare, stop)
+            _announce(chosen, clock())
+            while not stop.is_set():
+                for schedule in chosen:
+                    if stop.is_set():
+                        break
+                    _tick(runner, schedule, clock())
+                if not stop.is_set():
+                    nap(_pause(chosen, clock(), max_nap))
+    finally:
+        lock.release()
+    log.info("scheduler stopped")
+
+
+def _announce(schedules: Sequence[Schedule], now: datetime) -> None:
+    log.info("scheduler started (pid %d)", os.getpid())
+    for schedule in schedules:
+        upcoming = next_slot(schedule, now)
+        when = (
+            f"next slot {upcoming.label()} ({upcoming.at:%Y-%m-%d %H:%M:%S} UTC)"
+            if upcoming
+            else "no future slot"
+        )
+        log.info("%s: %s, %s, %s", schedule.name, schedule.cron, schedule.mode, when)
+
+
+def _tick(runner: SlotRunner, schedule: Schedule, now: datetime) -> None:
+    """Run ``schedule``'s latest slot if it is due and not handled yet."""
+    slot = latest_slot(schedule, now)
+    if slot is None:
+        return
+    record = runner.store.get(slot.key)
+    if record is not None and record.done:
+        return
+    first_run = record is None and runner.store.latest(schedule.name) is None
+    if first_run and now - slot.at > schedule.grace:
+        return
+    lock = _send_lock(runner.settings)
+    if not lock.acquire(wait=None, stop=runner.stop):
+        return
+    try:
+        outcome = runner.attempt(schedule, slot, now, retry_failed=False)
+    finally:
+        lock.release()
+    log.log(outcome.level, "%s", outcome.describe())
+
+
+def _pause(schedules: Sequence[Schedule], now: datetime, longest: float) -> float:
+    """Seconds to sleep: until the next slot, at most ``longest``."""
+    upcoming = [s.at for s in (next_slot(schedule, now) for schedule in schedules) if s]
+    if not upcoming:
+        return longest
+    seconds = (min(upcoming) - now).total_seconds()
+    return min(max(seconds, 0.01), longest)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """Set ``stop`` on SIGTERM or SIGINT (a second one interrupts at once); main thread only."""
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info("%s received: stopping after the message in flight", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """A schedule's next slots and the last one recorded."""
+
+    schedule: Schedule
+    slots: tuple[Slot, ...]
+    last: SlotRecord | None = None
+
+
+def upcoming(
+    settings: Settings,
+    now: datetime,
+    count: int = 3,
+    *,
+    schedules: Sequence[Schedule] | None = None,
+) -> list[Upcoming]:
+    """The next ``count`` slots of each schedule, and what happened last."""
+    chosen = configured_schedules(settings, schedules)
+    found: list[Upcoming] = []
+    for schedule in chosen:
+        slots: list[Slot] = []
+        for slot in slots_after(schedule, now):
+            if len(slots) >= count:
+                break
+            slots.append(slot)
+        found.append(Upcoming(schedule, tuple(slots)))
+    if not settings.paths.state_db.exists():
+        return found
+    with SlotStore(settings.paths.state_db) as store:
+        return [replace(item, last=store.latest(item.schedule.name)) for item in found]
+
+
+def format_upcoming(items: Sequence[Upcoming]) -> list[str]:
+    """Lines for ``newsletter schedule list``."""
+    if not items:
+        return [f"No schedules: add [[schedule]] tables to the configuration, e.g.\n{EXAMPLE}"]
+    lines: list[str] = []
+    for item in items:
+        s = item.schedule
+        target = f" to {s.outbox}" if s.outbox else ""
+        age = f", max age {s.max_age_hours:g} h" if s.max_age_hours else ""
+        lines.append(
+            f"{s.name}: {s.cron!r} in {s.timezone.key}, {s.mode}{target}, "
+            f"grace {_span(s.grace)}{age}"
+        )
+        for slot in item.slots:
+            shifted = f"   ({slot.wall:%H:%M} does not exist that day)" if slot.shifted else ""
+            lines.append(
+                f"  {slot.local:%a %Y-%m-%d %H:%M:%S %Z (%z)}   "
+                f"{slot.at:%Y-%m-%d %H:%M:%S} UTC{shifted}"
+            )
+        if not item.slots:
+            lines.append("  no future slot")
+        if item.last is not None:
+            last = item.last
+            detail = f"edition {last.edition}, {last.sent} sent" if last.edition else last.reason
+            lines.append(
+                f"  last: {last.slot_local} {last.state}" + (f" ({detail})" if detail else "")
+            )
+    return lines
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+class StaleNews(NothingToSend):
+    """The lead story is older than the schedule allows: a skip, not a failure."""
+
+
+def max_age(settings: Settings, schedule: Schedule) -> timedelta:
+    """How old the lead story may be: the schedule's ``max_age_hours``, else the lookback."""
+    hours = schedule.max_age_hours or settings.selection.lookback_hours
+    return timedelta(hours=hours)
+
+
+def scheduled_settings(settings: Settings, schedule: Schedule) -> Settings:
+    """The settings for a scheduled build: the lookback no longer than the max age."""
+    hours = max_age(settings, schedule).total_seconds() / 3600
+    if hours >= settings.selection.lookback_hours:
+        return settings
+    return replace(settings, selection=replace(settings.selection, lookback_hours=hours))
+
+
+def check_fresh(lead: Article | None, now: datetime, limit: timedelta) -> None:
+    """Raise ``StaleNews`` unless the lead changed within ``limit`` before ``now``."""
+    if lead is None:
+        raise NothingToSend("nothing to send: the edition has no lead story")
+    changed = lead.last_changed
+    hours = f"{limit.total_seconds() / 3600:g} h"
+    if changed is None:
+        raise StaleNews(
+            f"stale: the lead story {lead.title!r} has no date, so it cannot be shown to be "
+            f"newer than {hours} (max_age_hours); not sending it"
+        )
+    if changed.tzinfo is None:
+        changed = changed.replace(tzinfo=UTC)
+    if changed < now - limit:
+        raise StaleNews(
+            f"stale: the lead story {lead.title!r} last changed "
+            f"{changed.astimezone(UTC):%Y-%m-%d %H:%M} UTC, more than {hours} before "
+            f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC (max_age_hours); not sending old news"
+        )
+
+
+def pipeline_prepare(run: SlotRun) -> Prepared:
+    """Build the slot's edition with the real pipeline (or resume an interrupted live one)."""
+    from newsletter import pipeline  # imported on use: listing schedules needs no renderer
+
+    settings = scheduled_settings(run.settings, run.schedule)
+    audience = pipeline.Audience(
+        subscribers_path=run.schedule.subscribers or settings.paths.subscribers
+    )
+    if not run.schedule.dry_run:
+        resumed = _resumable(settings, run)
+        if resumed is not None:
+            edition, selection = resumed
+            return Prepared(
+                edition=edition.id,
+                send=_live_sender(settings, edition, selection, audience),
+                note=f"resumed edition {edition.id}, interrupted earlier",
+            )
+    options = pipeline.BuildOptions(sources=run.schedule.sources, now=run.now)
+    result = pipeline.build_edition(settings, options)
+    check_fresh(result.edition.digest.lead, run.now, max_age(run.settings, run.schedule))
+    for warning in result.warnings:
+        log.warning("%s: %s", run.slot.label(), warning)
+    if run.schedule.dry_run:
+        return Prepared(
+            edition=result.edition.id, send=_dry_sender(settings, run, result, audience)
+        )
+    return Prepared(
+        edition=result.edition.id,
+        send=_live_sender(settings, result.edition, result.selection, audience),
+    )
+
+
+def _resumable(settings: Settings, run: SlotRun) -> tuple[Edition, dict[str, Any]] | None:
+    """An interrupted live edition to finish first: this slot's, or one still fresh."""
+    from newsletter import pipeline
+
+    found = pipeline.unfinished_edition(settings)
+    if found is None:
+        return None
+    edition = found[0]
+    if edition.id == run.previous_edition:
+        return found
+    if edition.created >= run.now - max_age(run.settings, run.schedule):
+        return found
+    log.warning(
+        "%s: edition %s was interrupted earlier but is older than the max age, so the "
+        "schedule does not resume it; finish it with 'newsletter send --yes' if it should "
+        "still go out",
+        run.slot.label(),
+        edition.id,
+    )
+    return None
+
+
+def _dry_sender(
+    settings: Settings, run: SlotRun, result: BuildResult, audience: Audience
+) -> Callable[[threading.Event], Delivery]:
+    from newsletter import pipeline
+
+    outbox = run.schedule.outbox or settings.paths.outbox
+
+    def send(_stop: threading.Event) -> Delivery:
+        try:
+            outcome, _scan = pipeline.dry_run(settings, result, audience, outbox)
+        except OutputExistsError as err:
+            if run.resuming:
+                return Delivery(where=str(outbox), note=f"already written earlier ({err})")
+            raise NothingToSend(
+                f"nothing new: edition {result.edition.id} is already in {outbox} ({err})"
+            ) from err
+        return Delivery(sent=int(outcome.written), where=f"dry run to {outcome.folder}")
+
+    return send
+
+
+def _live_sender(
+    settings: Settings, edition: Edition, selection: dict[str, Any], audience: Audience
+) -> Callable[[threading.Event], Delivery]:
+    from newsletter import pipeline
+
+    def send(stop: threading.Event) -> Delivery:
+        summary, _scan = pipeline.live_send(settings, edition, selection, audience, stop=stop)
+        return Delivery(
+            sent=int(summary.sent),
+            failed=int(summary.failed),
+            deferred=int(summary.deferred),
+            complete=not summary.paused and not stop.is_set(),
+            where=f"via {settings.smtp.host}:{settings.smtp.effective_port}",
+            note=str(summary.pause_reason) if summary.paused else "",
+        )
+
+    return send

@@ -1,0 +1,213 @@
+"""Live sending through the command line, against a real SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from smtp_server import Faults, SMTPServer, make_certificate
+
+from newsletter.cli import cli
+
+NOW = "2026-03-04T18:00:00+05:30"
+PASSWORD = "s3cret-pass-word"
+
+
+def make_project(tmp_path: Path, port: int, people: int, extra_smtp: str = "") -> Path:
+    runner = CliRunner()
+    project = tmp_path / "news"
+    assert runner.invoke(cli, ["init", str(project)]).exit_code == 0
+    rows = ["email,name,status"]
+    rows += [f"reader{i:04d}@example.org,Reader {i},active" for i in range(people)]
+    rows += ["gone@example.org,Gone,unsubscribed"]
+    (project / "subscribers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = (project / "newsletter.toml").read_text(encoding="utf-8")
+    config = config.replace(
+        '[smtp]\n# host = "smtp.example.org"',
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\n{extra_smtp}\n# host = "smtp.example.org"',
+    )
+    (project / "newsletter.toml").write_text(config, encoding="utf-8")
+    return project
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {"NEWSLETTER_SIGNING_KEY": "test-signing-key-0123456789", **extra}
+
+
+def test_live_send_over_starttls_with_auth_then_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert = make_certificate(tmp_path / "tls")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert.cert))
+    with SMTPServer(tls=cert, users={"news": PASSWORD}) as server:
+        project = make_project(
+            tmp_path, server.port, 25, 'security = "starttls"\nusername = "news"\npool = 2'
+        )
+        runner = CliRunner()
+        config = str(project / "newsletter.toml")
+        assert runner.invoke(cli, ["build", "--config", config, "--now", NOW]).exit_code == 0
+        first = selected_ids(project / "out" / "edition.json")
+        result = runner.invoke(
+            cli,
+            ["send", "--config", config, "--now", NOW, "--yes", "--json"],
+            env=env(NEWSLETTER_SMTP_PASSWORD=PASSWORD),
+        )
+        assert result.exit_code == 0, result.output
+        assert PASSWORD not in result.output
+        summary = json.loads(result.stdout[result.stdout.index("{") :])
+        assert summary["sent"] == 25
+        counts = server.per_recipient()
+        assert len(counts) == 25
+        assert set(counts.values()) == {1}
+        assert "gone@example.org" not in counts
+        assert server.multi_rcpt == 0
+        assert all(m.tls and m.login == "news" for m in server.messages())
+        assert server.connections <= 4  # connections are reused
+
+        status = runner.invoke(cli, ["status", "--config", config, summary["edition_id"]])
+        assert status.exit_code == 0, status.output
+        assert "sent 25" in status.output
+
+        # The next edition leaves out every story that already went out.
+        again = runner.invoke(cli, ["build", "--config", config, "--now", NOW, "--force"])
+        assert again.exit_code == 0, again.output
+        assert not first & selected_ids(project / "out" / "edition.json")
+
+
+def selected_ids(edition_json: Path) -> set[str]:
+    selection = json.loads(edition_json.read_text(encoding="utf-8"))["selection"]
+    items = [selection["lead"], *selection["trending"], *selection["opinion"]]
+    return {item["id"] for item in items}
+
+
+def test_nothing_new_once_everything_went_out(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        project = make_project(tmp_path, server.port, 2, 'security = "none"')
+        args = ["send", "--config", str(project / "newsletter.toml"), "--now", NOW, "--yes"]
+        codes = [CliRunner().invoke(cli, args, env=env()).exit_code for _ in range(6)]
+        assert codes[0] == 0
+        assert codes[-1] == 3  # skip, not failure
+        last = CliRunner().invoke(cli, args, env=env())
+        assert "nothing new to send since" in last.output
+        sent_editions = codes.index(3)
+        assert len(server.messages()) == 2 * sent_editions
+
+
+def test_live_send_without_signing_key_is_refused(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        project = make_project(tmp_path, server.port, 3, 'security = "none"')
+        result = CliRunner().invoke(
+            cli,
+            ["send", "--config", str(project / "newsletter.toml"), "--now", NOW, "--yes"],
+            env={"NEWSLETTER_SIGNING_KEY": ""},
+        )
+        assert result.exit_code == 1
+        assert "NEWSLETTER_SIGNING_KEY" in result.output
+        assert server.messages() == []
+
+
+def test_test_send_goes_to_one_address_every_time(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        project = make_project(tmp_path, server.port, 5, 'security = "none"')
+        args = [
+            "send",
+            "--config",
+            str(project / "newsletter.toml"),
+            "--now",
+            NOW,
+            "--yes",
+            "--to",
+            "editor@example.com",
+        ]
+        for _ in range(2):
+            result = CliRunner().invoke(cli, args, env=env())
+            assert result.exit_code == 0, result.output
+        assert server.per_recipient() == {"editor@example.com": 2}
+
+
+def test_failures_are_listed_by_status(tmp_path: Path) -> None:
+    faults = Faults(reject={"reader0001@example.org"})
+    with SMTPServer(faults=faults) as server:
+        project = make_project(tmp_path, server.port, 4, 'security = "none"')
+        config = str(project / "newsletter.toml")
+        result = CliRunner().invoke(
+            cli, ["send", "--config", config, "--now", NOW, "--yes"], env=env()
+        )
+        assert result.exit_code == 1
+        assert "1 recipient(s) not delivered" in result.output
+        edition = json.loads(
+            CliRunner().invoke(cli, ["status", "--config", config, "--json"]).stdout
+        )[0]["id"]
+        status = CliRunner().invoke(cli, ["status", "--config", config, edition])
+        assert "failed" in status.output
+        assert "reader0001@example.org" in status.output
+        assert "550" in status.output
+
+
+def run_until_killed(project: Path, server: SMTPServer, after: int) -> None:
+    """Start a real send as a subprocess and SIGKILL it once ``after`` messages arrived."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "newsletter",
+            "send",
+            "--config",
+            str(project / "newsletter.toml"),
+            "--now",
+            NOW,
+            "--yes",
+        ],
+        env={**os.environ, **env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        server.wait_for(lambda: len(server.messages()) >= after, timeout=60)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["resend", "hold"])
+def test_killed_send_resumes_and_nobody_is_lost_or_doubled(tmp_path: Path, policy: str) -> None:
+    people, pool = 120, 2
+    faults = Faults(data_delay=0.02)
+    with SMTPServer(faults=faults) as server:
+        project = make_project(
+            tmp_path,
+            server.port,
+            people,
+            f'security = "none"\npool = {pool}\nin_flight = "{policy}"',
+        )
+        run_until_killed(project, server, after=30)
+        first = len(server.messages())
+        assert first < people, "the send finished before it could be killed"
+
+        resumed = CliRunner().invoke(
+            cli, ["send", "--config", str(project / "newsletter.toml"), "--yes"], env=env()
+        )
+        assert "Resuming edition" in resumed.output
+        counts = server.per_recipient()
+        doubled = {a for a, n in counts.items() if n > 1}
+        assert all(n <= 2 for n in counts.values())
+        if policy == "resend":
+            # Everyone is delivered; only a message in flight at the kill may come twice.
+            assert resumed.exit_code == 0, resumed.output
+            assert len(counts) == people
+            assert len(doubled) <= pool
+        else:
+            # Nobody twice; messages in flight at the kill are held for a person to decide.
+            assert doubled == set()
+            held = people - len(counts)
+            assert held <= pool
+            assert f"held {held}" in resumed.output
