@@ -6,6 +6,7 @@ only fills personal slots per subscriber (``messages.MessageFactory``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections import Counter
@@ -21,6 +22,7 @@ from newsletter.config import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
 from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp import SendSummary, check_smtp_settings, send_messages
+from newsletter.dkim import DkimSigner
 from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError
 from newsletter.history import History
 from newsletter.locks import FileLock
@@ -311,6 +313,9 @@ def _live_send(
             history.record(edition.id, edition.created, _selected_ids(selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
     messages = _buildable(factory, recipients(audience, scan), scan)
+    if settings.dkim is not None:
+        signer = DkimSigner(settings.dkim)
+        messages = (dataclasses.replace(m, data=signer.sign(m.data)) for m in messages)
     with Ledger(settings.paths.state_db) as ledger:
         ledger.start(ledger_id, edition.subject)
         summary = send_messages(

@@ -211,3 +211,37 @@ def test_killed_send_resumes_and_nobody_is_lost_or_doubled(tmp_path: Path, polic
             held = people - len(counts)
             assert held <= pool
             assert f"held {held}" in resumed.output
+
+
+def test_live_send_signs_with_dkim_when_a_key_is_configured(tmp_path: Path) -> None:
+    import shutil
+
+    from newsletter.config import load_settings
+    from newsletter.dkim import verify
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to generate a test key")
+    with SMTPServer() as server:
+        project = make_project(tmp_path, server.port, 2, 'security = "none"')
+        key = project / "dkim.pem"
+        subprocess.run(
+            ["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True
+        )
+        config = project / "newsletter.toml"
+        config.write_text(
+            config.read_text(encoding="utf-8")
+            + '\n[dkim]\nselector = "news2026"\nkey_file = "dkim.pem"\n',
+            encoding="utf-8",
+        )
+        result = CliRunner().invoke(
+            cli, ["send", "--config", str(config), "--now", NOW, "--yes"], env=env()
+        )
+        assert result.exit_code == 0, result.output
+        settings = load_settings(config, environ=env())
+        assert settings.dkim is not None
+        for message in server.messages():
+            ok, signed = verify(message.data, settings.dkim)
+            assert ok
+            assert {"from", "to", "subject", "list-unsubscribe", "list-unsubscribe-post"} <= set(
+                signed
+            )
