@@ -200,7 +200,7 @@ def build(config_path: Path | None, out_dir: Path | None, force: bool, **flags: 
     settings = _settings(config_path)
     result = pipeline.build_edition(settings, _build_options(settings, **flags))
     _print_warnings(result.warnings)
-    paths = pipeline.write_build(result, out_dir or settings.paths.build_dir, force=force)
+    paths = pipeline.write_build(settings, result, out_dir or settings.paths.build_dir, force=force)
     edition = result.edition
     click.echo(f"Edition {edition.id}: {edition.subject}")
     click.echo(f"  HTML {edition.html_size / 1000:.1f} KB, text {len(edition.text)} chars")

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email
+import email.policy
 import hashlib
 import hmac
 import html
 import re
 import string
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from email.utils import format_datetime
 from operator import itemgetter
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -453,6 +456,15 @@ class MessageFactory:
     def greeting(self, name: str) -> str:
         """Return the greeting for a subscriber's (cleaned) name."""
         return name.join(self._greeting) if name else self._anonymous
+
+    def parts(self, subscriber: Subscriber) -> tuple[str, str]:
+        """Return the HTML and text one subscriber sees, decoded from the built message."""
+        message = email.message_from_bytes(self.build(subscriber).data, policy=email.policy.default)
+        html_part = message.get_body(("html",))
+        text_part = message.get_body(("plain",))
+        assert isinstance(html_part, EmailMessage)
+        assert isinstance(text_part, EmailMessage)
+        return str(html_part.get_content()), str(text_part.get_content())
 
     def build(self, subscriber: Subscriber) -> OutgoingMessage:
         """Fill the edition for one subscriber; raise ``DeliveryError`` for an unusable address."""

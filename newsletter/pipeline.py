@@ -35,6 +35,7 @@ from newsletter.sources import Collection, SourceReport, collect
 from newsletter.subscribers import SubscriberScan, in_shard, read_subscribers
 
 SEND_LOCK = "live-send.lock"
+EXAMPLE_READER = Subscriber(email="reader@example.com")
 DEV_KEY_WARNING = (
     "NEWSLETTER_SIGNING_KEY is not set: unsubscribe links are signed with a development key; "
     "set it to a long random secret before sending for real"
@@ -152,13 +153,19 @@ def _nothing_new_message(collection: Collection, digest: Digest, last: str | Non
     )
 
 
-def write_build(result: BuildResult, out_dir: Path, *, force: bool = False) -> list[Path]:
-    """Write edition.html, edition.txt and edition.json into ``out_dir``."""
+def write_build(
+    settings: Settings, result: BuildResult, out_dir: Path, *, force: bool = False
+) -> list[Path]:
+    """Write edition.html, edition.txt and edition.json into ``out_dir``.
+
+    The HTML and text are as an example reader without a name would get them.
+    """
     edition = result.edition
     out_dir.mkdir(parents=True, exist_ok=True)
+    html, text = MessageFactory(edition, settings).parts(EXAMPLE_READER)
     targets = {
-        "edition.html": edition.html,
-        "edition.txt": edition.text,
+        "edition.html": html,
+        "edition.txt": text,
         "edition.json": json.dumps(edition_info(result), ensure_ascii=False, indent=2) + "\n",
     }
     paths = [out_dir / name for name in targets]

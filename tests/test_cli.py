@@ -87,7 +87,9 @@ def test_init_makes_a_project_that_builds_and_dry_runs(
     html = (out / "edition.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
     assert len(html.encode()) < 80_000
-    assert info["html_bytes"] == len(html.encode())
+    assert abs(info["html_bytes"] - len(html.encode())) < 300  # slots filled for an example
+    assert "Hello," in html
+    assert "XNLSLOT" not in html
 
     outbox = project / "outbox"
     sent = invoke(runner, project, "send", "--dry-run", "--now", NOW, "--outbox", str(outbox))
