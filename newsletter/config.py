@@ -523,7 +523,7 @@ def parse_settings(
         )
         problems.extend(dkim_problems)
     else:
-        problems.append("dkim: expected a table like [dkim] selector = \"news\"")
+        problems.append('dkim: expected a table like [dkim] selector = "news"')
 
     top.seen.add("schedule")
     schedules: tuple[Schedule, ...] = ()
