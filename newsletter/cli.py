@@ -559,6 +559,47 @@ def _preflight(settings: Settings, edition: Any) -> None:
     raise_for_errors(findings)
 
 
+@cli.command()
+@config_option
+@build_options
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port (default 8025, else a free one; 0: any free port).",
+)
+@click.option("--host", metavar="ADDR", help="Listen on ADDR instead of 127.0.0.1 (warns).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the preview in a browser.")
+@click.option("--subscriber", metavar="EMAIL", help="Show this subscriber's message first.")
+def preview(
+    config_path: Path | None,
+    port: int | None,
+    host: str | None,
+    open_browser: bool,
+    subscriber: str | None,
+    **flags: Any,
+) -> None:
+    """Serve a live-reloading preview of the edition on 127.0.0.1; never sends mail."""
+    from newsletter import preview as pv
+
+    build = pipeline.BuildOptions(
+        sources=tuple(flags["sources"]),
+        now=pv.parse_now(flags["now"]),
+        strict=flags["strict"],
+        lead_url=flags["lead_url"],
+        allow_repeats=flags["allow_repeats"],
+    )
+    pv.serve(
+        pv.PreviewOptions(
+            config=find_config(config_path), build=build, subscriber=subscriber or ""
+        ),
+        host=host,
+        port=port,
+        open_browser=open_browser,
+        echo=click.echo,
+        warn=warn,
+    )
+
+
 @cli.group("schedule")
 def schedule_group() -> None:
     """List or run the scheduled sends ([[schedule]] in the config)."""

@@ -1,0 +1,1 @@
+"""The preview page: its HTML builder and its own stylesheet and script."""
