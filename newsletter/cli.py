@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
-from newsletter import __version__, pipeline, schedule
+from newsletter import __version__, pipeline, schedule, timetable
 from newsletter.config import (
     CONFIG_NAME,
     SAMPLE_DIR,
@@ -612,7 +612,7 @@ def schedule_list(config_path: Path | None, count: int) -> None:
     """Show each schedule's next runs, in its time zone and in UTC."""
     settings = _settings(config_path)
     if not settings.schedules:
-        click.echo("No schedules configured. Add one to the config:\n" + schedule.EXAMPLE)
+        click.echo("No schedules configured. Add one to the config:\n" + timetable.EXAMPLE)
         return
     for line in schedule.format_upcoming(schedule.upcoming(settings, pipeline.now_utc(), count)):
         click.echo(line)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.dkim import DkimSettings, parse_dkim
 from newsletter.errors import ConfigError
-from newsletter.schedule import Schedule, parse_schedules
+from newsletter.timetable import Schedule, parse_schedules, resolve_path, resolve_source
 
 CONFIG_NAME = "newsletter.toml"
 ENV_SIGNING_KEY = "NEWSLETTER_SIGNING_KEY"
@@ -350,17 +350,6 @@ def _mapping(reader: _Reader, name: str) -> dict[str, str]:
     return out
 
 
-def _path(root: Path, value: str) -> Path:
-    return (root / Path(value).expanduser()).resolve()
-
-
-def _source(root: Path, value: str) -> str:
-    """A source is a URL (kept as is) or a path (resolved against the config folder)."""
-    if urlsplit(value).scheme in ("http", "https"):
-        return value
-    return str(_path(root, value))
-
-
 def parse_settings(
     data: Mapping[str, Any],
     root: Path,
@@ -438,7 +427,7 @@ def parse_settings(
     li.finish()
 
     co = top.table("content")
-    sources = tuple(_source(root, v) for v in co.strings("sources", ()) if v)
+    sources = tuple(resolve_source(root, v) for v in co.strings("sources", ()) if v)
     strict = co.flag("strict", False)
     co.finish()
 
@@ -536,11 +525,13 @@ def parse_settings(
     region_map = _mapping(top, "regions")
     top.finish()
 
-    templates = _path(root, templates_value) if templates_value else resource_path("templates")
+    templates = (
+        resolve_path(root, templates_value) if templates_value else resource_path("templates")
+    )
     if templates_value and not templates.is_dir():
         problems.append(f"templates.dir: {templates} is not a folder")
     subscribers = (
-        _path(root, subscribers_value)
+        resolve_path(root, subscribers_value)
         if subscribers_value
         else resource_path("subscribers.example.csv")
     )
@@ -560,9 +551,9 @@ def parse_settings(
             sources=sources,
             subscribers=subscribers,
             templates=templates,
-            build_dir=_path(base, build_dir),
-            outbox=_path(base, outbox),
-            state_dir=_path(base, state_dir),
+            build_dir=resolve_path(base, build_dir),
+            outbox=resolve_path(base, outbox),
+            state_dir=resolve_path(base, state_dir),
         ),
         section_map=section_map,
         region_map=region_map,

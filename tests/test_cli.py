@@ -240,3 +240,26 @@ def test_check_reports_and_passes_on_the_sample(project: Path, runner: CliRunner
     assert result.exit_code == 0, result.output
     assert "_dmarc." in result.output
     assert "No errors" in result.output
+
+
+def test_schedule_list_and_a_slot_run_through_the_cli(project: Path, runner: CliRunner) -> None:
+    config = project / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + '\n[[schedule]]\nname = "daily"\ncron = "0 7 * * *"\ntimezone = "Europe/London"\n'
+        "grace_minutes = 1440\nmax_age_hours = 8000\n",
+        encoding="utf-8",
+    )
+    listed = runner.invoke(cli, ["schedule", "list", "--config", str(config)])
+    assert listed.exit_code == 0, listed.output
+    assert "daily" in listed.output
+    assert "Europe/London" in listed.output or "GMT" in listed.output or "BST" in listed.output
+    live = invoke(runner, project, "send", "--slot", "nope")
+    assert live.exit_code == 1
+    assert "daily" in live.output  # names the schedules there are
+    first = invoke(runner, project, "send", "--slot", "daily")
+    assert first.exit_code == 3, first.output  # the sample's March news is not new: a skip
+    assert "skipped" in first.output
+    again = invoke(runner, project, "send", "--slot", "daily")
+    assert again.exit_code == 0, again.output  # the slot was handled: nothing happens twice
+    assert len(list((project / "outbox").glob("*"))) <= 1

@@ -34,12 +34,11 @@ from newsletter.errors import (
     NewsletterError,
     NothingToSend,
 )
+from newsletter.locks import FileLock
 from newsletter.models import Article
 from newsletter.schedule import (
     Delivery,
-    FileLock,
     Prepared,
-    Schedule,
     Slot,
     SlotOutcome,
     SlotRun,
@@ -48,7 +47,6 @@ from newsletter.schedule import (
     check_fresh,
     format_upcoming,
     latest_slot,
-    parse_schedules,
     place,
     run_forever,
     run_slot,
@@ -57,6 +55,7 @@ from newsletter.schedule import (
     stop_on_signals,
     upcoming,
 )
+from newsletter.timetable import Schedule, parse_schedules
 
 NEW_YORK = ZoneInfo("America/New_York")
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -622,7 +621,7 @@ def test_a_lock_held_by_a_killed_process_is_released(tmp_path: Path) -> None:
             textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
-            from newsletter.schedule import FileLock
+            from newsletter.locks import FileLock
             assert FileLock(Path({str(path)!r})).acquire()
             print("held", flush=True)
             time.sleep(60)
@@ -722,18 +721,15 @@ except ImportError:
 needs_pipeline = pytest.mark.skipif(not PIPELINE_READY, reason="pipeline not ready")
 
 SCRIPT = textwrap.dedent("""
-    import logging, sys, threading, tomllib
+    import logging, sys, threading
     from pathlib import Path
     from newsletter import schedule as sch
-    from newsletter.config import parse_settings
+    from newsletter.config import load_settings
     from newsletter.errors import NewsletterError
 
     config = Path(sys.argv[1])
-    data = tomllib.loads(config.read_text(encoding="utf-8"))
-    raw = data.pop("schedule", None)
-    settings = parse_settings(data, config.parent, config_file=config)
-    schedules = sch.parse_schedules(raw, config.parent,
-                                    default_timezone=settings.publication.timezone)
+    settings = load_settings(config)
+    schedules = settings.schedules
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     stop = threading.Event()
     try:
