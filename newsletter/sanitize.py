@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
@@ -37,6 +37,7 @@ ALLOWED_TAGS = {
     "span",
 }
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "abbr": {"title"}}
+_TRACKING_PREFIXES = ("utm_",)
 _TAG = re.compile(r"<[^>]*>")
 _BLOCK = re.compile(
     r"(?i)<\s*/?\s*(?:p|br|div|li|ul|ol|h[1-6]|blockquote|tr|td|th|table|section|article|"
@@ -63,6 +64,7 @@ def absolute_url(url: str | None, base: str | None = None) -> str | None:
             return None
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that cannot be
     except ValueError:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -117,3 +119,32 @@ def paragraphs_text(fragment: str) -> str:
         if line or (out and out[-1]):
             out.append(line)
     return "\n".join(out).strip()
+
+
+def canonical_url(url: str) -> str:
+    """Return the form of ``url`` used to spot duplicates.
+
+    Scheme and host are lower-cased; the default port, the fragment, ``utm_*``
+    parameters and a trailing slash on the path are dropped.
+    """
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return text
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    if parts.username or parts.password:
+        host = f"{parts.netloc.rpartition('@')[0]}@{host}"
+    path = parts.path.rstrip("/")
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if not key.lower().startswith(_TRACKING_PREFIXES)
+    ]
+    return urlunsplit((scheme, host, path, urlencode(query), ""))

@@ -69,11 +69,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from difflib import SequenceMatcher
-from urllib.parse import urlsplit
 
 from newsletter.config import SelectionRules
 from newsletter.models import Article, Digest, Skip
-from newsletter.sanitize import plain_text
+from newsletter.sanitize import absolute_url, plain_text
+from newsletter.sanitize import canonical_url as _canonical
 
 FUTURE_SKEW = timedelta(minutes=5)
 WEIGHT_PRIORITY = 2.0
@@ -89,7 +89,6 @@ SENT_BEFORE = "sent in a recent edition"
 IN_FUTURE = "dated in the future"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,21 +180,12 @@ def lead_score(article: Article, now: datetime, rules: SelectionRules) -> float:
 def canonical_url(value: str) -> str | None:
     """Reduce an http(s) URL to what identifies the page, or ``None`` if it is not one.
 
-    Scheme (http or https), host letter case, the default port, a trailing slash and the
-    fragment are dropped; the query is kept.
+    The shared canonical form (``sanitize.canonical_url``) without its scheme, so the
+    http and https addresses of one page are the same page.
     """
-    try:
-        parts = urlsplit(value.strip())
-        port = parts.port
-    except ValueError:
+    if absolute_url(value) is None:
         return None
-    scheme = parts.scheme.lower()
-    host = parts.hostname
-    if scheme not in _DEFAULT_PORTS or not host:
-        return None
-    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{netloc}{parts.path.rstrip('/')}{query}"
+    return _canonical(value).partition("://")[2]
 
 
 # --------------------------------------------------------------------------- preparation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -208,9 +209,11 @@ def test_killed_send_resumes_and_nobody_is_lost_or_doubled(tmp_path: Path, polic
         else:
             # Nobody twice; messages in flight at the kill are held for a person to decide.
             assert doubled == set()
-            held = people - len(counts)
-            assert held <= pool
-            assert f"held {held}" in resumed.output
+            match = re.search(r"held (\d+)", resumed.output)
+            assert match, resumed.output
+            held = int(match.group(1))
+            # Held = in flight at the kill; the server may have taken some of them.
+            assert people - len(counts) <= held <= pool
 
 
 def test_live_send_signs_with_dkim_when_a_key_is_configured(tmp_path: Path) -> None:

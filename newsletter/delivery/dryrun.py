@@ -3,6 +3,11 @@
 The edition's folder is written under a temporary sibling name and moved into place
 at the end, so a crash never leaves a half-written folder under the real name, and
 ``force`` replaces an old folder only once the new one is complete.
+
+Three shapes: one ``.eml`` file per recipient (the default), one ``messages.mbox``
+(mboxrd), or either of them limited to a sample of the first N messages. The manifest
+always lists every recipient. One file per recipient costs the file system a file
+creation each, which dominates a dry run of a large list; mbox or a sample avoid it.
 """
 
 from __future__ import annotations
@@ -31,16 +36,22 @@ MAX_LISTED_SKIPS = 100  # skipped recipients named in the manifest; the rest are
 _EDITION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9._+-]+")
 _MBOX_FROM = re.compile(rb"\n(>*From )")
+_MBOX_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
 class DryRunResult:
-    """Where a dry run wrote its files and how many messages it wrote."""
+    """Where a dry run wrote its files and how many messages it wrote.
+
+    ``written`` counts the recipients built and listed in the manifest; ``saved`` the
+    messages saved as files or mbox entries (fewer than ``written`` only with a sample).
+    """
 
     folder: Path
     written: int
     manifest: Path
     skipped: int
+    saved: int
 
 
 def slug(address: str) -> str:
@@ -57,10 +68,25 @@ def mbox_from_line(sender: str, created: datetime) -> bytes:
     return f"From {sender or 'MAILER-DAEMON'} {stamp}\n".encode("ascii", "replace")
 
 
+def _has_from_line(body: bytes) -> bool:
+    """Tell whether a line of ``body`` starts with ``From `` after any number of ``>``."""
+    if body.lstrip(b">").startswith(b"From ") or b"\nFrom " in body:
+        return True
+    start = body.find(b"\n>")
+    while start >= 0:
+        end = start + 2
+        while body[end : end + 1] == b">":
+            end += 1
+        if body.startswith(b"From ", end):
+            return True
+        start = body.find(b"\n>", end)
+    return False
+
+
 def mbox_entry(data: bytes) -> bytes:
     """Turn CRLF message bytes into an mboxrd entry body: LF lines, ``From `` lines quoted."""
     body = data.replace(b"\r\n", b"\n")
-    if b"From " in body:
+    if _has_from_line(body):
         body = _MBOX_FROM.sub(rb"\n>\1", b"\n" + body)[1:]
     return body if body.endswith(b"\n") else body + b"\n"
 
@@ -68,7 +94,7 @@ def mbox_entry(data: bytes) -> bytes:
 class _Manifest:
     """Write ``manifest.json`` as recipients arrive, never holding the list in memory."""
 
-    def __init__(self, stream: IO[str], edition: Edition, mode: str) -> None:
+    def __init__(self, stream: IO[str], edition: Edition, mode: str, sample: int | None) -> None:
         self.stream = stream
         self.mode = mode
         self.count = 0
@@ -81,6 +107,8 @@ class _Manifest:
             "text_bytes": len(edition.text.encode("utf-8")),
             "mode": mode,
         }
+        if sample is not None:
+            head["sample"] = sample
         stream.write("{\n")
         for key, value in head.items():
             stream.write(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},\n")
@@ -118,10 +146,16 @@ class _Skips:
         return self.reasons + ([f"... and {more} more skipped recipient(s)"] if more else [])
 
 
-def _check_target(edition: Edition, outbox: Path, mode: str, force: bool) -> Path:
+def _check_target(
+    edition: Edition, outbox: Path, mode: str, force: bool, sample: int | None
+) -> Path:
     """Validate the arguments and return the edition's final folder."""
     if mode not in MODES:
         raise DeliveryError(f"dry-run mode {mode!r} is not one of {', '.join(MODES)}")
+    if sample is not None and sample < 0:
+        raise DeliveryError(
+            f"dry-run sample {sample} is negative; give how many messages to save (0 or more)"
+        )
     if not _EDITION_ID.match(edition.id) or ".." in edition.id:
         raise DeliveryError(
             f"edition id {edition.id!r} cannot be a folder name; it may hold only letters, "
@@ -146,20 +180,58 @@ def _write_file(path: str, data: bytes) -> None:
         os.close(fd)
 
 
+class _EmlFiles:
+    """Save each message as its own ``NNNNN-address.eml`` file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = str(folder)
+
+    def save(self, number: int, email: str, data: bytes) -> dict[str, Any]:
+        """Write message ``number`` to its own file; return its manifest fields."""
+        name = f"{number:05d}-{slug(email)}.eml"
+        _write_file(os.path.join(self.folder, name), data)
+        return {"file": name}
+
+    def close(self) -> None:
+        """Nothing to finish: every file is complete once written."""
+
+
+class _Mbox:
+    """Append each message to one mboxrd file, noting where it starts."""
+
+    def __init__(self, folder: Path, separator: bytes) -> None:
+        self.stream = (folder / MBOX_NAME).open("wb", buffering=_MBOX_CHUNK)
+        self.separator = separator
+        self.offset = 0
+
+    def save(self, number: int, email: str, data: bytes) -> dict[str, Any]:
+        """Append one message; return its manifest fields."""
+        body = mbox_entry(data)
+        self.stream.write(self.separator)
+        self.stream.write(body)
+        self.stream.write(b"\n")
+        entry = {"file": MBOX_NAME, "offset": self.offset}
+        self.offset += len(self.separator) + len(body) + 1
+        return entry
+
+    def close(self) -> None:
+        """Flush and close the mbox file."""
+        self.stream.close()
+
+
 def _fill(
     folder: Path,
     manifest: _Manifest,
     factory: MessageFactory,
     subscribers: Iterable[Subscriber],
     progress: Callable[[int], None] | None,
+    sample: int | None,
 ) -> _Skips:
-    """Write every recipient's message into ``folder`` and list it in the manifest."""
-    edition = factory.edition
+    """Save every recipient's message (or the first ``sample``) and list each in the manifest."""
     skips = _Skips()
     seen: set[str] = set()
-    mbox = (folder / MBOX_NAME).open("wb", buffering=1 << 20) if manifest.mode == "mbox" else None
-    separator = mbox_from_line(factory.settings.sender.address, edition.created)
-    offset = 0
+    separator = mbox_from_line(factory.settings.sender.address, factory.edition.created)
+    saver = _Mbox(folder, separator) if manifest.mode == "mbox" else _EmlFiles(folder)
     try:
         for subscriber in subscribers:
             message = _message(factory, subscriber, seen, skips)
@@ -168,21 +240,14 @@ def _fill(
                     "email": subscriber.email,
                     "message_id": message.message_id,
                 }
-                if mbox is None:
-                    name = f"{manifest.count + 1:05d}-{slug(subscriber.email)}.eml"
-                    _write_file(os.path.join(folder, name), message.data)
-                    entry.update(file=name, bytes=len(message.data))
-                else:
-                    chunk = separator + mbox_entry(message.data) + b"\n"
-                    mbox.write(chunk)
-                    entry.update(file=MBOX_NAME, offset=offset, bytes=len(message.data))
-                    offset += len(chunk)
+                if sample is None or manifest.count < sample:
+                    entry.update(saver.save(manifest.count + 1, subscriber.email, message.data))
+                entry["bytes"] = len(message.data)
                 manifest.add(entry)
             if progress is not None:
                 progress(1)
     finally:
-        if mbox is not None:
-            mbox.close()
+        saver.close()
     return skips
 
 
@@ -241,13 +306,17 @@ def write_outbox(
     extra_warnings: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
     mode: str = "eml",
+    sample: int | None = None,
 ) -> DryRunResult:
     """Write ``outbox/<edition id>/``: one ``.eml`` per recipient (or one mbox) and a manifest.
 
-    ``progress`` is called with 1 for every subscriber handled (written or skipped).
-    Raise ``OutputExistsError`` if the folder exists and ``force`` is false.
+    With ``sample`` only the first ``sample`` messages are saved; every recipient is
+    still built, checked and listed in the manifest with its message's size, which
+    keeps a dry run of a large list fast and small. ``progress`` is called with 1 for
+    every subscriber handled (written or skipped). Raise ``OutputExistsError`` if the
+    folder exists and ``force`` is false.
     """
-    folder = _check_target(edition, outbox, mode, force)
+    folder = _check_target(edition, outbox, mode, force, sample)
     staging = outbox / f".{edition.id}.tmp-{secrets.token_hex(4)}"
     try:
         outbox.mkdir(parents=True, exist_ok=True)
@@ -258,8 +327,9 @@ def write_outbox(
         (staging / "edition.html").write_text(edition.html, encoding="utf-8", newline="")
         (staging / "edition.txt").write_text(edition.text, encoding="utf-8", newline="")
         with (staging / MANIFEST_NAME).open("w", encoding="utf-8", buffering=1 << 20) as stream:
-            manifest = _Manifest(stream, edition, mode)
-            skips = _fill(staging, manifest, factory, subscribers, progress)
+            manifest = _Manifest(stream, edition, mode, sample)
+            skips = _fill(staging, manifest, factory, subscribers, progress, sample)
+            saved = manifest.count if sample is None else min(sample, manifest.count)
             warnings = [*edition.warnings, *extra_warnings, *skips.warnings()]
             if factory.uses_development_key:
                 warnings.append(
@@ -269,6 +339,7 @@ def write_outbox(
             manifest.close(
                 {
                     "recipient_count": manifest.count,
+                    "saved": saved,
                     "skipped": skips.count,
                     "selection": dict(selection or {}),
                     "warnings": warnings,
@@ -282,5 +353,9 @@ def write_outbox(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return DryRunResult(
-        folder=folder, written=manifest.count, manifest=folder / MANIFEST_NAME, skipped=skips.count
+        folder=folder,
+        written=manifest.count,
+        manifest=folder / MANIFEST_NAME,
+        skipped=skips.count,
+        saved=saved,
     )

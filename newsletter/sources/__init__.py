@@ -24,9 +24,9 @@ from urllib.request import url2pathname
 from newsletter.config import Settings
 from newsletter.errors import ContentError
 from newsletter.models import Article
-from newsletter.sanitize import plain_text
+from newsletter.sanitize import canonical_url, plain_text
 
-from .common import Notes, as_utc, canonical_url, one_line
+from .common import Notes, as_utc, one_line
 from .feeds import parse_feed
 from .fetch import MAX_BYTES, Fetcher, is_url
 from .json_reader import decode_json, read_articles

@@ -6,7 +6,6 @@ import html
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from newsletter.errors import ContentError
 from newsletter.models import Image
@@ -16,7 +15,6 @@ MAX_TITLE = 300
 MAX_LINE = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _SPACE = re.compile(r"\s+")
-_TRACKING_PREFIXES = ("utm_",)
 
 
 @dataclass
@@ -39,35 +37,6 @@ class Notes:
         if self.strict:
             raise ContentError(f"{self.source}: {text} (strict mode stops here)")
         self.warn(text)
-
-
-def canonical_url(url: str) -> str:
-    """Return the form of ``url`` used to spot duplicates.
-
-    Scheme and host are lower-cased; the default port, the fragment, ``utm_*``
-    parameters and a trailing slash on the path are dropped.
-    """
-    text = url.strip()
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        return text
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    if parts.username or parts.password:
-        host = f"{parts.netloc.rpartition('@')[0]}@{host}"
-    path = parts.path.rstrip("/")
-    query = [
-        (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if not key.lower().startswith(_TRACKING_PREFIXES)
-    ]
-    return urlunsplit((scheme, host, path, urlencode(query), ""))
 
 
 def one_line(text: str, limit: int = MAX_LINE) -> str:

@@ -15,11 +15,10 @@ from typing import Any
 
 from newsletter.errors import ContentError
 from newsletter.models import Article, Image
-from newsletter.sanitize import clean_html, plain_text
+from newsletter.sanitize import canonical_url, clean_html, plain_text
 
 from .common import (
     Notes,
-    canonical_url,
     http_url,
     make_image,
     one_line,

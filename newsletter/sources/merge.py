@@ -16,8 +16,9 @@ from datetime import datetime
 from difflib import SequenceMatcher
 
 from newsletter.models import Article
+from newsletter.sanitize import canonical_url
 
-from .common import canonical_url, one_line
+from .common import one_line
 
 MIN_FUZZY_TITLE = 8
 _SPACE = re.compile(r"\s+")
