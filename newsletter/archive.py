@@ -8,7 +8,6 @@ when the content has moved on since.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.models import Digest, Edition
+from newsletter.state import open_state
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS archive_editions (
@@ -45,21 +45,11 @@ class ArchivedEdition:
     finished_at: str | None
 
 
-def connect(db_path: Path) -> sqlite3.Connection:
-    """Open the state database (created on first use) in WAL mode."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
 class Archive:
     """Store and find editions that started going out."""
 
     def __init__(self, db_path: Path) -> None:
-        self._conn = connect(db_path)
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_state(db_path, schema=_SCHEMA)
 
     def __enter__(self) -> Archive:
         return self

@@ -47,6 +47,10 @@ class DeliveryError(NewsletterError):
     """Messages could not be written or handed to the server."""
 
 
+class StateError(NewsletterError):
+    """The state database (history, ledger, schedules) cannot be used."""
+
+
 class OutputExistsError(NewsletterError):
     """An output folder already exists; nothing is overwritten without --force."""
 

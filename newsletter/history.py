@@ -14,8 +14,8 @@ from pathlib import Path
 from types import TracebackType
 
 from newsletter.errors import NewsletterError
+from newsletter.state import open_state, state_error
 
-BUSY_TIMEOUT_S = 30.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history_editions (
     edition_id TEXT PRIMARY KEY,
@@ -45,30 +45,10 @@ class History:
 
     def __init__(self, db_path: Path) -> None:
         self.path = Path(db_path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except (OSError, sqlite3.Error) as err:
-            raise self._error("cannot open", err) from err
-        try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as err:
-            self._db.close()
-            raise self._error("cannot use", err) from err
+        self._db = open_state(self.path, schema="PRAGMA foreign_keys = ON;\n" + _SCHEMA)
 
     def _error(self, what: str, err: BaseException) -> NewsletterError:
-        if "locked" in str(err) or "busy" in str(err):
-            return NewsletterError(
-                f"{self.path}: the state database stayed busy for {BUSY_TIMEOUT_S:g} s "
-                "(another newsletter run is using it); try again when that run has finished"
-            )
-        return NewsletterError(
-            f"{self.path}: {what} the state database ({err}); check that the folder is "
-            "writable and the file is not damaged (move it away to start a fresh history)"
-        )
+        return state_error(self.path, what, err)
 
     def recent_article_ids(self, editions: int) -> frozenset[str]:
         """The ids of the articles sent in the last ``editions`` editions."""

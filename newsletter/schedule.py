@@ -32,7 +32,6 @@ import difflib
 import logging
 import os
 import signal
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -56,6 +55,7 @@ from newsletter.errors import (
 )
 from newsletter.locks import FileLock
 from newsletter.models import Article, Edition
+from newsletter.state import open_state
 from newsletter.timetable import EXAMPLE, Schedule
 
 if TYPE_CHECKING:
@@ -296,22 +296,12 @@ class Claim:
     record: SlotRecord | None = None
 
 
-def connect(db_path: Path) -> sqlite3.Connection:
-    """Open the state database in WAL mode with a busy timeout."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(db_path), timeout=30, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
 class SlotStore:
     """The ``schedule_slots`` table: one row per slot that was claimed or skipped."""
 
     def __init__(self, db_path: Path) -> None:
         self.path = db_path
-        self._conn = connect(db_path)
-        self._conn.executescript(_SCHEMA)
+        self._conn = open_state(db_path, schema=_SCHEMA)
 
     def __enter__(self) -> SlotStore:
         return self
