@@ -113,3 +113,23 @@ def make_image(
         width=positive_int(width),
         height=positive_int(height),
     )
+
+
+def has_link(title: str, link: str | None, where: str, notes: Notes) -> bool:
+    """Tell whether a feed item can be used: it needs an http(s) link (skip it otherwise)."""
+    if not title and not link:
+        notes.skip(f"{where} has neither a title nor a link; skipped")
+        return False
+    if not link:
+        notes.skip(f"{where} ({title!r}) has no http(s) link; skipped")
+        return False
+    return True
+
+
+def title_or_fallback(title: str, summary: str, link: str, where: str, notes: Notes) -> str:
+    """The item's title, or one made from its summary (or link), with a warning."""
+    if title:
+        return title
+    made = title_from_summary(summary) or one_line(link, 90)
+    notes.warn(f"{where} has no title; used {made!r}")
+    return made

@@ -35,10 +35,11 @@ from newsletter.sanitize import canonical_url, clean_html, plain_text
 
 from .common import (
     Notes,
+    has_link,
     http_url,
     make_image,
     one_line,
-    title_from_summary,
+    title_or_fallback,
     title_text,
 )
 from .mapping import Mapper
@@ -158,16 +159,10 @@ def _entry_article(
     raw_title = str(entry["title"]) if isinstance(entry.get("title"), str) else ""
     title = title_text(raw_title, is_html=_title_is_html(entry, context.is_atom))
     link = http_url(entry.get("link"), context.base) or _guid_link(entry, context.base)
-    if not title and not link:
-        notes.skip(f"{where} has neither a title nor a link; skipped")
-        return None
-    if not link:
-        notes.skip(f"{where} ({title!r}) has no http(s) link; skipped")
+    if not has_link(title, link, where, notes) or link is None:
         return None
     summary = _summary(entry, link)
-    if not title:
-        title = title_from_summary(summary) or one_line(link, 90)
-        notes.warn(f"{where} has no title; used {title!r}")
+    title = title_or_fallback(title, summary, link, where, notes)
     published, updated = _dates(entry, where, notes)
     found = context.mapper.classify(_terms(entry.get("tags") or []))
     fallback = context.mapper.classify(context.feed_terms)

@@ -19,11 +19,12 @@ from newsletter.sanitize import canonical_url, clean_html, plain_text
 
 from .common import (
     Notes,
+    has_link,
     http_url,
     make_image,
     one_line,
     parse_iso,
-    title_from_summary,
+    title_or_fallback,
     title_text,
 )
 from .mapping import Mapper
@@ -78,16 +79,10 @@ def _item(
     raw_title = item.get("title")
     title = title_text(raw_title) if isinstance(raw_title, str) else ""
     link = http_url(item.get("url"), base) or http_url(item.get("external_url"), base)
-    if not title and not link:
-        notes.skip(f"{where} has neither a title nor a link; skipped")
-        return None
-    if not link:
-        notes.skip(f"{where} ({title!r}) has no http(s) link; skipped")
+    if not has_link(title, link, where, notes) or link is None:
         return None
     summary = _summary(item, link)
-    if not title:
-        title = title_from_summary(summary) or one_line(link, 90)
-        notes.warn(f"{where} has no title; used {title!r}")
+    title = title_or_fallback(title, summary, link, where, notes)
     published = _time(item.get("date_published"))
     updated = _time(item.get("date_modified"))
     if published is None:
