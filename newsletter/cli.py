@@ -196,11 +196,20 @@ def init(directory: Path) -> None:
 )
 @click.option("--force", is_flag=True, help="Replace existing files in --out.")
 def build(config_path: Path | None, out_dir: Path | None, force: bool, **flags: Any) -> None:
-    """Build the edition: edition.html, edition.txt and edition.json."""
+    """Build the edition: edition.html, .txt, .json and a static preview.html."""
     settings = _settings(config_path)
     result = pipeline.build_edition(settings, _build_options(settings, **flags))
     _print_warnings(result.warnings)
-    paths = pipeline.write_build(settings, result, out_dir or settings.paths.build_dir, force=force)
+    from newsletter.preview import write_static_preview
+
+    target = out_dir or settings.paths.build_dir
+    if (target / "preview.html").exists() and not force:
+        raise NewsletterError(
+            f"{target / 'preview.html'} already exists; use --force to replace it "
+            "or choose another --out"
+        )
+    paths = pipeline.write_build(settings, result, target, force=force)
+    paths.append(write_static_preview(result, settings, target, force=force))
     edition = result.edition
     click.echo(f"Edition {edition.id}: {edition.subject}")
     click.echo(f"  HTML {edition.html_size / 1000:.1f} KB, text {len(edition.text)} chars")

@@ -83,6 +83,7 @@ def test_init_makes_a_project_that_builds_and_dry_runs(
     assert info["selection"]["lead"]["id"] == "marivel-tidal-barrier-approved"
     assert len(info["selection"]["trending"]) == 4
     assert len(info["selection"]["opinion"]) == 4
+    assert info["id"] in (out / "preview.html").read_text(encoding="utf-8")
     assert all(item["regions"] for item in info["selection"]["trending"])
     html = (out / "edition.html").read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
