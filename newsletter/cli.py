@@ -414,15 +414,26 @@ def _send_live(
     stop = threading.Event()
     with schedule.stop_on_signals(stop):
         if sys.stderr.isatty() and not as_json:
+            started = time.monotonic()
+
+            def rate(done: int | None) -> str:
+                elapsed = time.monotonic() - started
+                return f"{(done or 0) / elapsed:.0f} msg/s" if elapsed > 0.5 else ""
+
             with click.progressbar(
-                length=total, label="Sending", file=sys.stderr, show_pos=True, show_eta=True
+                length=total,
+                label="Sending",
+                file=sys.stderr,
+                show_pos=True,
+                show_eta=True,
+                item_show_func=rate,
             ) as bar:
                 summary, scan = pipeline.live_send(
                     settings,
                     edition,
                     selection,
                     audience,
-                    progress=lambda _email, _state: bar.update(1),
+                    progress=lambda _email, _state: bar.update(1, bar.pos + 1),
                     stop=stop,
                 )
         else:
@@ -645,36 +656,63 @@ def schedule_run(config_path: Path | None) -> None:
 @click.argument("edition_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
 def status(config_path: Path | None, edition_id: str | None, as_json: bool) -> None:
-    """Show per edition: sent, failed, deferred, pending (failures listed)."""
+    """Show per edition: sent, failed, deferred, in flight (failures listed)."""
     from newsletter.delivery.ledger import Ledger
 
     settings = _settings(config_path)
-    if not settings.paths.state_db.exists():
-        click.echo("No edition has been sent yet.")
-        return
-    with Ledger(settings.paths.state_db) as ledger:
-        editions = ledger.editions()
-        if edition_id:
-            counts = ledger.summary(edition_id)
-            failures = ledger.failures(edition_id)
-            if not any(counts.values()):
-                raise NewsletterError(f"no send recorded for edition {edition_id!r}")
-            if as_json:
-                click.echo(
-                    json.dumps(
-                        {"edition": edition_id, "counts": counts, "failures": failures}, indent=2
-                    )
-                )
+    editions = []
+    if settings.paths.state_db.exists():
+        with Ledger(settings.paths.state_db) as ledger:
+            editions = ledger.editions()
+            if edition_id:
+                _edition_status(settings, ledger, edition_id, as_json)
                 return
-            click.echo(f"Edition {edition_id}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-            for email, state, reply in failures:
-                click.echo(f"  {state:9} {email}  {reply}")
-            return
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(e) for e in editions], indent=2, default=str))
         return
+    if not editions:
+        click.echo("No edition has been sent yet.")
+        return
+    click.echo(
+        f"{'EDITION':34} {'STARTED':16} {'SENT':>7} {'FAILED':>7} {'DEFERRED':>8} "
+        f"{'IN FLIGHT':>9}  SUBJECT"
+    )
     for entry in editions:
-        click.echo(json.dumps(dataclasses.asdict(entry), default=str))
+        n = entry.counts
+        click.echo(
+            f"{entry.id:34} {entry.started:%Y-%m-%d %H:%M} {n.get('sent', 0):>7} "
+            f"{n.get('failed', 0):>7} {n.get('deferred', 0):>8} {n.get('in_flight', 0):>9}  "
+            f"{entry.subject[:60]}"
+        )
+
+
+def _edition_status(settings: Settings, ledger: Any, edition_id: str, as_json: bool) -> None:
+    counts = ledger.summary(edition_id)
+    failures = ledger.failures(edition_id)
+    if not any(counts.values()):
+        raise NewsletterError(
+            f"no send recorded for edition {edition_id!r}; 'newsletter status' lists them"
+        )
+    resumable = pipeline.unfinished_edition(settings)
+    interrupted = bool(resumable and resumable[0].id == edition_id)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "edition": edition_id,
+                    "counts": counts,
+                    "interrupted": interrupted,
+                    "failures": [list(f) for f in failures],
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"Edition {edition_id}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if interrupted:
+        click.echo("  interrupted before everyone was tried: run 'newsletter send' to continue")
+    for email, state, reply in failures:
+        click.echo(f"  {state:9} {email}  {reply}")
 
 
 def main() -> None:
