@@ -601,9 +601,13 @@ def preview(
     """Serve a live-reloading preview of the edition on 127.0.0.1; never sends mail."""
     from newsletter import preview as pv
 
+    try:
+        now = pv.parse_now(flags["now"])
+    except NewsletterError as err:
+        raise click.BadParameter(str(err), param_hint="--now") from None
     build = pipeline.BuildOptions(
         sources=tuple(flags["sources"]),
-        now=pv.parse_now(flags["now"]),
+        now=now,
         strict=flags["strict"],
         lead_url=flags["lead_url"],
         allow_repeats=flags["allow_repeats"],

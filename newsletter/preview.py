@@ -103,7 +103,7 @@ def parse_now(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError as err:
         raise ConfigError(
-            f"--now: {text!r} is not an ISO 8601 time such as 2026-03-04T18:00:00+05:30"
+            f"{text!r} is not an ISO 8601 time such as 2026-03-04T18:00:00+05:30"
         ) from err
 
 

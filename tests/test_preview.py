@@ -457,11 +457,21 @@ def test_a_taken_port_is_a_clear_error(project: Path) -> None:
     app.close()
 
 
-def test_parse_now_names_the_flag() -> None:
+def test_parse_now_says_what_a_time_looks_like() -> None:
     assert parse_now("2026-03-04T18:00:00+05:30") == NOW
     assert parse_now(None) is None
-    with pytest.raises(ConfigError, match="--now"):
+    with pytest.raises(ConfigError, match="'yesterday' is not an ISO 8601 time such as 2026"):
         parse_now("yesterday")
+
+
+def test_a_bad_now_is_a_usage_error_naming_the_flag() -> None:
+    from click.testing import CliRunner
+
+    from newsletter.cli import cli
+
+    result = CliRunner().invoke(cli, ["preview", "--now", "yesterday"])
+    assert result.exit_code == 2
+    assert "Invalid value for --now: 'yesterday' is not an ISO 8601 time" in result.output
 
 
 # --------------------------------------------------------------------------- subscribers
