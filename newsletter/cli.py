@@ -246,6 +246,12 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 @click.option(
     "--mbox", is_flag=True, help="Dry run: one messages.mbox instead of one .eml per recipient."
 )
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Dry run: save only the first N messages (the manifest lists everyone).",
+)
 @click.option("--force", is_flag=True, help="Dry run: replace this edition's existing folder.")
 @click.option("--to", "to_address", metavar="ADDRESS", help="Send a test copy to one address.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (for cron and scripts).")
@@ -269,6 +275,7 @@ def send(
     dry_run: bool,
     outbox: Path | None,
     mbox: bool,
+    sample: int | None,
     force: bool,
     to_address: str | None,
     yes: bool,
@@ -303,7 +310,7 @@ def send(
         to=pipeline.normalize_address(to_address) if to_address else None,
     )
     if dry_run:
-        _send_dry_run(settings, audience, outbox, force, mbox, as_json, flags)
+        _send_dry_run(settings, audience, outbox, force, mbox, sample, as_json, flags)
     else:
         _send_live(settings, audience, yes, as_json, flags)
 
@@ -333,6 +340,7 @@ def _send_dry_run(
     outbox: Path | None,
     force: bool,
     mbox: bool,
+    sample: int | None,
     as_json: bool,
     flags: dict[str, Any],
 ) -> None:
@@ -346,6 +354,7 @@ def _send_dry_run(
         outbox or settings.paths.outbox,
         force=force,
         mode="mbox" if mbox else "eml",
+        sample=sample,
     )
     _print_warnings(scan.warnings)
     if as_json:
@@ -354,7 +363,8 @@ def _send_dry_run(
                 {
                     "edition": result.edition.id,
                     "dry_run": True,
-                    "written": outbox_written(outcome),
+                    "written": outcome.written,
+                    "saved": outcome.saved,
                     "folder": str(outcome.folder),
                     "manifest": str(outcome.manifest),
                     "skipped_subscribers": scan.invalid + scan.duplicates + scan.skipped_status,
@@ -364,7 +374,8 @@ def _send_dry_run(
         )
         return
     click.echo(f"Edition {result.edition.id}: {result.edition.subject}")
-    click.echo(f"  {outcome.written} message(s) written to {outcome.folder}")
+    saved = "" if outcome.saved == outcome.written else f" ({outcome.saved} saved as files)"
+    click.echo(f"  {outcome.written} message(s) built{saved}, in {outcome.folder}")
     click.echo(f"  manifest: {outcome.manifest}")
     skipped = scan.skipped_status + scan.invalid + scan.duplicates
     if skipped:
@@ -373,11 +384,6 @@ def _send_dry_run(
             f"{scan.duplicates} duplicate row(s)"
         )
     click.echo("This was a dry run: nothing was sent. To send for real, drop --dry-run.")
-
-
-def outbox_written(outcome: Any) -> int:
-    """How many messages a dry run wrote."""
-    return int(outcome.written)
 
 
 def _send_live(

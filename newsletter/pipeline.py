@@ -240,6 +240,7 @@ def dry_run(
     *,
     force: bool = False,
     mode: str = "eml",
+    sample: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[DryRunResult, SubscriberScan]:
     """Write one .eml per recipient (or one mbox) and a manifest; touch no network."""
@@ -253,6 +254,7 @@ def dry_run(
         force=force,
         selection=result.selection,
         mode=mode,
+        sample=sample,
         progress=progress,
     )
     return outcome, scan

@@ -264,3 +264,29 @@ def test_schedule_list_and_a_slot_run_through_the_cli(project: Path, runner: Cli
     again = invoke(runner, project, "send", "--slot", "daily")
     assert again.exit_code == 0, again.output  # the slot was handled: nothing happens twice
     assert len(list((project / "outbox").glob("*"))) <= 1
+
+
+def test_dry_run_sample_saves_n_messages_and_lists_everyone(
+    project: Path, runner: CliRunner
+) -> None:
+    outbox = project / "outbox"
+    result = invoke(
+        runner,
+        project,
+        "send",
+        "--dry-run",
+        "--now",
+        NOW,
+        "--outbox",
+        str(outbox),
+        "--sample",
+        "2",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["written"], summary["saved"]) == (6, 2)
+    folder = Path(summary["folder"])
+    assert len(list(folder.glob("*.eml"))) == 2
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert len(manifest["recipients"]) == 6

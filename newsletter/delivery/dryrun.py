@@ -70,22 +70,20 @@ def mbox_from_line(sender: str, created: datetime) -> bytes:
 
 def _has_from_line(body: bytes) -> bool:
     """Tell whether a line of ``body`` starts with ``From `` after any number of ``>``."""
-    if body.lstrip(b">").startswith(b"From ") or b"\nFrom " in body:
-        return True
-    start = body.find(b"\n>")
+    start = body.find(b"From ")
     while start >= 0:
-        end = start + 2
-        while body[end : end + 1] == b">":
-            end += 1
-        if body.startswith(b"From ", end):
+        line = start
+        while line and body[line - 1] == 0x3E:  # ">"
+            line -= 1
+        if line == 0 or body[line - 1] == 0x0A:  # "\n"
             return True
-        start = body.find(b"\n>", end)
+        start = body.find(b"From ", start + 5)
     return False
 
 
 def mbox_entry(data: bytes) -> bytes:
     """Turn CRLF message bytes into an mboxrd entry body: LF lines, ``From `` lines quoted."""
-    body = data.replace(b"\r\n", b"\n")
+    body = b"\n".join(data.split(b"\r\n"))  # one pass; replace() searches twice
     if _has_from_line(body):
         body = _MBOX_FROM.sub(rb"\n>\1", b"\n" + body)[1:]
     return body if body.endswith(b"\n") else body + b"\n"

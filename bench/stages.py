@@ -1,0 +1,241 @@
+"""One benchmark stage, run in a fresh process: ``python bench/stages.py STAGE PARAMS OUT``.
+
+``PARAMS`` is a JSON object; the stage writes its result (a JSON object) to ``OUT``.
+``bench/run.py`` starts one process per stage so each one's peak memory is its own,
+and reads the peak from the kernel (``wait4``) rather than trusting the stage.
+
+The working directory is the stage's own scratch folder: the bundled sample
+publication keeps its state (history, ledger) there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+_started = time.perf_counter()
+from newsletter import pipeline  # noqa: E402
+from newsletter.config import Settings, SmtpSettings, load_settings  # noqa: E402
+from newsletter.delivery.dryrun import write_outbox  # noqa: E402
+from newsletter.delivery.ledger import Ledger  # noqa: E402
+from newsletter.delivery.smtp import send_messages  # noqa: E402
+from newsletter.messages import MessageFactory  # noqa: E402
+from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
+from newsletter.subscribers import SubscriberScan, read_subscribers  # noqa: E402
+
+IMPORT_SECONDS = time.perf_counter() - _started
+
+import workload  # noqa: E402
+
+Params = dict[str, Any]
+
+
+def _settings() -> Settings:
+    return load_settings(None)
+
+
+def _build(settings: Settings, params: Params) -> pipeline.BuildResult:
+    now = datetime.fromisoformat(params["now"])
+    return pipeline.build_edition(settings, pipeline.BuildOptions(now=now, allow_repeats=True))
+
+
+def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    began = time.perf_counter()
+    value = action()
+    return time.perf_counter() - began, value
+
+
+def build(params: Params) -> Params:
+    """Render the edition once cold (first in this process), then warm a few times."""
+    settings = _settings()
+    cold, result = _timed(lambda: _build(settings, params))
+    warm = [_timed(lambda: _build(settings, params))[0] for _ in range(params["repeat"])]
+    factory = MessageFactory(result.edition, settings)
+    sample = factory.build(Subscriber(email="ana.silva@example.com", name="Ana Silva"))
+    folder = Path(params["sample_dir"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sample.eml").write_bytes(sample.data)
+    return {
+        "import_seconds": IMPORT_SECONDS,
+        "cold_seconds": cold,
+        "warm_seconds": statistics.median(warm) if warm else None,
+        "warm_runs": len(warm),
+        "edition_id": result.edition.id,
+        "html_bytes": result.edition.html_size,
+        "message_bytes": len(sample.data),
+        "sample_message": str(folder / "sample.eml"),
+    }
+
+
+def _synthetic(count: int, part: tuple[int, int] | None) -> Iterator[Subscriber]:
+    """Yield the list's active subscribers without reading a file (part K of N by position)."""
+    for index, row in enumerate(r for r in workload.rows(count) if r.status == "active"):
+        if part is None or index % part[1] == part[0] - 1:
+            yield Subscriber(email=row.email, name=row.name, line=index + 2)
+
+
+def generate(params: Params) -> Params:
+    """Build every subscriber's message bytes and discard them (no file, no network).
+
+    Subscribers are made on the fly (flat memory); only the ``build`` calls are timed.
+    """
+    settings = _settings()
+    result = _build(settings, params)
+    factory = MessageFactory(result.edition, settings)
+    part = tuple(params["part"]) if params.get("part") else None
+    clock = time.perf_counter
+    seconds, count, total = 0.0, 0, 0
+    began = clock()
+    for subscriber in _synthetic(params["count"], part):
+        start = clock()
+        data = factory.build(subscriber).data
+        seconds += clock() - start
+        count += 1
+        total += len(data)
+    loop = clock() - began
+    return {"seconds": seconds, "loop_seconds": loop, "messages": count, "bytes": total}
+
+
+def read(params: Params) -> Params:
+    """Read and validate the CSV list (both passes), counting active subscribers."""
+    began = time.perf_counter()
+    count = sum(1 for _ in read_subscribers(Path(params["csv"])))
+    return {"seconds": time.perf_counter() - began, "messages": count}
+
+
+def _folder_size(folder: Path) -> tuple[int, int]:
+    """Count the files in ``folder`` and their bytes, without listing them in memory."""
+    files = size = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                files += 1
+                size += entry.stat(follow_symlinks=False).st_size
+    return files, size
+
+
+def dryrun(params: Params) -> Params:
+    """Build the edition, then write the dry run (eml, mbox or a sample) for the list.
+
+    This is ``pipeline.dry_run`` spelled out, so that a sample can be asked for too.
+    """
+    settings = _settings()
+    build_seconds, result = _timed(lambda: _build(settings, params))
+    audience = pipeline.Audience(
+        subscribers_path=Path(params["csv"]),
+        shard=tuple(params["shard"]) if params.get("shard") else None,
+    )
+    began = time.perf_counter()
+    factory = MessageFactory(result.edition, settings)
+    scan = SubscriberScan(path=audience.subscribers_path)
+    outcome = write_outbox(
+        result.edition,
+        factory,
+        pipeline.recipients(audience, scan),
+        Path(params["outbox"]),
+        force=True,
+        selection=result.selection,
+        mode=params["mode"],
+        sample=params.get("sample"),
+    )
+    seconds = time.perf_counter() - began
+    files, size = _folder_size(outcome.folder)
+    return {
+        "seconds": seconds,
+        "build_seconds": build_seconds,
+        "messages": outcome.written,
+        "saved": outcome.saved,
+        "files": files,
+        "bytes": size,
+    }
+
+
+def smtp(params: Params) -> Params:
+    """Send the edition to the list through the live path (ledger included) to a local sink."""
+    settings = _settings()
+    result = _build(settings, params)
+    settings = _with_sink(settings, params)
+    audience = pipeline.Audience(
+        subscribers_path=Path(params["csv"]),
+        shard=tuple(params["shard"]) if params.get("shard") else None,
+    )
+    began = time.perf_counter()
+    summary, _scan = pipeline.live_send(
+        settings, result.edition, result.selection, audience, record=True
+    )
+    seconds = time.perf_counter() - began
+    if summary.paused or summary.failed or summary.deferred:
+        raise SystemExit(f"the send did not complete: {summary.as_dict()}")
+    return {"seconds": seconds, "messages": summary.sent}
+
+
+def send(params: Params) -> Params:
+    """Send already-built messages with ``send_messages`` (ledger included): the sender alone.
+
+    A hundred real messages are built first and reused for every recipient, so neither
+    the subscriber list nor message generation is part of the time.
+    """
+    settings = _with_sink(_settings(), params)
+    result = _build(settings, params)
+    factory = MessageFactory(result.edition, settings)
+    bodies = [factory.build(s).data for s in _synthetic(100, None)]
+    messages = (
+        OutgoingMessage(f"reader{n}@example.com", f"<{n}.bench@meridianpost.example>", data)
+        for n, data in zip(range(params["count"]), itertools.cycle(bodies))
+    )
+    envelope = settings.smtp.envelope_from or settings.sender.address
+    with Ledger(settings.paths.state_db) as ledger:
+        began = time.perf_counter()
+        summary = send_messages(
+            messages, settings.smtp, ledger, result.edition.id, envelope_from=envelope
+        )
+        seconds = time.perf_counter() - began
+    if summary.paused or summary.sent != params["count"]:
+        raise SystemExit(f"the send did not complete: {summary.as_dict()}")
+    return {"seconds": seconds, "messages": summary.sent}
+
+
+def _with_sink(settings: Settings, params: Params) -> Settings:
+    from dataclasses import replace
+
+    smtp_settings = SmtpSettings(
+        host="127.0.0.1",
+        port=params["port"],
+        security="none",
+        pool=params["pool"],
+        rate=0.0,
+        envelope_from=settings.smtp.envelope_from,
+    )
+    return replace(settings, smtp=smtp_settings, signing_key=b"benchmark key, not secret")
+
+
+STAGES: dict[str, Callable[[Params], Params]] = {
+    "build": build,
+    "generate": generate,
+    "read": read,
+    "dryrun": dryrun,
+    "smtp": smtp,
+    "send": send,
+}
+
+
+def main() -> None:
+    """Run the stage named on the command line and write its result as JSON."""
+    name, raw, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    result = STAGES[name](json.loads(raw))
+    out.write_text(json.dumps(result), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
