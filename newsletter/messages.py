@@ -355,6 +355,9 @@ def _greeting_pieces(template: str, settings: Settings) -> tuple[str, ...]:
     return tuple(piece.translate(_CONTROLS) for piece in pieces)
 
 
+EXAMPLE_READER = Subscriber(email="reader@example.com")  # shows an edition as read, unnamed
+
+
 class MessageFactory:
     """Build each subscriber's message bytes from one edition, encoded once."""
 

@@ -26,16 +26,15 @@ from newsletter.dkim import DkimSigner
 from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError
 from newsletter.history import History
 from newsletter.locks import FileLock
-from newsletter.messages import MessageFactory
+from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
 from newsletter.preflight import Finding, preflight, sample_subscriber
 from newsletter.rendering import Renderer
-from newsletter.selection import select
+from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect
 from newsletter.subscribers import SubscriberScan, in_shard, read_subscribers
 
 SEND_LOCK = "live-send.lock"
-EXAMPLE_READER = Subscriber(email="reader@example.com")
 DEV_KEY_WARNING = (
     "NEWSLETTER_SIGNING_KEY is not set: unsubscribe links are signed with a development key; "
     "set it to a long random secret before sending for real"
@@ -140,7 +139,7 @@ def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) ->
 def _nothing_new_message(collection: Collection, digest: Digest, last: str | None) -> str:
     if not collection.articles:
         return "nothing to send: the sources gave no usable articles (see the warnings above)"
-    repeats = sum(1 for s in digest.skipped if "recent edition" in s.reason)
+    repeats = sum(1 for s in digest.skipped if s.reason == SENT_BEFORE)
     since = f" since {last}" if last else ""
     if repeats:
         return (
@@ -162,7 +161,7 @@ def write_build(
     """
     edition = result.edition
     out_dir.mkdir(parents=True, exist_ok=True)
-    html, text = MessageFactory(edition, settings).parts(EXAMPLE_READER)
+    html, text = MessageFactory(edition, settings).parts(EXAMPLE_READER)  # as a reader sees it
     targets = {
         "edition.html": html,
         "edition.txt": text,

@@ -31,7 +31,7 @@ from newsletter.delivery.dryrun import (
     write_outbox,
 )
 from newsletter.errors import DeliveryError, OutputExistsError
-from newsletter.messages import MessageFactory, verify_token
+from newsletter.messages import EXAMPLE_READER, MessageFactory, verify_token
 from newsletter.models import Digest, Edition, Subscriber
 
 KEY = b"dry-run test key"
@@ -129,8 +129,10 @@ def test_writes_one_eml_per_recipient_that_parses_back(tmp_path: Path, no_networ
     for name in emls:
         assert SAFE_NAME.match(name), name
         assert ".." not in name
-    assert (result.folder / "edition.html").read_text(encoding="utf-8") == edition.html
-    assert (result.folder / "edition.txt").read_text(encoding="utf-8") == edition.text
+    html, text = factory_for(edition).parts(EXAMPLE_READER)
+    assert (result.folder / "edition.html").read_text(encoding="utf-8") == html
+    assert (result.folder / "edition.txt").read_text(encoding="utf-8") == text
+    assert "XNLSLOT" not in html + text  # the slots are filled for an example reader
 
     manifest = manifest_of(result)
     for sub, entry in zip(SUBSCRIBERS, manifest["recipients"], strict=True):

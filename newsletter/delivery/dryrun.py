@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from newsletter.errors import DeliveryError, OutputExistsError
-from newsletter.messages import MessageFactory
+from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Edition, OutgoingMessage, Subscriber
 
 MODES = ("eml", "mbox")
@@ -322,8 +322,9 @@ def write_outbox(
     except OSError as err:
         raise DeliveryError(f"{outbox}: cannot create the outbox folder: {err.strerror}") from err
     try:
-        (staging / "edition.html").write_text(edition.html, encoding="utf-8", newline="")
-        (staging / "edition.txt").write_text(edition.text, encoding="utf-8", newline="")
+        html, text = factory.parts(EXAMPLE_READER)  # the edition as an unnamed reader sees it
+        (staging / "edition.html").write_text(html, encoding="utf-8", newline="")
+        (staging / "edition.txt").write_text(text, encoding="utf-8", newline="")
         with (staging / MANIFEST_NAME).open("w", encoding="utf-8", buffering=1 << 20) as stream:
             manifest = _Manifest(stream, edition, mode, sample)
             skips = _fill(staging, manifest, factory, subscribers, progress, sample)
