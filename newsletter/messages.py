@@ -467,7 +467,8 @@ class MessageFactory:
         text_part = message.get_body(("plain",))
         assert isinstance(html_part, EmailMessage)
         assert isinstance(text_part, EmailMessage)
-        return str(html_part.get_content()), str(text_part.get_content())
+        html_text, plain = str(html_part.get_content()), str(text_part.get_content())
+        return html_text.replace("\r\n", "\n"), plain.replace("\r\n", "\n")
 
     def build(self, subscriber: Subscriber) -> OutgoingMessage:
         """Fill the edition for one subscriber; raise ``DeliveryError`` for an unusable address."""
