@@ -94,9 +94,14 @@ def _parse_now(value: str | None, settings: Settings) -> datetime | None:
 
 
 def _build_options(settings: Settings, **flags: Any) -> pipeline.BuildOptions:
+    return _options(_parse_now(flags["now"], settings), flags)
+
+
+def _options(now: datetime | None, flags: dict[str, Any]) -> pipeline.BuildOptions:
+    """The content options shared by build, send, check and preview."""
     return pipeline.BuildOptions(
         sources=tuple(flags["sources"]),
-        now=_parse_now(flags["now"], settings),
+        now=now,
         strict=flags["strict"],
         lead_url=flags["lead_url"],
         allow_repeats=flags["allow_repeats"],
@@ -405,7 +410,9 @@ def _send_live(
         _print_warnings(result.warnings)
         edition, selection = result.edition, result.selection
     _preflight(settings, edition)
-    total = pipeline.count_recipients(audience)
+    bar = sys.stderr.isatty() and not as_json
+    # Counting reads the whole list once more: only for the prompt and the progress bar.
+    total = pipeline.count_recipients(audience) if bar or not yes else None
     smtp = settings.smtp
     if not yes:
         if not sys.stdin.isatty():
@@ -419,7 +426,7 @@ def _send_live(
         click.confirm("Send now?", abort=True)
     stop = threading.Event()
     with schedule.stop_on_signals(stop):
-        if sys.stderr.isatty() and not as_json:
+        if bar:
             started = time.monotonic()
 
             def rate(done: int | None) -> str:
@@ -472,7 +479,7 @@ def _send_live(
 class _ProgressLog:
     """Progress as a quiet log line every 10 seconds (when stderr is not a terminal)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int | None) -> None:
         self.total = total
         self.done = 0
         self.started = time.monotonic()
@@ -484,7 +491,8 @@ class _ProgressLog:
         if now - self.last >= 10:
             self.last = now
             rate = self.done / max(now - self.started, 1e-9)
-            click.echo(f"progress: {self.done}/{self.total} ({rate:.0f} msg/s)", err=True)
+            of = f"/{self.total}" if self.total is not None else ""
+            click.echo(f"progress: {self.done}{of} ({rate:.0f} msg/s)", err=True)
 
 
 @cli.command()
@@ -611,13 +619,7 @@ def preview(
         now = pv.parse_now(flags["now"])
     except NewsletterError as err:
         raise click.BadParameter(str(err), param_hint="--now") from None
-    build = pipeline.BuildOptions(
-        sources=tuple(flags["sources"]),
-        now=now,
-        strict=flags["strict"],
-        lead_url=flags["lead_url"],
-        allow_repeats=flags["allow_repeats"],
-    )
+    build = _options(now, flags)
     pv.serve(
         pv.PreviewOptions(
             config=find_config(config_path), build=build, subscriber=subscriber or ""
