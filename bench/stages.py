@@ -189,10 +189,12 @@ def send(params: Params) -> Params:
     settings = _with_sink(_settings(), params)
     result = _build(settings, params)
     factory = MessageFactory(result.edition, settings)
-    bodies = [factory.build(s).data for s in _synthetic(100, None)]
+    built = [factory.build(s, payload=True) for s in _synthetic(100, None)]
     messages = (
-        OutgoingMessage(f"reader{n}@example.com", f"<{n}.bench@meridianpost.example>", data)
-        for n, data in zip(range(params["count"]), itertools.cycle(bodies))
+        OutgoingMessage(
+            f"reader{n}@example.com", f"<{n}.bench@meridianpost.example>", m.data, m.payload
+        )
+        for n, m in zip(range(params["count"]), itertools.cycle(built))
     )
     envelope = settings.smtp.envelope_from or settings.sender.address
     with Ledger(settings.paths.state_db) as ledger:

@@ -5,6 +5,9 @@ quoted-printable encodes every static piece and every shared header once, and pe
 subscriber encodes only the small personal values (To, Message-ID, List-Unsubscribe,
 greeting, address, unsubscribe URL) and joins the pieces. Pieces meet at QP soft line
 breaks, so every body line stays within 76 octets; every line ends in CRLF.
+
+Every piece starts at a line start, so the SMTP DATA payload (leading dots doubled) is
+made the same way: statics dot-stuffed once, the small values per subscriber.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ _MAX_ADDRESS = 254  # octets in an address (RFC 5321 path limit)
 _MAX_URL = 900  # an unsubscribe URL this long would push List-Unsubscribe near 998 octets
 
 _SOFT_BREAK = b"=\r\n"
+_END_OF_DATA = b".\r\n"
 _CONTROLS = dict.fromkeys((*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029), " ")
 _ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~")
 _Q_SAFE = frozenset((string.ascii_letters + string.digits + "!*+-/").encode())
@@ -252,6 +256,12 @@ def _mailbox(name: str, address: str) -> list[str]:
 # --------------------------------------------------------------------------- bodies
 
 
+def dot_stuff(piece: bytes) -> bytes:
+    """Double the "." that opens any line of ``piece``, which starts at a line start."""
+    stuffed = piece.replace(b"\n.", b"\n..")
+    return b"." + stuffed if stuffed[:1] == b"." else stuffed
+
+
 def _soft_end(encoded: bytes) -> bytes:
     """End QP ``encoded`` with a soft line break, splitting a full last line first."""
     start = encoded.rfind(b"\n") + 1
@@ -400,6 +410,9 @@ class MessageFactory:
         self._pick = itemgetter(*self._refs)
         self._slots = [b""] * (2 * len(self._refs) + 1)
         self._slots[0::2] = self._statics
+        self._stuffed_slots = [b""] * len(self._slots)
+        self._stuffed_slots[0::2] = [dot_stuff(static) for static in self._statics]
+        self._stuffed_slots[-1] += _END_OF_DATA
 
     def _config_address(self, address: str, key: str) -> str:
         """Return a configured address in header form, or raise a ``ConfigError`` naming the key."""
@@ -470,8 +483,11 @@ class MessageFactory:
         html_text, plain = str(html_part.get_content()), str(text_part.get_content())
         return html_text.replace("\r\n", "\n"), plain.replace("\r\n", "\n")
 
-    def build(self, subscriber: Subscriber) -> OutgoingMessage:
-        """Fill the edition for one subscriber; raise ``DeliveryError`` for an unusable address."""
+    def build(self, subscriber: Subscriber, *, payload: bool = False) -> OutgoingMessage:
+        """Fill the edition for one subscriber; raise ``DeliveryError`` for an unusable address.
+
+        With ``payload`` the message also carries its SMTP DATA payload, made from pieces.
+        """
         email = subscriber.email
         try:
             address = header_address(email)
@@ -516,4 +532,9 @@ class MessageFactory:
         )
         pieces = self._slots.copy()
         pieces[1::2] = self._pick(values)
-        return OutgoingMessage(recipient=address, message_id=message_id, data=b"".join(pieces))
+        data = b"".join(pieces)
+        if not payload:
+            return OutgoingMessage(recipient=address, message_id=message_id, data=data)
+        stuffed = self._stuffed_slots.copy()
+        stuffed[1::2] = self._pick(tuple(map(dot_stuff, values)))
+        return OutgoingMessage(address, message_id, data, b"".join(stuffed))

@@ -127,8 +127,14 @@ class Edition:
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """The exact bytes for one recipient (CRLF line endings) and what identifies them."""
+    """The exact bytes for one recipient (CRLF line endings) and what identifies them.
+
+    ``payload`` is the SMTP DATA payload for ``data`` (CRLF lines, lines starting with
+    "." doubled, ending in CRLF "." CRLF) when the producer made it; a sender makes it
+    from ``data`` otherwise. A copy with other ``data`` must not keep the old ``payload``.
+    """
 
     recipient: str
     message_id: str
     data: bytes
+    payload: bytes | None = field(default=None, repr=False)

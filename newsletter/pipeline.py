@@ -6,7 +6,6 @@ only fills personal slots per subscriber (``messages.MessageFactory``).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from collections import Counter
@@ -320,10 +319,13 @@ def _live_send(
         with History(settings.paths.state_db) as history:
             history.record(edition.id, edition.created, _selected_ids(selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
-    messages = _buildable(factory, recipients(audience, scan), scan)
+    signs = settings.dkim is not None
+    messages = _buildable(factory, recipients(audience, scan), scan, payload=not signs)
     if settings.dkim is not None:
         signer = DkimSigner(settings.dkim)
-        messages = (dataclasses.replace(m, data=signer.sign(m.data)) for m in messages)
+        messages = (
+            OutgoingMessage(m.recipient, m.message_id, signer.sign(m.data)) for m in messages
+        )
     with Ledger(settings.paths.state_db) as ledger:
         ledger.start(ledger_id, edition.subject)
         summary = send_messages(
@@ -343,12 +345,16 @@ def _live_send(
 
 
 def _buildable(
-    factory: MessageFactory, subscribers: Iterable[Subscriber], scan: SubscriberScan
+    factory: MessageFactory,
+    subscribers: Iterable[Subscriber],
+    scan: SubscriberScan,
+    *,
+    payload: bool,
 ) -> Iterator[OutgoingMessage]:
-    """Build each message; an address that cannot be used is skipped with a warning."""
+    """Build each message (and its SMTP payload if asked); skip unusable addresses, warning."""
     for subscriber in subscribers:
         try:
-            yield factory.build(subscriber)
+            yield factory.build(subscriber, payload=payload)
         except DeliveryError as err:
             scan.invalid += 1
             scan.warnings.append(str(err))

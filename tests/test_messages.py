@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
-from hypothesis import HealthCheck, Phase, assume, given, note, settings
+from hypothesis import HealthCheck, Phase, assume, example, given, note, settings
 from hypothesis import strategies as st
 
 from newsletter import slots
@@ -682,3 +682,88 @@ def test_fast_path_matches_email_package(
 
     assert parts(mine) == expected
     assert parts(theirs) == expected
+
+
+# --------------------------------------------------------------------------- SMTP payload
+
+
+def smtp_payload(data: bytes) -> bytes:
+    """Apply the SMTP DATA rule line by line: a line starting with "." gets one more; end "."."""
+    assert data.endswith(b"\r\n")
+    lines = data[:-2].split(b"\r\n")
+    stuffed = [b"." + line if line.startswith(b".") else line for line in lines]
+    return b"".join(line + b"\r\n" for line in stuffed) + b".\r\n"
+
+
+DOTTY = st.lists(
+    st.sampled_from([".", "..", ". ", "a", "é", "=", " ", "x" * 20, "山"]) | LETTERS, max_size=120
+).map("".join)
+DOT_LOCAL = st.from_regex(r"\.{0,2}[a-z0-9ü]([a-z0-9ü.+-]{0,60})", fullmatch=True)
+DOT_LINES = st.lists(
+    st.sampled_from(slots.ALL)
+    | st.sampled_from(
+        ["\n", ".", "\n.\n", "\n.x{color:red}\n", "\n..\n", "\n. \n", "x" * 73, "é" * 40, "="]
+    )
+    | st.text(LETTERS, max_size=20),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(
+    name="." + "a" * 69 + ".b",
+    local=".lead",
+    domain=(["example"], "com"),
+    dots=40,
+    text=f".top\n{slots.EMAIL}\n.\n" + "x" * 75 + ".y",
+    page=f"<style>\n.x{{}}\n</style>{slots.UNSUBSCRIBE_URL}",
+)
+@given(
+    name=NAMES | DOTTY,
+    local=DOT_LOCAL,
+    domain=DOMAIN,
+    dots=st.integers(0, 80),
+    text=DOT_LINES,
+    page=DOT_LINES,
+)
+def test_payload_is_the_dot_stuffed_data(
+    name: str, local: str, domain: tuple[list[str], str], dots: int, text: str, page: str
+) -> None:
+    email = f"{local}@{'.'.join(domain[0])}.{domain[1]}"
+    assume(len(email.encode()) <= 254)
+    url = "https://meridianpost.example/u/" + "." * dots + "x"
+    config = replace(SETTINGS, list=replace(SETTINGS.list, unsubscribe_url=url))
+    edition = make_edition(text=text, html="<style>\n.x{}\n</style>\n" + page)
+    factory = MessageFactory(edition, config, signing_key=KEY)
+    sub = Subscriber(email=email, name=name)
+
+    data = factory.build(sub).data
+    built = factory.build(sub, payload=True)
+
+    assert built.data == data
+    assert built.payload is not None
+    assert built.payload == smtp_payload(data)
+    assert built.payload.endswith(b"\r\n.\r\n")
+
+
+def test_payload_doubles_dots_from_statics_and_values() -> None:
+    edition = make_edition(
+        text=f".top\n{slots.EMAIL}\n", html=f"<style>\n.x{{}}\n</style>{slots.GREETING}"
+    )
+    factory = MessageFactory(edition, SETTINGS, signing_key=KEY)
+    people = [Subscriber(email=".dot@example.com", name="a" * k + ".b") for k in range(90)]
+    broken = [p for p in people if b"=\r\n.b," in factory.build(p).data]
+    assert broken, "no name length puts its dot after a soft line break"
+    payload = factory.build(broken[0], payload=True).payload
+    assert payload is not None
+    lines = payload.split(b"\r\n")
+    for line in (b"..top", b"..x{}", b"..dot@example.com=", b"..b,=", b"."):
+        assert line in lines
+
+
+def test_payload_only_when_asked(factory: MessageFactory) -> None:
+    sub = Subscriber(email="ana@example.com", name="Ana")
+    plain, full = factory.build(sub), factory.build(sub, payload=True)
+    assert plain.payload is None
+    assert full.data == plain.data
+    assert full.payload == smtp_payload(plain.data)
