@@ -162,6 +162,19 @@ class _Handler:
     def __init__(self, owner: SMTPServer) -> None:
         self.owner = owner
 
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.owner.pipelining:  # aiosmtpd reads pipelined commands; it just does not say so
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -300,6 +313,7 @@ class SMTPServer:
         implicit_tls: bool = False,
         users: dict[str, str] | None = None,
         smtputf8: bool = True,
+        pipelining: bool = True,
         faults: Faults | None = None,
         port: int | None = None,
         idle_timeout: float = 300.0,
@@ -308,6 +322,7 @@ class SMTPServer:
         self.implicit_tls = implicit_tls
         self.users = dict(users or {})
         self.smtputf8 = smtputf8
+        self.pipelining = pipelining
         self.faults = faults or Faults()
         self.port = port or free_port()
         self.idle_timeout = idle_timeout

@@ -70,18 +70,46 @@ def test_claim_is_visible_to_other_connections_at_once(db: Path) -> None:
         assert peek(db) == {"ana@example.org": "in_flight"}
 
 
-def test_finish_waits_for_the_next_claim_or_flush(db: Path) -> None:
+def _eventually(db: Path, wanted: dict[str, str], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if peek(db) == wanted:
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_finish_is_committed_in_the_background(db: Path) -> None:
     with Ledger(db) as ledger:
         ledger.start("e1", "S")
         ledger.claim("e1", "a@example.org", "<1@x>")
         ledger.finish("e1", "a@example.org", "sent", "250 ok")
-        # Not committed yet: a crash now leaves the honest "in_flight".
-        assert peek(db) == {"a@example.org": "in_flight"}
-        ledger.claim("e1", "b@example.org", "<2@x>")
-        assert peek(db) == {"a@example.org": "sent", "b@example.org": "in_flight"}
+        # Nobody claims or flushes: the committer makes it durable on its own.
+        assert _eventually(db, {"a@example.org": "sent"})
         ledger.finish("e1", "b@example.org", "failed", "550 no such user")
         ledger.flush()
         assert peek(db)["b@example.org"] == "failed"
+
+
+def test_a_queued_claim_is_durable_once_settled(db: Path) -> None:
+    with Ledger(db) as ledger:
+        ledger.start("e1", "S")
+        first = ledger.claim("e1", "a@example.org", "<1@x>", wait=False)
+        second = ledger.claim("e1", "b@example.org", "<2@x>", wait=False)
+        assert second > first
+        ledger.settle(second)
+        assert peek(db) == {"a@example.org": "in_flight", "b@example.org": "in_flight"}
+        ledger.settle(first)  # already durable: returns at once
+
+
+def test_writes_after_close_are_refused(db: Path) -> None:
+    ledger = Ledger(db)
+    ledger.finish("e1", "a@example.org", "sent", "250 ok")
+    ledger.close()
+    with pytest.raises(DeliveryError, match="closed"):
+        ledger.finish("e1", "b@example.org", "sent", "250 ok")
+    with Ledger(db) as again:
+        assert again.states("e1") == {"a@example.org": "sent"}
 
 
 def test_close_commits_pending_outcomes(db: Path) -> None:

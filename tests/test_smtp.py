@@ -8,6 +8,7 @@ import itertools
 import logging
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -86,9 +87,15 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 
 @pytest.fixture
-def server() -> Iterator[SMTPServer]:
-    with SMTPServer() as running:
+def server(request: pytest.FixtureRequest) -> Iterator[SMTPServer]:
+    """The aiosmtpd server; ``indirect`` parametrizing turns PIPELINING off with ``False``."""
+    with SMTPServer(pipelining=getattr(request, "param", True)) as running:
         yield running
+
+
+BOTH_WAYS = pytest.mark.parametrize(
+    "server", [True, False], indirect=True, ids=["pipelining", "step-by-step"]
+)
 
 
 # --------------------------------------------------------------------------- settings
@@ -220,6 +227,7 @@ def test_implicit_tls(trusted: Certificate, ledger: Ledger) -> None:
 # --------------------------------------------------------------------------- faults
 
 
+@BOTH_WAYS
 def test_mixed_faults_deliver_each_deliverable_message_exactly_once(
     server: SMTPServer, ledger: Ledger
 ) -> None:
@@ -264,6 +272,7 @@ def test_mixed_faults_deliver_each_deliverable_message_exactly_once(
     assert len(outcomes) == len(emails)
 
 
+@BOTH_WAYS
 def test_421_at_rcpt_reconnects_and_delivers(server: SMTPServer, ledger: Ledger) -> None:
     server.faults = Faults(disconnect_every=4, disconnect_at="RCPT")
     emails = addresses(30)
@@ -386,6 +395,7 @@ def test_no_starttls_on_offer_pauses(server: SMTPServer, ledger: Ledger) -> None
     assert server.messages() == []
 
 
+@BOTH_WAYS
 def test_a_refused_sender_pauses_instead_of_failing_everyone(
     server: SMTPServer, ledger: Ledger
 ) -> None:
@@ -399,6 +409,7 @@ def test_a_refused_sender_pauses_instead_of_failing_everyone(
     assert ledger.summary("e1")["deferred"] <= 2  # at most one try per connection
 
 
+@BOTH_WAYS
 def test_connection_failures_in_a_row_trip_the_breaker(server: SMTPServer, ledger: Ledger) -> None:
     server.faults = Faults(mail_reply="421 4.7.0 Too busy, try later")
     summary = send(addresses(50), plain(server, retries=10), ledger, backoff_base=0.001, breaker=6)
@@ -422,6 +433,7 @@ def test_an_unreachable_server_pauses(ledger: Ledger) -> None:
     assert ledger.summary("e1")["failed"] == 0
 
 
+@BOTH_WAYS
 def test_a_relay_refusing_everyone_pauses(server: SMTPServer, ledger: Ledger) -> None:
     server.faults = Faults(reject_all=True)
     summary = send(addresses(80), plain(server, pool=1), ledger)
@@ -494,6 +506,7 @@ def test_unusable_addresses_fail_locally(server: SMTPServer, ledger: Ledger) -> 
     assert all(reply.startswith("local:") for _, _, reply in ledger.failures("e1"))
 
 
+@BOTH_WAYS
 def test_dots_line_ends_and_8bit_data(server: SMTPServer, ledger: Ledger) -> None:
     body = ".starts with a dot\r\n..two dots\nbare LF\r\ncafé\r\n.\r\nend"
     item = message("reader@example.org", 1, body.encode())
@@ -507,6 +520,91 @@ def test_dots_line_ends_and_8bit_data(server: SMTPServer, ledger: Ledger) -> Non
     assert text.endswith(".starts with a dot\r\n..two dots\r\nbare LF\r\ncafé\r\n.\r\nend\r\n")
     assert "\n" not in text.replace("\r\n", "")
     assert got["bare@example.org"].data == b".\r\n.\r\nSubject: odd\r\n\r\n.body.\r\n"
+
+
+class ScriptedServer:
+    """A raw SMTP server on 127.0.0.1 (one session) that answers transactions as scripted.
+
+    It answers nothing in a transaction until MAIL, RCPT and DATA have all arrived, so a
+    client that waits for each reply before sending the next command stalls (and the
+    server records that). Each script entry is the replies to MAIL, RCPT, DATA and, when
+    DATA got 354, the end of data.
+    """
+
+    def __init__(self, script: list[tuple[str, str, str, str]]) -> None:
+        self.script = script
+        self.groups: list[list[bytes]] = []
+        self.bodies: list[bytes] = []
+        self.stalled = False
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self._listener.accept()
+        conn.settimeout(5)
+        reader = conn.makefile("rb")
+        try:
+            conn.sendall(b"220 scripted ESMTP\r\n")
+            reader.readline()
+            conn.sendall(b"250-scripted\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            for replies in self.script:
+                self._transaction(conn, reader, replies)
+            for line in reader:
+                conn.sendall(b"221 bye\r\n" if line.upper().startswith(b"QUIT") else b"250 OK\r\n")
+        except TimeoutError:
+            self.stalled = True
+        finally:
+            reader.close()
+            conn.close()
+            self._listener.close()
+
+    def _transaction(self, conn: socket.socket, reader: Any, replies: tuple[str, ...]) -> None:
+        group: list[bytes] = []
+        while len(group) < 3:
+            line = reader.readline()
+            if line.upper().startswith((b"RSET", b"NOOP")):
+                conn.sendall(b"250 OK\r\n")
+            else:
+                group.append(line)
+        self.groups.append(group)
+        mail, rcpt, data, end = replies
+        conn.sendall(f"{mail}\r\n{rcpt}\r\n{data}\r\n".encode())
+        if data.startswith("354"):
+            body = b""
+            while (line := reader.readline()) != b".\r\n":
+                body += line
+            self.bodies.append(body)
+            conn.sendall(f"{end}\r\n".encode())
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
+
+
+def test_pipelining_sends_the_envelope_in_one_go_and_keeps_in_step(ledger: Ledger) -> None:
+    gone = "550 5.1.1 <gone@example.org>: no such user"
+    scripted = ScriptedServer(
+        [
+            # A server that refuses the recipient yet says "go ahead" to DATA.
+            ("250 2.1.0 Ok", gone, "354 go ahead", "554 5.5.1 no valid recipients"),
+            ("250 2.1.0 Ok", "250 2.1.5 Ok", "354 go ahead", "250 2.0.0 queued"),
+        ]
+    )
+    settings = SmtpSettings(
+        host="127.0.0.1", port=scripted.port, security="none", pool=1, retries=0, timeout=3
+    )
+    summary = send(["gone@example.org", "ana@example.org"], settings, ledger)
+    scripted.join()
+    assert not scripted.stalled
+    assert [[line.split(b":")[0] for line in group] for group in scripted.groups] == [
+        [b"MAIL FROM", b"RCPT TO", b"DATA\r\n"]
+    ] * 2
+    assert (summary.sent, summary.failed) == (1, 1)
+    assert ledger.failures("e1") == [("gone@example.org", "failed", gone)]
+    assert ledger.states("e1")["ana@example.org"] == "sent"
+    assert scripted.bodies[0] == b""  # the refused one got an empty message end
+    assert b"Hello reader 1." in scripted.bodies[1]
 
 
 # --------------------------------------------------------------------------- rate, stop, resume
@@ -549,6 +647,37 @@ def test_stop_finishes_what_is_under_way_and_resume_completes(
     assert server.per_recipient() == Counter(emails)
 
 
+@pytest.mark.parametrize("policy", ["resend", "hold"])
+def test_claims_made_ahead_are_handed_back_at_a_stop(
+    server: SMTPServer, ledger: Ledger, policy: str
+) -> None:
+    emails = addresses(40)
+    server.faults = Faults(data_delay=0.005)
+    stop = threading.Event()
+
+    def progress(email: str, state: str) -> None:
+        if state == "sent":
+            stop.set()
+
+    send(emails, plain(server, pool=2, in_flight=policy), ledger, progress=progress, stop=stop)
+    states = ledger.states("e1")
+    pending = {e for e, s in states.items() if s == "pending"}
+    assert "in_flight" not in states.values()
+    assert not pending & set(server.per_recipient())
+    if policy == "resend":  # each connection had claimed the next few
+        assert 1 <= len(pending) <= 2 * delivery.CLAIM_AHEAD
+    else:  # claimed only just before the data: nothing to hand back
+        assert pending == set()
+    with sqlite3.connect(ledger.path) as conn:
+        attempts = dict(conn.execute("SELECT email, attempts FROM ledger_recipients"))
+    assert all(attempts[e] == 0 for e in pending)
+
+    first = len(server.messages())
+    again = send(emails, plain(server, pool=2, in_flight=policy), ledger)
+    assert again.sent == 40 - first
+    assert server.per_recipient() == Counter(emails)
+
+
 def test_resume_skips_sent_and_failed_and_repeats(server: SMTPServer, ledger: Ledger) -> None:
     emails = addresses(10)
     server.faults = Faults(reject={emails[4]})
@@ -585,7 +714,8 @@ def test_messages_are_consumed_lazily(server: SMTPServer, ledger: Ledger) -> Non
     summary = send(endless(), plain(server, pool=2), ledger, progress=progress, stop=stop)
     assert summary.paused
     assert summary.sent >= 20
-    assert next(taken) <= summary.sent + 4
+    # Besides those sent, each connection holds one under way and a few claimed ahead.
+    assert next(taken) <= summary.sent + 2 * (2 + delivery.CLAIM_AHEAD)
 
 
 def test_a_failing_progress_callback_stops_the_run(server: SMTPServer, ledger: Ledger) -> None:
@@ -678,7 +808,11 @@ def test_killed_in_the_instant_after_acceptance(
     states = ledger_states(db)
     assert states[doubt] == "in_flight"
     assert_guarantee(states, server)
-    assert [e for e, s in states.items() if s == "in_flight"] == [doubt]
+    in_flight = {e for e, s in states.items() if s == "in_flight"}
+    # Under "resend" the next few are claimed ahead; none of them reached the server.
+    ahead = delivery.CLAIM_AHEAD if policy == "resend" else 0
+    assert len(in_flight - {doubt}) <= ahead
+    assert not (in_flight - {doubt}) & set(server.per_recipient())
 
     finish(run_child(server, db, 40, policy, pool=1))
     counts = server.per_recipient()
@@ -707,7 +841,10 @@ def test_kill_at_a_random_moment_then_resume(
     states = ledger_states(db)
     assert_guarantee(states, server)
     in_flight = {e for e, s in states.items() if s == "in_flight"}
-    assert len(in_flight) <= pool
+    ahead = delivery.CLAIM_AHEAD if policy == "resend" else 0
+    assert len(in_flight) <= pool * (1 + ahead)
+    # At most the one under way and (under "resend") the one before it, per connection.
+    assert len(in_flight & set(server.per_recipient())) <= pool * (2 if policy == "resend" else 1)
 
     finish(run_child(server, db, count, policy, pool))
     counts = server.per_recipient()
@@ -717,7 +854,7 @@ def test_kill_at_a_random_moment_then_resume(
     everyone = {f"reader{n}@example.org" for n in range(count)}
     if policy == "resend":
         assert set(counts) == everyone
-        assert len(twice) <= pool
+        assert len(twice) <= 2 * pool
     else:
         assert twice == set()
         assert everyone - set(counts) <= in_flight

@@ -6,15 +6,19 @@ be under way), ``sent`` (the server accepted it), ``failed`` (a 5xx: final), ``d
 
 The guarantee, which holds at a crash or ``kill -9`` at any instant:
 
-- ``claim`` is committed (``synchronous=FULL``) *before* the SMTP transaction starts, so
-  every message the server accepted is recorded ``sent`` or ``in_flight``;
+- a ``claim`` is committed (``synchronous=FULL``) *before* the message data goes out:
+  a sender queues it (``claim(..., wait=False)``) and waits for it (``settle``) before
+  the data, so every message the server accepted is recorded ``sent`` or ``in_flight``;
 - ``finish`` is written *after* the server's reply, so nobody recorded ``sent`` was not
   accepted.
 
-To keep one commit per message, ``finish`` joins the open transaction and is committed
-by the next ``claim`` (or by ``flush``, which a sender calls before it waits or stops).
-A ``finish`` lost at a crash leaves that recipient ``in_flight``, which is the honest
-state: the ledger cannot tell "accepted in the instant before the kill" from "not sent".
+Writes are committed by a background thread as soon as they are queued, several per
+commit (group commit), so a sender waits for the disk only when a claim is not durable
+yet by the time the message data is due; a sender that claims a few recipients ahead
+never waits. A ``finish`` lost at a crash (queued in the last moments) leaves that
+recipient ``in_flight``, which is the honest state: the ledger cannot tell "accepted in
+the instant before the kill" from "not sent". ``release`` undoes a claim whose message
+was not tried after all (the recipient is ``pending`` again).
 
 What a resumed send does with ``in_flight`` recipients is ``smtp.in_flight``:
 
@@ -26,7 +30,7 @@ What a resumed send does with ``in_flight`` recipients is ``smtp.in_flight``:
 
 The tables live in the shared state file and are all prefixed ``ledger_``. The file is
 in WAL mode, so ``status`` can read while a send writes. A ``Ledger`` may be shared by
-threads: every call is serialized by one lock.
+threads.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ FINAL_STATES = ("sent", "failed", "deferred")
 ATTENTION_STATES = ("failed", "deferred", "in_flight")
 
 BUSY_TIMEOUT_MS = 10_000
-FINISH_BATCH = 256  # at most this many writes wait for a commit
+QUEUE_LIMIT = 1024  # a writer that finds this many writes queued commits them itself
 
 _SCHEMA = (
     """
@@ -92,6 +96,12 @@ _FINISH = """
         state = excluded.state,
         reply = excluded.reply,
         updated = excluded.updated
+"""
+
+_RELEASE = """
+    UPDATE ledger_recipients
+    SET state = 'pending', attempts = MAX(attempts - 1, 0), updated = ?
+    WHERE edition_id = ? AND email = ? AND state = 'in_flight'
 """
 
 _START = """
@@ -141,11 +151,15 @@ class Ledger:
 
     def __init__(self, db_path: Path) -> None:
         self.path = Path(db_path)
-        self._cond = threading.Condition(threading.Lock())  # guards the fields below
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # guards the fields below; commits done
+        self._work = threading.Condition(lock)  # the committer's: writes are waiting
         self._queue: list[tuple[str, tuple[str, ...]]] = []
         self._queued = 0  # writes ever queued
         self._durable = 0  # writes ever committed
         self._committing = False
+        self._committer: threading.Thread | None = None
+        self._closing = False  # the committer stops; writes are refused from here on
         self._broken: DeliveryError | None = None
         self._closed = False
         self._db = threading.RLock()  # guards the connection
@@ -214,12 +228,19 @@ class Ledger:
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Commit anything pending and close the file."""
+        """Commit anything pending, stop the committer and close the file."""
         if self._closed:
             return
         try:
-            if self._broken is None:
-                self.flush()
+            with self._cond:
+                try:
+                    if self._broken is None:
+                        self._commit_through(self._queued)
+                finally:
+                    self._closing = True
+                    self._work.notify_all()
+            if self._committer is not None:
+                self._committer.join()
         finally:
             with self._db:
                 self._closed = True
@@ -238,19 +259,48 @@ class Ledger:
 
     # ------------------------------------------------------------------ writes
 
-    def _write(self, sql: str, params: tuple[str, ...], *, durable: bool) -> None:
-        """Queue a write; with ``durable``, return only once it is committed.
+    def _write(self, sql: str, params: tuple[str, ...], *, durable: bool) -> int:
+        """Queue a write and return its ticket; with ``durable``, return once it is committed.
 
-        Threads that need a commit at the same time share one (group commit): while one
-        of them commits, the others queue, and the next commit takes them all.
+        Queued writes are committed by the background committer; threads that need a
+        commit at once share one (group commit): while one commit runs, the others
+        queue, and the next commit takes them all.
         """
         with self._cond:
             if self._broken is not None:
                 raise self._broken
+            if self._closing:
+                raise DeliveryError(f"{self.path}: the delivery ledger is already closed")
             self._queue.append((sql, params))
             self._queued += 1
-            if durable or len(self._queue) >= FINISH_BATCH:
-                self._commit_through(self._queued)
+            ticket = self._queued
+            if durable or len(self._queue) >= QUEUE_LIMIT:
+                self._commit_through(ticket)
+            elif len(self._queue) == 1:
+                self._wake_committer()
+            return ticket
+
+    def _wake_committer(self) -> None:
+        """Start the background committer, or tell it there is work (holding ``_cond``)."""
+        if self._committer is None:
+            self._committer = threading.Thread(
+                target=self._commit_loop, name="ledger-commit", daemon=True
+            )
+            self._committer.start()
+        self._work.notify()
+
+    def _commit_loop(self) -> None:
+        """Commit queued writes as they come, until the ledger closes or breaks."""
+        with self._cond:
+            while True:
+                while not self._queue and not self._closing and self._broken is None:
+                    self._work.wait()
+                if self._closing or self._broken is not None:
+                    return
+                try:
+                    self._commit_through(self._queued)
+                except BaseException:  # kept in ``_broken``; every later write raises it
+                    return
 
     def _commit_through(self, ticket: int) -> None:
         """Commit until write number ``ticket`` is durable (called holding ``_cond``)."""
@@ -273,6 +323,7 @@ class Ledger:
             self._cond.notify_all()
             if failure is not None:
                 self._broken = self._error("record deliveries", failure)
+                self._work.notify_all()  # the committer stops too
                 if isinstance(failure, sqlite3.Error):
                     raise self._broken from failure
                 raise failure
@@ -282,15 +333,31 @@ class Ledger:
         """Record that an edition's delivery began (idempotent; fills in a blank subject)."""
         self._write(_START, (edition_id, subject, _now()), durable=True)
 
-    def claim(self, edition_id: str, email: str, message_id: str) -> None:
-        """Mark a recipient ``in_flight`` and commit it durably, before the SMTP transaction."""
+    def claim(self, edition_id: str, email: str, message_id: str, *, wait: bool = True) -> int:
+        """Mark a recipient ``in_flight``; return the write's ticket for ``settle``.
+
+        With ``wait`` (the default) the claim is durable when this returns. Without it,
+        the caller must ``settle`` the ticket before the message goes out.
+        """
         params = (edition_id, normalize_email(email), message_id, _now())
-        self._write(_CLAIM, params, durable=True)
+        return self._write(_CLAIM, params, durable=wait)
+
+    def settle(self, ticket: int) -> None:
+        """Return once the write with this ticket (and every one before it) is committed."""
+        with self._cond:
+            if self._durable < ticket:
+                self._commit_through(ticket)
+            elif self._broken is not None:
+                raise self._broken
+
+    def release(self, edition_id: str, email: str) -> None:
+        """Undo a claim whose message was not tried after all: the recipient is ``pending``."""
+        self._write(_RELEASE, (_now(), edition_id, normalize_email(email)), durable=False)
 
     def finish(self, edition_id: str, email: str, state: str, reply: str) -> None:
         """Record the outcome (``sent``, ``failed`` or ``deferred``) and the server's reply.
 
-        The write is committed with the next ``claim`` (any thread's) or ``flush``.
+        The write is committed in the background within moments (or by ``flush``).
         """
         if state not in FINAL_STATES:
             raise ValueError(f"finish() takes one of {', '.join(FINAL_STATES)}, not {state!r}")

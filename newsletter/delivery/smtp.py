@@ -20,9 +20,16 @@ is not ASCII (if the server does not offer it, that recipient fails with a clear
 and BODY=8BITMIME when the data is not 7-bit and the server offers it. The password is
 never logged and is scrubbed from every reply, reason and error this module produces.
 
+With PIPELINING on offer, MAIL, RCPT and DATA go out in one write (RFC 2920), so a
+message costs two round trips; otherwise each command waits for its reply.
+
 The ledger is written around every transaction (see ``newsletter.delivery.ledger`` for
-the crash guarantee and the ``smtp.in_flight`` policy). When the connection drops after
-the whole message was sent but before the server's answer, the outcome is unknown:
+the crash guarantee and the ``smtp.in_flight`` policy): each recipient is claimed before
+the message data goes out. Under ``resend`` each connection claims the next
+``CLAIM_AHEAD`` messages ahead, so their claims are on disk by the time they are sent
+(at a crash they are simply sent on the next run; at a stop they are handed back);
+under ``hold`` each is claimed just before its transaction. When the connection drops
+after the whole message was sent but before the server's answer, the outcome is unknown:
 under ``resend`` the message is retried, under ``hold`` it stays ``in_flight`` (held).
 
 ``progress(email, state)`` is called once per recipient with ``sent``, ``failed``,
@@ -35,6 +42,7 @@ and is re-raised by ``send_messages``.
 from __future__ import annotations
 
 import base64
+import collections
 import enum
 import heapq
 import ipaddress
@@ -68,6 +76,7 @@ IDLE_CHECK = 5.0  # a pooled connection idle this long is checked with NOOP befo
 SLEEP_SLICE = 0.1  # waits are cut into slices this long to notice a stop quickly
 FLUSH_BEFORE_WAIT = 0.02  # commit pending ledger outcomes before a wait longer than this
 MAX_REPLY = 500
+CLAIM_AHEAD = 4  # under in_flight = "resend", messages each connection claims ahead
 
 SECURITY_MODES = ("starttls", "ssl", "none")
 IN_FLIGHT_POLICIES = ("resend", "hold")
@@ -304,6 +313,7 @@ class _Item:
     failures: int = 0  # failed tries in this run
     reply: str = ""  # the last failure
     recorded: bool = True  # whether the ledger already has the last failure
+    ticket: int = 0  # the ledger ticket of a claim made ahead of the attempt, if any
 
 
 @dataclass
@@ -432,6 +442,17 @@ class _Work:
             log.debug("%s: %s", message.recipient, verdict)
             self._run.outcome(message.recipient, verdict)
         return None
+
+    def take_fresh(self, limit: int) -> list[_Item]:
+        """Return up to ``limit`` messages not tried yet in this run (no retries)."""
+        items: list[_Item] = []
+        with self._lock:
+            while len(items) < limit:
+                item = self._next_fresh()
+                if item is None:
+                    break
+                items.append(item)
+        return items
 
     def _verdict(self, key: str) -> str | None:
         if key in self._seen:
@@ -609,12 +630,14 @@ class _Connection:
 # --------------------------------------------------------------------------- one transaction
 
 
-def _transact(
-    client: smtplib.SMTP, envelope_from: str, message: OutgoingMessage, run: _Run
-) -> _Result:
-    """Run MAIL, one RCPT and DATA for one message; classify the outcome."""
-    payload = _payload(message.data)
-    needs_utf8 = not (envelope_from.isascii() and message.recipient.isascii())
+def _transact(client: smtplib.SMTP, message: OutgoingMessage, ticket: int, run: _Run) -> _Result:
+    """Run MAIL, one RCPT and DATA for one message; classify the outcome.
+
+    ``ticket`` is the recipient's queued ledger claim: it is made durable before the
+    message data goes out. With PIPELINING the three commands go in one write.
+    """
+    payload = message.payload if message.payload is not None else _payload(message.data)
+    needs_utf8 = not (run.envelope_from.isascii() and message.recipient.isascii())
     options = []
     if client.has_extn("size"):
         options.append(f"SIZE={len(payload)}")
@@ -624,23 +647,28 @@ def _transact(
         options.append("SMTPUTF8")
     client.command_encoding = "utf-8" if needs_utf8 else "ascii"
     tail = "".join(f" {option}" for option in options)
+    commands = (
+        ("MAIL", f"MAIL FROM:<{run.envelope_from}>{tail}\r\n", (250,)),
+        ("RCPT", f"RCPT TO:<{message.recipient}>\r\n", (250, 251)),
+        ("DATA", "DATA\r\n", (354,)),
+    )
     stage = "MAIL"
     try:
-        code, text = client.docmd("MAIL", f"FROM:<{envelope_from}>{tail}")
-        if code != 250:
-            return _refused(client, stage, code, text, run)
-        stage = "RCPT"
-        code, text = client.docmd("RCPT", f"TO:<{message.recipient}>")
-        if code not in (250, 251):
-            return _refused(client, stage, code, text, run)
-        stage = "DATA"
-        code, text = client.docmd("DATA")
-        if code != 354:
-            return _refused(client, stage, code, text, run)
+        if client.has_extn("pipelining"):
+            client.send("".join(command for _, command, _ in commands))
+            refusal = _pipelined_replies(client, commands, run)
+        else:
+            refusal = _step_by_step(client, commands, run)
+        if refusal is not None:
+            return refusal
         stage = "message"
+        run.ledger.settle(ticket)
         client.send(payload)
         stage = "reply"
         code, text = client.getreply()
+    except _Lost as lost:
+        cause = run.scrub(_error_text(lost.__cause__ or lost))
+        return _Result(_Kind.RECONNECT, f"connection lost during {lost.stage} ({cause})")
     except (smtplib.SMTPServerDisconnected, OSError) as err:
         reply = f"connection lost during {stage} ({run.scrub(_error_text(err))})"
         kind = _Kind.UNKNOWN if stage == "reply" else _Kind.RECONNECT
@@ -648,6 +676,57 @@ def _transact(
     if 200 <= code < 300:
         return _Result(_Kind.SENT, run.scrub(_reply(code, text)))
     return _refused(client, "end of data", code, text, run)
+
+
+_Commands = tuple[tuple[str, str, tuple[int, ...]], ...]
+
+
+class _Lost(Exception):
+    """The connection dropped while reading the reply to ``stage``."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage)
+        self.stage = stage
+
+
+def _step_by_step(client: smtplib.SMTP, commands: _Commands, run: _Run) -> _Result | None:
+    """Send each command and wait for its reply; return the first refusal, if any."""
+    for stage, command, wanted in commands:
+        try:
+            client.send(command)
+            code, text = client.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as err:
+            raise _Lost(stage) from err
+        if code not in wanted:
+            return _refused(client, stage, code, text, run)
+    return None
+
+
+def _pipelined_replies(client: smtplib.SMTP, commands: _Commands, run: _Run) -> _Result | None:
+    """Read the replies to commands sent in one write; return the first refusal, if any.
+
+    A 421 ends the reading (the server is closing). A server that answers DATA with 354
+    after refusing MAIL or RCPT gets an empty message end, so the session stays in step.
+    """
+    refusal: tuple[str, int, bytes] | None = None
+    for stage, _, wanted in commands:
+        try:
+            code, text = client.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as err:
+            raise _Lost(stage) from err
+        if code == 421:
+            return _refused(client, stage, code, text, run)
+        if code not in wanted and refusal is None:
+            refusal = (stage, code, text)
+        if stage == "DATA" and code == 354 and refusal is not None:
+            try:
+                client.send(b".\r\n")
+                client.getreply()
+            except (smtplib.SMTPServerDisconnected, OSError) as err:
+                raise _Lost(stage) from err
+    if refusal is None:
+        return None
+    return _refused(client, *refusal, run)
 
 
 def _refused(client: smtplib.SMTP, stage: str, code: int, text: bytes, run: _Run) -> _Result:
@@ -709,6 +788,8 @@ class _Worker:
         self._limiter = limiter
         self._conn = _Connection(run)
         self._trouble = 0  # this worker's connection-level failures in a row
+        self._ahead: collections.deque[_Item] = collections.deque()  # claimed, not tried
+        self._lookahead = CLAIM_AHEAD if run.smtp.in_flight == "resend" else 0
 
     def __call__(self) -> None:
         try:
@@ -717,12 +798,34 @@ class _Worker:
                 if item is None:
                     break
                 self._attempt(item)
+            self._release_ahead()
         except Exception as err:  # re-raised by send_messages in the calling thread
             self._run.fail(err)
         finally:
             self._conn.close()
 
+    def _release_ahead(self) -> None:
+        """Hand back the claims made ahead for messages this run will not try (it halted)."""
+        while self._ahead:
+            self._leave(self._ahead.popleft())
+
+    def _claim_ahead(self) -> None:
+        """Claim the next few fresh messages now, so their claims are durable when due."""
+        run = self._run
+        want = self._lookahead - len(self._ahead)
+        if want <= 0:
+            return
+        for item in self._work.take_fresh(want):
+            if usable_address(item.message.recipient):
+                message = item.message
+                item.ticket = run.ledger.claim(
+                    run.edition_id, message.recipient, message.message_id, wait=False
+                )
+            self._ahead.append(item)
+
     def _next(self) -> _Item | None:
+        if self._ahead:
+            return self._ahead.popleft()
         while not self._run.halted():
             item, wait = self._work.take()
             if item is not None:
@@ -764,9 +867,13 @@ class _Worker:
         if problem is not None:
             self._record(item, problem, claimed=False)
             return
-        run.ledger.claim(run.edition_id, message.recipient, message.message_id)
+        ticket = item.ticket or run.ledger.claim(
+            run.edition_id, message.recipient, message.message_id, wait=False
+        )
+        item.ticket = 0  # a retry claims again
+        self._claim_ahead()
         self._conn.used_once()
-        self._record(item, _transact(client, run.envelope_from, message, run), claimed=True)
+        self._record(item, _transact(client, message, ticket, run), claimed=True)
 
     def _record(self, item: _Item, result: _Result, *, claimed: bool) -> None:
         run, email = self._run, item.message.recipient
@@ -804,7 +911,7 @@ class _Worker:
         """Schedule another try after a backoff, or give up on it for this run."""
         run = self._run
         item.failures += 1
-        item.reply, item.recorded = reply, recorded
+        item.reply, item.recorded, item.ticket = reply, recorded, 0
         if connection:
             self._trouble += 1
             run.connection_failed(reply)
@@ -824,8 +931,12 @@ class _Worker:
 
     def _leave(self, item: _Item) -> None:
         """Let go of an untried message at a halt; one that failed before is deferred."""
+        run = self._run
         if item.failures:
-            _give_up(self._run, item)
+            _give_up(run, item)
+        elif item.ticket:
+            run.ledger.release(run.edition_id, item.message.recipient)
+            item.ticket = 0
 
 
 def _give_up(run: _Run, item: _Item) -> None:
