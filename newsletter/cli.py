@@ -668,7 +668,7 @@ def schedule_run(config_path: Path | None) -> None:
 @click.argument("edition_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
 def status(config_path: Path | None, edition_id: str | None, as_json: bool) -> None:
-    """Show per edition: sent, failed, deferred, in flight (failures listed)."""
+    """Show per edition: sent, failed, deferred, in flight, pending (failures listed)."""
     from newsletter.delivery.ledger import Ledger
 
     settings = _settings(config_path)
@@ -687,14 +687,14 @@ def status(config_path: Path | None, edition_id: str | None, as_json: bool) -> N
         return
     click.echo(
         f"{'EDITION':34} {'STARTED':16} {'SENT':>7} {'FAILED':>7} {'DEFERRED':>8} "
-        f"{'IN FLIGHT':>9}  SUBJECT"
+        f"{'IN FLIGHT':>9} {'PENDING':>7}  SUBJECT"
     )
     for entry in editions:
         n = entry.counts
         click.echo(
             f"{entry.id:34} {entry.started:%Y-%m-%d %H:%M} {n.get('sent', 0):>7} "
-            f"{n.get('failed', 0):>7} {n.get('deferred', 0):>8} {n.get('in_flight', 0):>9}  "
-            f"{entry.subject[:60]}"
+            f"{n.get('failed', 0):>7} {n.get('deferred', 0):>8} {n.get('in_flight', 0):>9} "
+            f"{n.get('pending', 0):>7}  {entry.subject[:60]}"
         )
 
 

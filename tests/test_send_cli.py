@@ -75,6 +75,10 @@ def test_live_send_over_starttls_with_auth_then_status(
         status = runner.invoke(cli, ["status", "--config", config, summary["edition_id"]])
         assert status.exit_code == 0, status.output
         assert "sent 25" in status.output
+        table = runner.invoke(cli, ["status", "--config", config]).output.splitlines()
+        assert table[0].split()[2:8] == ["SENT", "FAILED", "DEFERRED", "IN", "FLIGHT", "PENDING"]
+        row = next(line for line in table if line.startswith(summary["edition_id"]))
+        assert row.split()[3:8] == ["25", "0", "0", "0", "0"]
 
         # The next edition leaves out every story that already went out.
         again = runner.invoke(cli, ["build", "--config", config, "--now", NOW, "--force"])
