@@ -951,8 +951,9 @@ def test_a_live_slot_is_delivered_once_through_a_real_smtp_server(tmp_path: Path
 
     with SMTPServer() as server:
         settings, schedules = live_project(tmp_path, server.port, 3)
-        first = run_slot(settings, "daily", schedules=schedules)
-        again = run_slot(settings, "daily", schedules=schedules)
+        moment = datetime.now(UTC)  # one moment: a new minute would be a new slot
+        first = run_slot(settings, "daily", moment, schedules=schedules)
+        again = run_slot(settings, "daily", moment, schedules=schedules)
         assert first.state == "sent", first.describe()
         assert first.delivery.sent == 3
         assert again.state == "done"
@@ -965,11 +966,12 @@ def test_a_live_slot_stopped_mid_send_resumes_without_sending_twice(tmp_path: Pa
 
     with SMTPServer(faults=Faults(data_delay=0.05)) as server:
         settings, schedules = live_project(tmp_path, server.port, 30)
+        moment = datetime.now(UTC)  # one moment: a new minute would be a new slot
         stop = threading.Event()
         outcomes: list[SlotOutcome] = []
         worker = threading.Thread(
             target=lambda: outcomes.append(
-                run_slot(settings, "daily", schedules=schedules, stop=stop)
+                run_slot(settings, "daily", moment, schedules=schedules, stop=stop)
             )
         )
         worker.start()
@@ -980,7 +982,7 @@ def test_a_live_slot_stopped_mid_send_resumes_without_sending_twice(tmp_path: Pa
         assert [s for _k, s, _r in rows(settings)] == ["claimed"]
         partial = len(server.messages())
         assert 3 <= partial < 30
-        resumed = run_slot(settings, "daily", schedules=schedules)
+        resumed = run_slot(settings, "daily", moment, schedules=schedules)
         assert resumed.state == "sent", resumed.describe()
         assert resumed.resumed
         assert resumed.edition == outcomes[0].edition
