@@ -12,10 +12,11 @@ The guarantee, which holds at a crash or ``kill -9`` at any instant:
 - ``finish`` is written *after* the server's reply, so nobody recorded ``sent`` was not
   accepted.
 
-Writes are committed by a background thread as soon as they are queued, several per
-commit (group commit), so a sender waits for the disk only when a claim is not durable
-yet by the time the message data is due; a sender that claims a few recipients ahead
-never waits. A ``finish`` lost at a crash (queued in the last moments) leaves that
+Writes are committed by a background thread within ``COMMIT_INTERVAL`` of being queued,
+many per commit (group commit); a thread that needs a write durable sooner (``settle``,
+``flush``) commits at once. So a sender waits for the disk only when a claim is not
+durable yet by the time the message data is due; a sender that claims a few recipients
+ahead rarely waits. A ``finish`` lost at a crash (queued in the last moments) leaves that
 recipient ``in_flight``, which is the honest state: the ledger cannot tell "accepted in
 the instant before the kill" from "not sent". ``release`` undoes a claim whose message
 was not tried after all (the recipient is ``pending`` again).
@@ -52,6 +53,7 @@ ATTENTION_STATES = ("failed", "deferred", "in_flight")
 
 BUSY_TIMEOUT_MS = 10_000
 QUEUE_LIMIT = 1024  # a writer that finds this many writes queued commits them itself
+COMMIT_INTERVAL = 0.002  # seconds the committer gathers writes before committing them
 
 _SCHEMA = (
     """
@@ -295,6 +297,8 @@ class Ledger:
             while True:
                 while not self._queue and not self._closing and self._broken is None:
                     self._work.wait()
+                if not self._closing and self._broken is None:
+                    self._work.wait(COMMIT_INTERVAL)  # gather more; urgent writers commit
                 if self._closing or self._broken is not None:
                     return
                 try:
@@ -354,15 +358,16 @@ class Ledger:
         """Undo a claim whose message was not tried after all: the recipient is ``pending``."""
         self._write(_RELEASE, (_now(), edition_id, normalize_email(email)), durable=False)
 
-    def finish(self, edition_id: str, email: str, state: str, reply: str) -> None:
+    def finish(self, edition_id: str, email: str, state: str, reply: str) -> int:
         """Record the outcome (``sent``, ``failed`` or ``deferred``) and the server's reply.
 
-        The write is committed in the background within moments (or by ``flush``).
+        The write is committed in the background within moments (or by ``settle`` of the
+        returned ticket, or ``flush``).
         """
         if state not in FINAL_STATES:
             raise ValueError(f"finish() takes one of {', '.join(FINAL_STATES)}, not {state!r}")
         params = (edition_id, normalize_email(email), state, reply[:MAX_REPLY], _now())
-        self._write(_FINISH, params, durable=False)
+        return self._write(_FINISH, params, durable=False)
 
     def flush(self) -> None:
         """Commit every queued write."""

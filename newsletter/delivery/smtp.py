@@ -77,6 +77,7 @@ SLEEP_SLICE = 0.1  # waits are cut into slices this long to notice a stop quickl
 FLUSH_BEFORE_WAIT = 0.02  # commit pending ledger outcomes before a wait longer than this
 MAX_REPLY = 500
 CLAIM_AHEAD = 4  # under in_flight = "resend", messages each connection claims ahead
+UNRECORDED = 3  # accepted messages per connection that may lack their "sent" record
 
 SECURITY_MODES = ("starttls", "ssl", "none")
 IN_FLIGHT_POLICIES = ("resend", "hold")
@@ -633,8 +634,9 @@ class _Connection:
 def _transact(client: smtplib.SMTP, message: OutgoingMessage, ticket: int, run: _Run) -> _Result:
     """Run MAIL, one RCPT and DATA for one message; classify the outcome.
 
-    ``ticket`` is the recipient's queued ledger claim: it is made durable before the
-    message data goes out. With PIPELINING the three commands go in one write.
+    ``ticket`` is the last ledger write that must be durable before the message data goes
+    out (the recipient's claim, and earlier outcomes). With PIPELINING the three commands
+    go in one write.
     """
     payload = message.payload if message.payload is not None else _payload(message.data)
     needs_utf8 = not (run.envelope_from.isascii() and message.recipient.isascii())
@@ -790,6 +792,10 @@ class _Worker:
         self._trouble = 0  # this worker's connection-level failures in a row
         self._ahead: collections.deque[_Item] = collections.deque()  # claimed, not tried
         self._lookahead = CLAIM_AHEAD if run.smtp.in_flight == "resend" else 0
+        # The ledger tickets of this connection's last "sent" records: the oldest is durable
+        # before the next message data goes out, so at most UNRECORDED accepted messages
+        # per connection lack their record at any instant.
+        self._sent: collections.deque[int] = collections.deque(maxlen=UNRECORDED)
 
     def __call__(self) -> None:
         try:
@@ -873,13 +879,15 @@ class _Worker:
         item.ticket = 0  # a retry claims again
         self._claim_ahead()
         self._conn.used_once()
+        if len(self._sent) == UNRECORDED:
+            ticket = max(ticket, self._sent[0])
         self._record(item, _transact(client, message, ticket, run), claimed=True)
 
     def _record(self, item: _Item, result: _Result, *, claimed: bool) -> None:
         run, email = self._run, item.message.recipient
         kind, reply = result.kind, result.reply
         if kind is _Kind.SENT:
-            run.ledger.finish(run.edition_id, email, "sent", reply)
+            self._sent.append(run.ledger.finish(run.edition_id, email, "sent", reply))
             self._trouble = 0
             run.went_well()
             run.outcome(email, "sent")
