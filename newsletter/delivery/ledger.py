@@ -53,7 +53,7 @@ ATTENTION_STATES = ("failed", "deferred", "in_flight")
 
 BUSY_TIMEOUT_MS = 10_000
 QUEUE_LIMIT = 1024  # a writer that finds this many writes queued commits them itself
-COMMIT_INTERVAL = 0.002  # seconds the committer gathers writes before committing them
+COMMIT_INTERVAL = 0.001  # seconds the committer gathers writes before committing them
 
 _SCHEMA = (
     """
