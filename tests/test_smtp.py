@@ -335,12 +335,14 @@ def test_slow_replies_do_not_break_anything(server: SMTPServer, ledger: Ledger) 
 
 @pytest.mark.parametrize("policy", ["resend", "hold"])
 def test_a_lost_answer_follows_the_in_flight_policy(
-    server: SMTPServer, ledger: Ledger, policy: str
+    server: SMTPServer, ledger: Ledger, policy: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     emails = addresses(5)
     slow = emails[1]
     server.faults = Faults(slow={slow: 2.5})
-    summary = send(emails, plain(server, pool=1, timeout=1.0, in_flight=policy), ledger)
+    with caplog.at_level(logging.DEBUG, logger="newsletter.delivery.smtp"):
+        summary = send(emails, plain(server, pool=1, timeout=1.0, in_flight=policy), ledger)
+    assert f"{slow}: no answer during reply within 1 s (smtp.timeout)" in caplog.text
     counts = server.per_recipient()
     if policy == "resend":
         assert counts[slow] == 2  # accepted, answer lost, sent again: at-least-once

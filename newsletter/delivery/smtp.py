@@ -55,6 +55,8 @@ import select
 import smtplib
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -73,6 +75,7 @@ BACKOFF_CAP = 60.0  # no wait between retries is longer than this
 BREAKER_THRESHOLD = 20  # connection-level failures in a row that pause the run
 REFUSAL_THRESHOLD = 50  # permanent refusals in a row that pause the run
 IDLE_CHECK = 5.0  # a pooled connection idle this long is checked with NOOP before use
+HANG_UP_CHECK = 0.05  # one idle this long is checked for a server that closed it
 SLEEP_SLICE = 0.1  # waits are cut into slices this long to notice a stop quickly
 FLUSH_BEFORE_WAIT = 0.02  # commit pending ledger outcomes before a wait longer than this
 MAX_REPLY = 500
@@ -491,6 +494,26 @@ def _hung_up(client: smtplib.SMTP) -> bool:
     return bool(readable)
 
 
+def _kernel_timeouts(client: smtplib.SMTP, seconds: float) -> None:
+    """Have the kernel time out sends and receives (Linux), not Python.
+
+    A Python socket timeout costs a poll() before every send and receive, each a
+    round through the interpreter lock, which several sending threads feel. A receive
+    that times out then reads as a closed connection (see ``_lost_reply``).
+    """
+    sock = client.sock
+    if sock is None or not sys.platform.startswith("linux"):
+        return
+    whole = int(seconds)
+    timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    except OSError:
+        return
+    sock.settimeout(None)
+
+
 class _Connection:
     """One worker's SMTP session: opened lazily, reused, renewed when used up or broken."""
 
@@ -504,10 +527,11 @@ class _Connection:
         """Return a working session; raise ``_ConnectFailed`` or ``_Fatal``."""
         if self._client is not None and self._used >= self._run.smtp.max_per_connection:
             self.close()
-        if self._client is not None and _hung_up(self._client):
+        idle = self._run.clock() - self._last
+        if self._client is not None and idle >= HANG_UP_CHECK and _hung_up(self._client):
             log.debug("%s closed a pooled connection; opening another", self._run.where)
             self.discard()
-        if self._client is not None and self._run.clock() - self._last > IDLE_CHECK:
+        if self._client is not None and idle > IDLE_CHECK:
             self._check_alive()
         if self._client is None:
             self._client = self._open()
@@ -578,6 +602,7 @@ class _Connection:
         except _Fatal:
             client.close()
             raise
+        _kernel_timeouts(client, smtp.timeout)
         log.debug("connected to %s", run.where)
         return client
 
@@ -655,6 +680,7 @@ def _transact(client: smtplib.SMTP, message: OutgoingMessage, ticket: int, run: 
         ("DATA", "DATA\r\n", (354,)),
     )
     stage = "MAIL"
+    began = run.clock()
     try:
         if client.has_extn("pipelining"):
             client.send("".join(command for _, command, _ in commands))
@@ -665,19 +691,26 @@ def _transact(client: smtplib.SMTP, message: OutgoingMessage, ticket: int, run: 
             return refusal
         stage = "message"
         run.ledger.settle(ticket)
+        began = run.clock()
         client.send(payload)
         stage = "reply"
         code, text = client.getreply()
     except _Lost as lost:
-        cause = run.scrub(_error_text(lost.__cause__ or lost))
-        return _Result(_Kind.RECONNECT, f"connection lost during {lost.stage} ({cause})")
+        reply = _lost_reply(lost.stage, lost.__cause__ or lost, run.clock() - began, run)
+        return _Result(_Kind.RECONNECT, reply)
     except (smtplib.SMTPServerDisconnected, OSError) as err:
-        reply = f"connection lost during {stage} ({run.scrub(_error_text(err))})"
         kind = _Kind.UNKNOWN if stage == "reply" else _Kind.RECONNECT
-        return _Result(kind, reply)
+        return _Result(kind, _lost_reply(stage, err, run.clock() - began, run))
     if 200 <= code < 300:
         return _Result(_Kind.SENT, run.scrub(_reply(code, text)))
     return _refused(client, "end of data", code, text, run)
+
+
+def _lost_reply(stage: str, err: BaseException, waited: float, run: _Run) -> str:
+    """Describe a dropped connection; one silent for the whole timeout is said to be so."""
+    if waited >= run.smtp.timeout:
+        return f"no answer during {stage} within {run.smtp.timeout:g} s (smtp.timeout)"
+    return f"connection lost during {stage} ({run.scrub(_error_text(err))})"
 
 
 _Commands = tuple[tuple[str, str, tuple[int, ...]], ...]
