@@ -319,8 +319,8 @@ def _live_send(
         with History(settings.paths.state_db) as history:
             history.record(edition.id, edition.created, _selected_ids(selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
-    signs = settings.dkim is not None
-    messages = _buildable(factory, recipients(audience, scan), scan, payload=not signs)
+    payload = settings.dkim is None  # a signature changes the data
+    messages = _buildable(factory, recipients(audience, scan), scan, payload=payload)
     if settings.dkim is not None:
         signer = DkimSigner(settings.dkim)
         messages = (

@@ -66,6 +66,7 @@ from typing import Any
 from newsletter.config import ENV_SMTP_PASSWORD, SmtpSettings
 from newsletter.delivery.ledger import Ledger, normalize_email
 from newsletter.errors import ConfigError
+from newsletter.messages import dot_stuff
 from newsletter.models import OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,6 @@ REFUSAL_THRESHOLD = 50  # permanent refusals in a row that pause the run
 IDLE_CHECK = 5.0  # a pooled connection idle this long is checked with NOOP before use
 HANG_UP_CHECK = 0.05  # one idle this long is checked for a server that closed it
 SLEEP_SLICE = 0.1  # waits are cut into slices this long to notice a stop quickly
-FLUSH_BEFORE_WAIT = 0.02  # commit pending ledger outcomes before a wait longer than this
 MAX_REPLY = 500
 CLAIM_AHEAD = 4  # under in_flight = "resend", messages each connection claims ahead
 UNRECORDED = 3  # accepted messages per connection that may lack their "sent" record
@@ -266,9 +266,7 @@ def _payload(data: bytes) -> bytes:
     """Return the DATA bytes: CRLF line ends only, leading dots doubled, the final dot."""
     if not data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"):
         data = _ANY_EOL.sub(b"\r\n", data)
-    if data.startswith(b"."):
-        data = b"." + data
-    data = data.replace(b"\n.", b"\n..")
+    data = dot_stuff(data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
@@ -876,8 +874,6 @@ class _Worker:
     def _wait_until(self, deadline: float) -> bool:
         """Sleep until ``deadline`` in short slices; ``False`` if the run halted meanwhile."""
         run = self._run
-        if deadline - run.clock() > FLUSH_BEFORE_WAIT:
-            run.ledger.flush()
         while not run.halted():
             left = deadline - run.clock()
             if left <= 0:
