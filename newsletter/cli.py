@@ -15,13 +15,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from newsletter import __version__, pipeline, schedule, timetable
+from newsletter import __version__, clock, pipeline, schedule, timetable
 from newsletter.config import (
     CONFIG_NAME,
     SAMPLE_DIR,
@@ -30,7 +29,13 @@ from newsletter.config import (
     load_settings,
     resource_path,
 )
-from newsletter.errors import EXIT_NOTHING_NEW, EXIT_PROBLEM, NewsletterError, NothingToSend
+from newsletter.errors import (
+    EXIT_NOTHING_NEW,
+    EXIT_PROBLEM,
+    NewsletterError,
+    NothingToSend,
+    UsageProblem,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,30 +83,15 @@ def _settings(config_path: Path | None) -> Settings:
     return load_settings(find_config(config_path))
 
 
-def _parse_now(value: str | None, settings: Settings) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not an ISO 8601 time such as 2026-03-04T18:00:00+05:30",
-            param_hint="--now",
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=settings.publication.timezone)
-    return moment
-
-
 def _build_options(settings: Settings, **flags: Any) -> pipeline.BuildOptions:
-    return _options(_parse_now(flags["now"], settings), flags)
+    return _options(flags)
 
 
-def _options(now: datetime | None, flags: dict[str, Any]) -> pipeline.BuildOptions:
+def _options(flags: dict[str, Any]) -> pipeline.BuildOptions:
     """The content options shared by build, send, check and preview."""
     return pipeline.BuildOptions(
         sources=tuple(flags["sources"]),
-        now=now,
+        now=clock.parse_time(flags["now"]),
         strict=flags["strict"],
         lead_url=flags["lead_url"],
         allow_repeats=flags["allow_repeats"],
@@ -147,6 +137,8 @@ class Commands(click.Group):
             return super().invoke(ctx)
         except NothingToSend as err:
             raise NothingNew(str(err)) from err
+        except UsageProblem as err:
+            raise click.BadParameter(str(err), param_hint=err.option or None) from err
         except NewsletterError as err:
             raise UserError(str(err)) from err
         except BrokenPipeError:
@@ -516,7 +508,7 @@ def sources(
     specs = sources or settings.paths.sources
     if not specs:
         raise NewsletterError("no sources: add [content] sources to the config or use --source")
-    collection = collect(specs, settings, strict=strict, now=pipeline.now_utc())
+    collection = collect(specs, settings, strict=strict, now=clock.now_utc())
     reports = [pipeline.source_report(r) for r in collection.reports]
     if as_json:
         click.echo(
@@ -615,11 +607,7 @@ def preview(
     """Serve a live-reloading preview of the edition on 127.0.0.1; never sends mail."""
     from newsletter import preview as pv
 
-    try:
-        now = pv.parse_now(flags["now"])
-    except NewsletterError as err:
-        raise click.BadParameter(str(err), param_hint="--now") from None
-    build = _options(now, flags)
+    build = _options(flags)
     pv.serve(
         pv.PreviewOptions(
             config=find_config(config_path), build=build, subscriber=subscriber or ""
@@ -646,7 +634,7 @@ def schedule_list(config_path: Path | None, count: int) -> None:
     if not settings.schedules:
         click.echo("No schedules configured. Add one to the config:\n" + timetable.EXAMPLE)
         return
-    for line in schedule.format_upcoming(schedule.upcoming(settings, pipeline.now_utc(), count)):
+    for line in schedule.format_upcoming(schedule.upcoming(settings, clock.now_utc(), count)):
         click.echo(line)
 
 

@@ -55,6 +55,16 @@ class OutputExistsError(NewsletterError):
     """An output folder already exists; nothing is overwritten without --force."""
 
 
+class UsageProblem(NewsletterError):
+    """A command-line value is malformed (exit code 2); ``option`` names the flag."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, option: str = "") -> None:
+        super().__init__(message)
+        self.option = option
+
+
 class NothingToSend(NewsletterError):
     """No new content: not a failure, a skip (distinct exit code)."""
 

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import idna
 
-from newsletter import slots
+from newsletter import placeholders
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, DeliveryError
 from newsletter.models import Edition, OutgoingMessage, Subscriber
@@ -53,12 +53,12 @@ _Q_SAFE = frozenset((string.ascii_letters + string.digits + "!*+-/").encode())
 _Q_BYTE = tuple("_" if b == 0x20 else chr(b) if b in _Q_SAFE else f"={b:02X}" for b in range(256))
 _BAD_ADDRESS_CHARS = re.compile(r'[\x00-\x20\x7f-\x9f"(),:;<>\[\\\]\u2028\u2029]')
 _MSGID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_SLOT_SPLIT = re.compile("(" + "|".join(re.escape(token) for token in slots.ALL) + ")")
+_SLOT_SPLIT = re.compile("(" + "|".join(re.escape(token) for token in placeholders.ALL) + ")")
 
 # Indexes of the per-recipient values in the tuple that ``build`` fills.
 _TO, _MESSAGE_ID, _LIST_UNSUBSCRIBE = 0, 1, 2
-_HTML_SLOT = {slots.GREETING: 3, slots.EMAIL: 4, slots.UNSUBSCRIBE_URL: 5}
-_TEXT_SLOT = {slots.GREETING: 6, slots.EMAIL: 7, slots.UNSUBSCRIBE_URL: 8}
+_HTML_SLOT = {placeholders.GREETING: 3, placeholders.EMAIL: 4, placeholders.UNSUBSCRIBE_URL: 5}
+_TEXT_SLOT = {placeholders.GREETING: 6, placeholders.EMAIL: 7, placeholders.UNSUBSCRIBE_URL: 8}
 
 
 # --------------------------------------------------------------------------- tokens

@@ -106,7 +106,7 @@ class Subscriber:
 class Edition:
     """A rendered edition: HTML and text with personal slots, rendered once.
 
-    ``html`` and ``text`` contain the slot tokens of ``newsletter.slots``; they are
+    ``html`` and ``text`` contain the slot tokens of ``newsletter.placeholders``; they are
     filled per subscriber without re-rendering.
     """
 

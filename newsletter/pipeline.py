@@ -11,12 +11,13 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from newsletter.archive import Archive
+from newsletter.clock import in_zone, now_utc
 from newsletter.config import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
 from newsletter.delivery.ledger import Ledger
@@ -65,11 +66,6 @@ class BuildResult:
         return self.edition.warnings
 
 
-def now_utc() -> datetime:
-    """The current time (the only place the pipeline reads the clock)."""
-    return datetime.now(UTC)
-
-
 def article_summary(article: Article) -> dict[str, Any]:
     """The manifest view of one selected article."""
     return {
@@ -108,7 +104,7 @@ def source_report(report: SourceReport) -> dict[str, Any]:
 
 def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) -> BuildResult:
     """Read the sources, select the digest and render it once; raise NothingToSend if empty."""
-    now = options.now or now_utc()
+    now = in_zone(options.now, settings.publication.timezone) if options.now else now_utc()
     specs = options.sources or settings.paths.sources
     strict = settings.strict_sources if options.strict is None else options.strict
     collection = collect(specs, settings, strict=strict, now=now)

@@ -25,22 +25,20 @@ from http.client import HTTPException, HTTPMessage
 from typing import IO
 from urllib.parse import quote, urlsplit
 
-from newsletter import slots
+from newsletter import placeholders
 from newsletter.config import Settings
 from newsletter.dkim import SIGNED_HEADERS, DkimSettings, DkimSigner, aligned, verify
 from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES, MAX_LINE_OCTETS
 from newsletter.models import Edition, Subscriber
 
 ERROR = "error"
 WARNING = "warning"
 
-HTML_WARN_BYTES = 80_000
-HTML_MAX_BYTES = 102_000
 SUBJECT_WARN_CHARS = 78
 SUBJECT_MAX_CHARS = 200
 PREHEADER_MIN_CHARS = 40
 PREHEADER_MAX_CHARS = 140
-MAX_LINE_OCTETS = 998
 IMAGE_ONLY_HTML_CHARS = 3200
 LOW_CONTRAST_DISTANCE = 12.0
 ALT_DIFF_PERCENT = 50.0
@@ -514,20 +512,20 @@ def _check_unsubscribe(
         out.error(
             "unsubscribe-not-in-html",
             f"the HTML part has no link to the personal unsubscribe URL {_show(url)} that "
-            "List-Unsubscribe carries; the footer template must link slots.UNSUBSCRIBE_URL",
+            "List-Unsubscribe carries; the footer template must link placeholders.UNSUBSCRIBE_URL",
         )
     if sample.text is not None and url not in sample.text:
         out.error(
             "unsubscribe-not-in-text",
             f"the text part lacks the personal unsubscribe URL {_show(url)}; "
-            "the text template must print slots.UNSUBSCRIBE_URL",
+            "the text template must print placeholders.UNSUBSCRIBE_URL",
         )
 
 
 def _check_slots(sample: _Sample, data: bytes, out: _Report) -> None:
     head = data.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
     bodies = (sample.html or "", sample.text or "", head)
-    left = sorted({token for token in slots.ALL for body in bodies if token in body})
+    left = sorted({token for token in placeholders.ALL for body in bodies if token in body})
     if left:
         out.error(
             "slot-unfilled",
@@ -538,18 +536,18 @@ def _check_slots(sample: _Sample, data: bytes, out: _Report) -> None:
 
 def _check_size(html_text: str, out: _Report) -> None:
     size = len(html_text.encode("utf-8"))
-    if size >= HTML_MAX_BYTES:
+    if size >= HTML_CLIP_BYTES:
         out.error(
             "html-too-large",
             f"the HTML part is {size:,} bytes; Gmail clips HTML over about "
-            f"{HTML_MAX_BYTES:,} bytes and hides the footer with the unsubscribe link: lower "
+            f"{HTML_CLIP_BYTES:,} bytes and hides the footer with the unsubscribe link: lower "
             "[selection] trending/opinion or slim the templates",
         )
     elif size >= HTML_WARN_BYTES:
         out.warning(
             "html-large",
             f"the HTML part is {size:,} bytes, near Gmail's clipping limit (about "
-            f"{HTML_MAX_BYTES:,}); keep it under {HTML_WARN_BYTES:,} ([selection] counts)",
+            f"{HTML_CLIP_BYTES:,}); keep it under {HTML_WARN_BYTES:,} ([selection] counts)",
         )
 
 

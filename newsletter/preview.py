@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import ipaddress
 import json
 import re
 import secrets
@@ -41,6 +40,7 @@ from newsletter.errors import (
     RenderError,
     SubscriberError,
 )
+from newsletter.hosts import is_loopback
 from newsletter.messages import MessageFactory
 from newsletter.models import Subscriber
 from newsletter.pipeline import BuildOptions, BuildResult, build_edition, normalize_address
@@ -93,18 +93,6 @@ class PreviewOptions:
     config: Path | None = None
     build: BuildOptions = field(default_factory=BuildOptions)
     subscriber: str = ""
-
-
-def parse_now(text: str | None) -> datetime | None:
-    """Parse an ISO 8601 time for the preview (no offset: the publication's zone)."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as err:
-        raise ConfigError(
-            f"{text!r} is not an ISO 8601 time such as 2026-03-04T18:00:00+05:30"
-        ) from err
 
 
 # --------------------------------------------------------------------------- watching
@@ -486,16 +474,6 @@ def write_static_preview(
 
 
 # --------------------------------------------------------------------------- HTTP
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (127.0.0.0/8, ::1 or localhost)."""
-    if host.casefold() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def remote_warning(host: str) -> str:

@@ -22,14 +22,12 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import jinja2
 from markupsafe import Markup
 
-from newsletter import slots
+from newsletter import placeholders
 from newsletter.config import Colors, Settings
 from newsletter.errors import ConfigError, RenderError
+from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Digest, Edition, Image
 from newsletter.sanitize import clean_html, paragraphs_text
-
-HTML_WARN_BYTES = 80_000
-HTML_CLIP_BYTES = 102_000
 
 MJML_TEMPLATE = "digest.mjml.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
@@ -562,9 +560,9 @@ class Renderer:
             "preheader": preheader,
             "preheader_pad": PREHEADER_PAD,
             "slots": {
-                "greeting": slots.GREETING,
-                "email": slots.EMAIL,
-                "unsubscribe_url": slots.UNSUBSCRIBE_URL,
+                "greeting": placeholders.GREETING,
+                "email": placeholders.EMAIL,
+                "unsubscribe_url": placeholders.UNSUBSCRIBE_URL,
             },
             "head_styles": [Markup(self._head_css(name, theme)) for name in HEAD_CSS],  # noqa: S704
             "theme_css": self._css(INLINE_CSS, theme),
@@ -655,14 +653,14 @@ def render_edition(settings: Settings, digest: Digest, *, warnings: Sequence[str
 
 def size_warnings(size: int) -> list[str]:
     """Warn when the HTML nears or passes Gmail's clipping size."""
-    kb = size / 1000
+    kb, clip = size / 1000, HTML_CLIP_BYTES // 1000
     if size >= HTML_CLIP_BYTES:
         return [
-            f"edition HTML is {kb:.0f} KB; Gmail clips at 102 KB, so readers will see "
+            f"edition HTML is {kb:.0f} KB; Gmail clips at {clip} KB, so readers will see "
             "'[Message clipped]': lower selection.trending or selection.opinion"
         ]
     if size >= HTML_WARN_BYTES:
-        return [f"edition HTML is {kb:.0f} KB; Gmail clips at 102 KB"]
+        return [f"edition HTML is {kb:.0f} KB; Gmail clips at {clip} KB"]
     return []
 
 

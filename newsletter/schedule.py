@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter
 
+from newsletter.clock import now_utc
 from newsletter.errors import (
     EXIT_NOTHING_NEW,
     EXIT_OK,
@@ -71,11 +72,6 @@ SEND_LOCK = "schedule-send.lock"
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], object]
-
-
-def now_utc() -> datetime:
-    """The current time, aware, in UTC."""
-    return datetime.now(UTC)
 
 
 def configured_schedules(

@@ -20,7 +20,7 @@ from typing import Any
 import idna
 import pytest
 
-from newsletter import slots
+from newsletter import placeholders
 from newsletter.config import Settings
 from newsletter.delivery.dryrun import (
     MBOX_NAME,
@@ -38,14 +38,15 @@ KEY = b"dry-run test key"
 SAFE_NAME = re.compile(r"\A\d{5}-[a-z0-9._+-]{1,60}\.eml\Z")
 
 HTML = (
-    f"<!DOCTYPE html><html><body><p>{slots.GREETING}</p>"
+    f"<!DOCTYPE html><html><body><p>{placeholders.GREETING}</p>"
     + "".join(f'<p style="margin:0">Story {i} — día</p>' for i in range(400))
-    + f'<p>Sent to {slots.EMAIL}. <a href="{slots.UNSUBSCRIBE_URL}">Unsubscribe</a></p>'
+    + f"<p>Sent to {placeholders.EMAIL}. "
+    + f'<a href="{placeholders.UNSUBSCRIBE_URL}">Unsubscribe</a></p>'
     "</body></html>"
 )
 TEXT = (
-    f"{slots.GREETING}\n\nFrom the desk: today's stories\n>From quoted already\n"
-    f"Sent to {slots.EMAIL}\nUnsubscribe: {slots.UNSUBSCRIBE_URL}\n"
+    f"{placeholders.GREETING}\n\nFrom the desk: today's stories\n>From quoted already\n"
+    f"Sent to {placeholders.EMAIL}\nUnsubscribe: {placeholders.UNSUBSCRIBE_URL}\n"
 )
 
 
@@ -153,8 +154,8 @@ def test_writes_one_eml_per_recipient_that_parses_back(tmp_path: Path, no_networ
         assert isinstance(page, EmailMessage)
         text, markup = plain.get_content(), page.get_content()
         assert f"Sent to {sub.email}" in text
-        assert slots.EMAIL not in markup
-        assert slots.GREETING not in text
+        assert placeholders.EMAIL not in markup
+        assert placeholders.GREETING not in text
         token = re.search(r"token=([A-Za-z0-9_-]+)", text)
         assert token
         assert verify_token(KEY, Settings().list.id, sub.email, token.group(1))

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter import slots
+from newsletter import placeholders
 from newsletter.config import Settings
 from newsletter.delivery.dryrun import MBOX_NAME, DryRunResult, mbox_entry, write_outbox
 from newsletter.errors import DeliveryError
@@ -25,9 +25,10 @@ EDITION = Edition(
     id="2026-03-04-daily",
     subject="Metro rail expansion",
     preheader="Three new lines",
-    html=f"<html><body><p>{slots.GREETING}</p><p>{slots.EMAIL}</p>"
-    f'<a href="{slots.UNSUBSCRIBE_URL}">x</a></body></html>',
-    text=f"{slots.GREETING}\nFrom the desk\n{slots.EMAIL}\n{slots.UNSUBSCRIBE_URL}\n",
+    html=f"<html><body><p>{placeholders.GREETING}</p><p>{placeholders.EMAIL}</p>"
+    f'<a href="{placeholders.UNSUBSCRIBE_URL}">x</a></body></html>',
+    text=f"{placeholders.GREETING}\nFrom the desk\n{placeholders.EMAIL}\n"
+    f"{placeholders.UNSUBSCRIBE_URL}\n",
     digest=Digest(lead=None),
     created=datetime(2026, 3, 4, 1, 0, tzinfo=UTC),
 )

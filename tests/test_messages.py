@@ -23,7 +23,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import HealthCheck, Phase, assume, example, given, note, settings
 from hypothesis import strategies as st
 
-from newsletter import slots
+from newsletter import placeholders
 from newsletter.config import EmailSettings, ListSettings, Sender, Settings
 from newsletter.errors import ConfigError, DeliveryError
 from newsletter.messages import (
@@ -73,17 +73,18 @@ def big_html(size: int = 58_000) -> str:
         i += 1
     return (
         '<!DOCTYPE html><html lang="en"><body><table role="presentation">'
-        f"<tr><td>{slots.GREETING}</td></tr>{''.join(rows)}"
-        f'<tr><td>Sent to {slots.EMAIL}. <a href="{slots.UNSUBSCRIBE_URL}">Unsubscribe</a>'
-        f' or <a href="{slots.UNSUBSCRIBE_URL}">here</a></td></tr></table></body></html>'
+        f"<tr><td>{placeholders.GREETING}</td></tr>{''.join(rows)}"
+        f"<tr><td>Sent to {placeholders.EMAIL}. "
+        f'<a href="{placeholders.UNSUBSCRIBE_URL}">Unsubscribe</a>'
+        f' or <a href="{placeholders.UNSUBSCRIBE_URL}">here</a></td></tr></table></body></html>'
     )
 
 
 TEXT = (
-    f"{slots.GREETING}\n\nToday's lead — día uno\nhttps://news.example/a/1\n.\n"
+    f"{placeholders.GREETING}\n\nToday's lead — día uno\nhttps://news.example/a/1\n.\n"
     "From the desk: a line with trailing spaces   \n=QP=soft=\n"
     + "x" * 300
-    + f"\n\nSent to {slots.EMAIL}\nUnsubscribe: {slots.UNSUBSCRIBE_URL}"
+    + f"\n\nSent to {placeholders.EMAIL}\nUnsubscribe: {placeholders.UNSUBSCRIBE_URL}"
 )
 
 
@@ -249,15 +250,15 @@ def test_message_has_headers_parts_and_filled_slots(factory: MessageFactory) -> 
     content = parts(message)
     expected_html = (
         big_html()
-        .replace(slots.GREETING, "Hello Ana Silva,")
-        .replace(slots.EMAIL, "ana@example.com")
-        .replace(slots.UNSUBSCRIBE_URL, html.escape(url))
+        .replace(placeholders.GREETING, "Hello Ana Silva,")
+        .replace(placeholders.EMAIL, "ana@example.com")
+        .replace(placeholders.UNSUBSCRIBE_URL, html.escape(url))
     )
     assert content["text/html"] == expected_html + "\n"
     expected_text = (
-        TEXT.replace(slots.GREETING, "Hello Ana Silva,")
-        .replace(slots.EMAIL, "ana@example.com")
-        .replace(slots.UNSUBSCRIBE_URL, url)
+        TEXT.replace(placeholders.GREETING, "Hello Ana Silva,")
+        .replace(placeholders.EMAIL, "ana@example.com")
+        .replace(placeholders.UNSUBSCRIBE_URL, url)
     )
     assert content["text/plain"] == expected_text + "\n"
     assert out.recipient == "ana@example.com"
@@ -275,10 +276,10 @@ def test_boundary_is_fixed_per_edition_and_absent_from_content(factory: MessageF
 
 
 def test_edition_containing_boundary_like_text_still_parses() -> None:
-    tricky = "--=_nl" + "0" * 28 + "\n--=_nl--\n" + slots.EMAIL
+    tricky = "--=_nl" + "0" * 28 + "\n--=_nl--\n" + placeholders.EMAIL
     factory = MessageFactory(make_edition(text=tricky, html=tricky), SETTINGS, signing_key=KEY)
     content = parts(parse(factory.build(Subscriber(email="a@example.com")).data))
-    assert content["text/plain"] == tricky.replace(slots.EMAIL, "a@example.com") + "\n"
+    assert content["text/plain"] == tricky.replace(placeholders.EMAIL, "a@example.com") + "\n"
 
 
 def test_message_id_is_deterministic_per_edition_and_recipient(factory: MessageFactory) -> None:
@@ -537,14 +538,14 @@ def reference(
     name = clean(sub.name)
     greeting = settings.email.greeting.replace("{name}", name) if name else "Hello,"
     text = (
-        edition.text.replace(slots.GREETING, greeting)
-        .replace(slots.EMAIL, sub.email)
-        .replace(slots.UNSUBSCRIBE_URL, url)
+        edition.text.replace(placeholders.GREETING, greeting)
+        .replace(placeholders.EMAIL, sub.email)
+        .replace(placeholders.UNSUBSCRIBE_URL, url)
     )
     page = (
-        edition.html.replace(slots.GREETING, html.escape(greeting))
-        .replace(slots.EMAIL, html.escape(sub.email))
-        .replace(slots.UNSUBSCRIBE_URL, html.escape(url))
+        edition.html.replace(placeholders.GREETING, html.escape(greeting))
+        .replace(placeholders.EMAIL, html.escape(sub.email))
+        .replace(placeholders.UNSUBSCRIBE_URL, html.escape(url))
     )
     digest = hashlib.sha256((sub.email.casefold() + edition.id).encode()).hexdigest()[:16]
     # Python folds a header it cannot break at 78 into encoded-words, which would hide the
@@ -594,7 +595,7 @@ LABEL = (
 )
 DOMAIN = st.tuples(st.lists(LABEL, min_size=1, max_size=4), st.sampled_from(["com", "de", "org"]))
 FRAGMENTS = st.lists(
-    st.sampled_from(slots.ALL)
+    st.sampled_from(placeholders.ALL)
     | st.text(LETTERS, max_size=30)
     | st.sampled_from(
         ["\n", "\r\n", "\r", " ", "  \n", ".", "\n.\n", "From x", "=", "x" * 100, "é" * 90]
@@ -700,7 +701,7 @@ DOTTY = st.lists(
 ).map("".join)
 DOT_LOCAL = st.from_regex(r"\.{0,2}[a-z0-9ü]([a-z0-9ü.+-]{0,60})", fullmatch=True)
 DOT_LINES = st.lists(
-    st.sampled_from(slots.ALL)
+    st.sampled_from(placeholders.ALL)
     | st.sampled_from(
         ["\n", ".", "\n.\n", "\n.x{color:red}\n", "\n..\n", "\n. \n", "x" * 73, "é" * 40, "="]
     )
@@ -715,8 +716,8 @@ DOT_LINES = st.lists(
     local=".lead",
     domain=(["example"], "com"),
     dots=40,
-    text=f".top\n{slots.EMAIL}\n.\n" + "x" * 75 + ".y",
-    page=f"<style>\n.x{{}}\n</style>{slots.UNSUBSCRIBE_URL}",
+    text=f".top\n{placeholders.EMAIL}\n.\n" + "x" * 75 + ".y",
+    page=f"<style>\n.x{{}}\n</style>{placeholders.UNSUBSCRIBE_URL}",
 )
 @given(
     name=NAMES | DOTTY,
@@ -748,7 +749,8 @@ def test_payload_is_the_dot_stuffed_data(
 
 def test_payload_doubles_dots_from_statics_and_values() -> None:
     edition = make_edition(
-        text=f".top\n{slots.EMAIL}\n", html=f"<style>\n.x{{}}\n</style>{slots.GREETING}"
+        text=f".top\n{placeholders.EMAIL}\n",
+        html=f"<style>\n.x{{}}\n</style>{placeholders.GREETING}",
     )
     factory = MessageFactory(edition, SETTINGS, signing_key=KEY)
     people = [Subscriber(email=".dot@example.com", name="a" * k + ".b") for k in range(90)]

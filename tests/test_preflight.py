@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import slots
+from newsletter import placeholders
 from newsletter.config import Settings
 from newsletter.dkim import DkimSettings, parse_dkim
 from newsletter.models import Digest, Edition
@@ -323,9 +323,9 @@ def test_the_same_unsubscribe_url_for_everyone_is_flagged() -> None:
 
 
 def test_unfilled_slot_is_an_error() -> None:
-    findings = check(message(text=good_text(extra=f"Hello {slots.GREETING}")))
+    findings = check(message(text=good_text(extra=f"Hello {placeholders.GREETING}")))
     assert "slot-unfilled" in codes(findings, ERROR)
-    assert slots.GREETING in next(f.message for f in findings if f.code == "slot-unfilled")
+    assert placeholders.GREETING in next(f.message for f in findings if f.code == "slot-unfilled")
 
 
 # --------------------------------------------------------------------------- active content

@@ -27,8 +27,10 @@ from typing import IO
 
 import pytest
 
+from newsletter.clock import parse_time
 from newsletter.config import SAMPLE_DIR, Settings, load_settings, resource_path
-from newsletter.errors import ConfigError, NewsletterError, OutputExistsError
+from newsletter.errors import ConfigError, NewsletterError, OutputExistsError, UsageProblem
+from newsletter.hosts import is_loopback
 from newsletter.messages import MessageFactory, unsubscribe_url
 from newsletter.models import Article, Digest, Edition, Subscriber
 from newsletter.pipeline import BuildOptions, BuildResult, build_edition
@@ -38,8 +40,6 @@ from newsletter.preview import (
     PreviewApp,
     PreviewOptions,
     PreviewServer,
-    is_loopback,
-    parse_now,
     remote_warning,
     serve,
     start_server,
@@ -457,11 +457,11 @@ def test_a_taken_port_is_a_clear_error(project: Path) -> None:
     app.close()
 
 
-def test_parse_now_says_what_a_time_looks_like() -> None:
-    assert parse_now("2026-03-04T18:00:00+05:30") == NOW
-    assert parse_now(None) is None
-    with pytest.raises(ConfigError, match="'yesterday' is not an ISO 8601 time such as 2026"):
-        parse_now("yesterday")
+def test_parse_time_says_what_a_time_looks_like() -> None:
+    assert parse_time("2026-03-04T18:00:00+05:30") == NOW
+    assert parse_time(None) is None
+    with pytest.raises(UsageProblem, match="'yesterday' is not an ISO 8601 time such as 2026"):
+        parse_time("yesterday")
 
 
 def test_a_bad_now_is_a_usage_error_naming_the_flag() -> None:
@@ -744,9 +744,10 @@ def test_serve_runs_until_interrupted(project: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from newsletter.pipeline import BuildOptions\n"
-        "from newsletter.preview import PreviewOptions, parse_now, serve\n"
+        "from newsletter.clock import parse_time\n"
+        "from newsletter.preview import PreviewOptions, serve\n"
         "options = PreviewOptions(config=Path(sys.argv[1]),"
-        " build=BuildOptions(now=parse_now(sys.argv[2])))\n"
+        " build=BuildOptions(now=parse_time(sys.argv[2])))\n"
         "serve(options, port=0, echo=lambda m: print(m, flush=True))\n"
     )
     process = subprocess.Popen(

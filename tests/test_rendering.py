@@ -21,15 +21,14 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from newsletter import slots
+from newsletter import placeholders
 from newsletter.config import Colors, EmailSettings, Link, ListSettings, Publication, Settings
 from newsletter.errors import ConfigError, RenderError
+from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Digest, Edition, Image
 from newsletter.rendering import (
     DARK_SURFACE,
     DARK_TEXT,
-    HTML_CLIP_BYTES,
-    HTML_WARN_BYTES,
     Renderer,
     contrast,
     palette,
@@ -348,12 +347,14 @@ def test_masthead_without_logo_shows_the_name(edition: Edition) -> None:
 
 
 def test_personal_slots_are_in_both_parts(edition: Edition) -> None:
-    for token in slots.ALL:
+    for token in placeholders.ALL:
         assert token in edition.html, token
         assert token in edition.text, token
-    unsubscribe = [a for a in tags(edition.html).of("a") if a.get("href") == slots.UNSUBSCRIBE_URL]
+    unsubscribe = [
+        a for a in tags(edition.html).of("a") if a.get("href") == placeholders.UNSUBSCRIBE_URL
+    ]
     assert len(unsubscribe) == 1
-    assert re.search(rf"^{slots.UNSUBSCRIBE_URL}$", edition.text, re.M)
+    assert re.search(rf"^{placeholders.UNSUBSCRIBE_URL}$", edition.text, re.M)
 
 
 def test_preheader_is_hidden_and_padded(edition: Edition) -> None:

@@ -45,7 +45,6 @@ import base64
 import collections
 import enum
 import heapq
-import ipaddress
 import itertools
 import logging
 import math
@@ -66,6 +65,7 @@ from typing import Any
 from newsletter.config import ENV_SMTP_PASSWORD, SmtpSettings
 from newsletter.delivery.ledger import Ledger, normalize_email
 from newsletter.errors import ConfigError
+from newsletter.hosts import is_loopback
 from newsletter.messages import dot_stuff
 from newsletter.models import OutgoingMessage
 
@@ -145,17 +145,6 @@ class _Fatal(Exception):
 
 
 # --------------------------------------------------------------------------- settings
-
-
-def is_loopback(host: str) -> bool:
-    """Tell whether ``host`` names this machine (localhost, 127.0.0.0/8, ::1) without DNS."""
-    name = host.strip().strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def usable_address(address: str) -> bool:

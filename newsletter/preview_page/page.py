@@ -20,9 +20,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from newsletter.config import Settings
+from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Skip, Subscriber
 from newsletter.pipeline import BuildResult
-from newsletter.rendering import HTML_CLIP_BYTES, HTML_WARN_BYTES, stamp
+from newsletter.rendering import stamp
 from newsletter.selection import canonical_url, lead_score
 
 MOBILE_WIDTH = 375
@@ -473,7 +474,10 @@ def _size_card(made: Personal) -> str:
     elif size >= HTML_WARN_BYTES:
         level, note = "warn", "Close to Gmail's clipping limit: trim the edition before it grows"
     else:
-        level, note = "ok", "Fits: Gmail clips a message whose HTML passes about 102 KB"
+        level, note = (
+            "ok",
+            f"Fits: Gmail clips a message whose HTML passes about {HTML_CLIP_BYTES // 1000} KB",
+        )
     body = (
         f'<p class="size {level}"><strong>{size / 1000:.1f} KB</strong> of HTML, '
         f"{share:.0f} % of Gmail's {HTML_CLIP_BYTES // 1000} KB limit</p>"
