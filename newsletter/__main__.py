@@ -1,5 +1,5 @@
 """Run the command line: ``python -m newsletter``."""
 
-from newsletter.cli import main
+from newsletter.cli.main import main
 
 main()

@@ -66,6 +66,13 @@ class UsageProblem(NewsletterError):
 
 
 class NothingToSend(NewsletterError):
-    """No new content: not a failure, a skip (distinct exit code)."""
+    """No new content: not a failure, a skip (distinct exit code).
+
+    ``warnings`` are what reading the sources found, which often explain why.
+    """
 
     exit_code = EXIT_NOTHING_NEW
+
+    def __init__(self, message: str, warnings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.warnings = warnings

@@ -1,7 +1,11 @@
 """The one orchestration: build an edition; send it (dry run or live).
 
 Everything expensive happens once per edition in ``build_edition``; sending
-only fills personal slots per subscriber (``messages.MessageFactory``).
+only fills personal placeholders per subscriber (``messages.MessageFactory``).
+``send_edition`` is the one path of every send, whoever starts it (``send``,
+``send --to``, ``send --slot``, the scheduler): it alone decides build-or-resume,
+runs the preflight gate, stores the edition, records history and sends through
+the ledger. Callers parse, confirm and print; the scheduler decides *when*.
 """
 
 from __future__ import annotations
@@ -10,8 +14,8 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from newsletter.history import History
 from newsletter.locks import FileLock
 from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
-from newsletter.preflight import Finding, preflight, sample_subscriber
+from newsletter.preflight import Finding, preflight, raise_for_errors, sample_subscriber
 from newsletter.rendering import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect
@@ -50,6 +54,7 @@ class BuildOptions:
     strict: bool | None = None
     lead_url: str | None = None
     allow_repeats: bool = False
+    max_age: timedelta | None = None  # a schedule's: no lead story older than this
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ def source_report(report: SourceReport) -> dict[str, Any]:
 def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) -> BuildResult:
     """Read the sources, select the digest and render it once; raise NothingToSend if empty."""
     now = in_zone(options.now, settings.publication.timezone) if options.now else now_utc()
+    if options.max_age is not None:
+        settings = lookback_within(settings, options.max_age)
     specs = options.sources or settings.paths.sources
     strict = settings.strict_sources if options.strict is None else options.strict
     collection = collect(specs, settings, strict=strict, now=now)
@@ -123,12 +130,49 @@ def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) ->
         lead_url=options.lead_url or settings.selection.lead_url or None,
     )
     if digest.is_empty:
-        raise NothingToSend(_nothing_new_message(collection, digest, last))
+        raise NothingToSend(
+            _nothing_new_message(collection, digest, last), warnings=collection.warnings
+        )
+    if options.max_age is not None:
+        check_fresh(digest.lead, now, options.max_age)
     warnings = list(collection.warnings)
     if not settings.has_signing_key:
         warnings.append(DEV_KEY_WARNING)
     edition = Renderer(settings).render(digest, warnings=warnings)
     return BuildResult(edition=edition, collection=collection, selection=selection_summary(digest))
+
+
+class StaleNews(NothingToSend):
+    """The lead story is older than a schedule allows: a skip, not a failure."""
+
+
+def lookback_within(settings: Settings, max_age: timedelta) -> Settings:
+    """The settings with a lookback no longer than ``max_age``."""
+    hours = max_age.total_seconds() / 3600
+    if hours >= settings.selection.lookback_hours:
+        return settings
+    return replace(settings, selection=replace(settings.selection, lookback_hours=hours))
+
+
+def check_fresh(lead: Article | None, now: datetime, limit: timedelta) -> None:
+    """Raise ``StaleNews`` unless the lead changed within ``limit`` before ``now``."""
+    if lead is None:
+        raise NothingToSend("nothing to send: the edition has no lead story")
+    changed = lead.last_changed
+    hours = f"{limit.total_seconds() / 3600:g} h"
+    if changed is None:
+        raise StaleNews(
+            f"stale: the lead story {lead.title!r} has no date, so it cannot be shown to be "
+            f"newer than {hours} (max_age_hours); not sending it"
+        )
+    if changed.tzinfo is None:
+        changed = changed.replace(tzinfo=UTC)
+    if changed < now - limit:
+        raise StaleNews(
+            f"stale: the lead story {lead.title!r} last changed "
+            f"{changed.astimezone(UTC):%Y-%m-%d %H:%M} UTC, more than {hours} before "
+            f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC (max_age_hours); not sending old news"
+        )
 
 
 def _nothing_new_message(collection: Collection, digest: Digest, last: str | None) -> str:
@@ -226,34 +270,6 @@ def count_recipients(audience: Audience) -> int:
     return sum(1 for _ in recipients(audience, SubscriberScan(path=audience.subscribers_path)))
 
 
-def dry_run(
-    settings: Settings,
-    result: BuildResult,
-    audience: Audience,
-    outbox: Path,
-    *,
-    force: bool = False,
-    mode: str = "eml",
-    sample: int | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[DryRunResult, SubscriberScan]:
-    """Write one .eml per recipient (or one mbox) and a manifest; touch no network."""
-    factory = MessageFactory(result.edition, settings)
-    scan = SubscriberScan(path=audience.subscribers_path)
-    outcome = write_outbox(
-        result.edition,
-        factory,
-        recipients(audience, scan),
-        outbox,
-        force=force,
-        selection=result.selection,
-        mode=mode,
-        sample=sample,
-        progress=progress,
-    )
-    return outcome, scan
-
-
 def normalize_address(address: str) -> str:
     """Validate a ``--to`` address; return it normalized."""
     from email_validator import EmailNotValidError, validate_email
@@ -264,17 +280,117 @@ def normalize_address(address: str) -> str:
         raise SubscriberError(f"--to {address!r}: {err}") from err
 
 
-def live_send(
-    settings: Settings,
-    edition: Edition,
-    selection: dict[str, Any],
-    audience: Audience,
-    *,
-    record: bool = True,
-    progress: Callable[[str, str], None] | None = None,
-    stop: threading.Event | None = None,
-) -> tuple[SendSummary, SubscriberScan]:
-    """Send ``edition`` over SMTP, recording every recipient in the ledger; resumable."""
+# --------------------------------------------------------------------------- one send
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Which interrupted live edition a send finishes before it builds a new one.
+
+    ``edition_id``: always this one (a slot resuming its own edition). Otherwise the
+    most recent interrupted edition, if it was created at or after ``not_before`` (any
+    age when ``None``).
+    """
+
+    edition_id: str = ""
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """Write the messages to ``outbox`` instead of sending them."""
+
+    outbox: Path
+    force: bool = False
+    mode: str = "eml"
+    sample: int | None = None
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """Everything one send needs to know: who, what to build, and how to deliver.
+
+    ``resume`` is ``None`` for sends that never finish an interrupted edition (test
+    copies, dry runs). A plan with ``dry_run`` touches no network.
+    """
+
+    audience: Audience
+    build: BuildOptions = BuildOptions()
+    resume: Resume | None = Resume()
+    dry_run: DryRun | None = None
+
+    @property
+    def test_copy(self) -> bool:
+        """Whether this send is a test copy to one address (``--to``)."""
+        return self.audience.to is not None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An edition that passed the preflight gate, about to go out."""
+
+    edition: Edition
+    selection: dict[str, Any]
+    resumed: bool
+    findings: tuple[Finding, ...] = ()
+
+
+def _ignore(*_args: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class SendHooks:
+    """How a caller follows a send: warnings, a last word before it starts, progress.
+
+    ``ready`` runs after the preflight gate and before the first message; raising
+    there (a declined confirmation) stops the send with nothing sent. ``stop`` ends a
+    live send after the messages under way.
+    """
+
+    warn: Callable[[str], None] = _ignore
+    ready: Callable[[Prepared], None] = _ignore
+    progress: Callable[[str, str], None] | None = None
+    stop: threading.Event | None = None
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What one send did: the edition, and the live summary or the dry-run result."""
+
+    prepared: Prepared
+    scan: SubscriberScan
+    summary: SendSummary | None = None
+    written: DryRunResult | None = None
+    stopped: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Whether the send reached its end (not paused, not stopped)."""
+        return not self.stopped and (self.summary is None or not self.summary.paused)
+
+
+def send_edition(settings: Settings, plan: SendPlan, hooks: SendHooks = SendHooks()) -> SendReport:
+    """Send an edition: the one path of every send, live or dry, by hand or on schedule.
+
+    Decides build-or-resume, runs the preflight gate (an error stops the send before
+    the first message), then writes the outbox or, live, stores the edition, records
+    its articles in the history and sends through the ledger.
+    """
+    if plan.dry_run is None:
+        check_live_settings(settings)
+    prepared = _prepare(settings, plan, hooks.warn)
+    hooks.ready(prepared)
+    if plan.dry_run is not None:
+        written, scan = _write_outbox(settings, prepared, plan.audience, plan.dry_run)
+        return SendReport(prepared=prepared, scan=scan, written=written)
+    summary, scan = _live_send(settings, prepared, plan.audience, hooks)
+    stopped = hooks.stop is not None and hooks.stop.is_set()
+    return SendReport(prepared=prepared, scan=scan, summary=summary, stopped=stopped)
+
+
+def check_live_settings(settings: Settings) -> None:
+    """Raise unless these settings can send live mail (SMTP settings, a signing key)."""
     check_smtp_settings(settings.smtp)
     if not settings.has_signing_key:
         raise DeliveryError(
@@ -282,6 +398,68 @@ def live_send(
             "links could be forged; set it to a long random secret (keep it the same for "
             "every send) or use --dry-run"
         )
+
+
+def _prepare(settings: Settings, plan: SendPlan, warn: Callable[[str], None]) -> Prepared:
+    """Resume an interrupted edition or build a new one; run the preflight gate."""
+    resumed = _resumable(settings, plan.resume, warn) if plan.resume is not None else None
+    if resumed is not None:
+        edition, selection = resumed
+    else:
+        result = build_edition(settings, plan.build)
+        for warning in result.warnings:
+            warn(warning)
+        edition, selection = result.edition, result.selection
+    findings = tuple(preflight_edition(settings, edition))
+    for finding in findings:
+        if finding.level != "error":
+            warn(f"[{finding.code}] {finding.message}")
+    raise_for_errors(findings)
+    return Prepared(edition, selection, resumed=resumed is not None, findings=findings)
+
+
+def _resumable(
+    settings: Settings, rule: Resume, warn: Callable[[str], None]
+) -> tuple[Edition, dict[str, Any]] | None:
+    found = unfinished_edition(settings)
+    if found is None:
+        return None
+    edition = found[0]
+    if rule.edition_id and edition.id == rule.edition_id:
+        return found
+    if rule.not_before is None or edition.created >= rule.not_before:
+        return found
+    warn(
+        f"edition {edition.id} was interrupted earlier but is older than the max age, so the "
+        "schedule does not resume it; finish it with 'newsletter send --yes' if it should "
+        "still go out"
+    )
+    return None
+
+
+def _write_outbox(
+    settings: Settings, prepared: Prepared, audience: Audience, plan: DryRun
+) -> tuple[DryRunResult, SubscriberScan]:
+    """Write one .eml per recipient (or one mbox) and a manifest; touch no network."""
+    factory = MessageFactory(prepared.edition, settings)
+    scan = SubscriberScan(path=audience.subscribers_path)
+    outcome = write_outbox(
+        prepared.edition,
+        factory,
+        recipients(audience, scan),
+        plan.outbox,
+        force=plan.force,
+        selection=prepared.selection,
+        mode=plan.mode,
+        sample=plan.sample,
+    )
+    return outcome, scan
+
+
+def _live_send(
+    settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
+) -> tuple[SendSummary, SubscriberScan]:
+    """Send over SMTP, one sender per state folder, every recipient through the ledger."""
     lock = FileLock(settings.paths.state_dir / SEND_LOCK)
     if not lock.acquire():
         raise DeliveryError(
@@ -289,31 +467,26 @@ def live_send(
             "wait for it to finish, or stop it: a second one would mail people twice"
         )
     try:
-        return _live_send(settings, edition, selection, audience, record, progress, stop)
+        return _send_through_ledger(settings, prepared, audience, hooks)
     finally:
         lock.release()
 
 
-def _live_send(
-    settings: Settings,
-    edition: Edition,
-    selection: dict[str, Any],
-    audience: Audience,
-    record: bool,
-    progress: Callable[[str, str], None] | None,
-    stop: threading.Event | None,
+def _send_through_ledger(
+    settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
 ) -> tuple[SendSummary, SubscriberScan]:
+    edition, test_copy = prepared.edition, audience.to is not None
     started = now_utc()
     factory = MessageFactory(edition, settings, date=started)
     scan = SubscriberScan(path=audience.subscribers_path)
     ledger_id = edition.id
-    if audience.to:  # a test copy: its own ledger entry, so it can be sent again
+    if test_copy:  # a test copy: its own ledger entry, so it can be sent again
         ledger_id = f"{edition.id}+test-{started:%Y%m%dT%H%M%S%f}"
-    if record and not audience.to:
+    else:
         with Archive(settings.paths.state_db) as archive:
-            archive.save(edition, selection, started)
+            archive.save(edition, prepared.selection, started)
         with History(settings.paths.state_db) as history:
-            history.record(edition.id, edition.created, _selected_ids(selection))
+            history.record(edition.id, edition.created, _selected_ids(prepared.selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
     payload = settings.dkim is None  # a signature changes the data
     messages = _buildable(factory, recipients(audience, scan), scan, payload=payload)
@@ -330,11 +503,11 @@ def _live_send(
             ledger,
             ledger_id,
             envelope_from=envelope,
-            progress=progress,
-            stop=stop,
+            progress=hooks.progress,
+            stop=hooks.stop,
         )
-    complete = not summary.paused and not (stop and stop.is_set())
-    if record and not audience.to and complete:
+    stopped = hooks.stop is not None and hooks.stop.is_set()
+    if not test_copy and not summary.paused and not stopped:
         with Archive(settings.paths.state_db) as archive:
             archive.set_status(edition.id, "done", now_utc())
     return summary, scan

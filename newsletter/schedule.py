@@ -31,20 +31,17 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter
 
 from newsletter.clock import now_utc
+from newsletter.config import Settings
 from newsletter.errors import (
     EXIT_NOTHING_NEW,
     EXIT_OK,
@@ -55,13 +52,17 @@ from newsletter.errors import (
     OutputExistsError,
 )
 from newsletter.locks import FileLock
-from newsletter.models import Article, Edition
+from newsletter.pipeline import (
+    Audience,
+    BuildOptions,
+    DryRun,
+    Resume,
+    SendHooks,
+    SendPlan,
+    send_edition,
+)
 from newsletter.state import open_state
 from newsletter.timetable import EXAMPLE, Schedule
-
-if TYPE_CHECKING:
-    from newsletter.config import Settings
-    from newsletter.pipeline import Audience, BuildResult
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -442,8 +443,9 @@ class SlotRun:
 
 @dataclass(frozen=True)
 class Delivery:
-    """What sending did: counts, whether it finished, and where it went."""
+    """What sending did: the edition, counts, whether it finished, and where it went."""
 
+    edition: str = ""
     sent: int = 0
     failed: int = 0
     deferred: int = 0
@@ -452,16 +454,11 @@ class Delivery:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A built (or resumed) edition, ready to send with ``send(stop)``."""
+Send = Callable[[SlotRun, Callable[[str], None], threading.Event], Delivery]
+"""Build (or resume) and send one slot's edition: ``send(run, started, stop)``.
 
-    edition: str
-    send: Callable[[threading.Event], Delivery]
-    note: str = ""
-
-
-Prepare = Callable[[SlotRun], Prepared]
+``started(edition_id)`` is called once the edition is known, before the first message.
+"""
 
 
 @dataclass(frozen=True)
@@ -560,12 +557,12 @@ class SlotRunner:
         self,
         settings: Settings,
         store: SlotStore,
-        prepare: Prepare,
+        send: Send,
         stop: threading.Event,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.prepare = prepare
+        self.send = send
         self.stop = stop
 
     def attempt(
@@ -619,28 +616,21 @@ class SlotRunner:
         base = SlotOutcome(
             name, "sent", run.slot, late=late, resumed=run.resuming, next_slot=upcoming
         )
+        known: list[str] = []
+
+        def started(edition: str) -> None:
+            known.append(edition)
+            self.store.set_edition(key, edition)
+
         try:
-            prepared = self.prepare(run)
+            delivery = self.send(run, started, self.stop)
         except NothingToSend as err:
             self.store.finish(key, "skipped", run.now, reason=str(err))
-            return replace(base, state="skipped", reason=str(err))
+            return replace(base, state="skipped", reason=str(err), edition="".join(known[-1:]))
         except NewsletterError as err:
             self.store.finish(key, "failed", run.now, reason=str(err))
-            return replace(base, state="failed", reason=str(err))
-        self.store.set_edition(key, prepared.edition)
-        base = replace(base, edition=prepared.edition)
-        try:
-            delivery = prepared.send(self.stop)
-        except NothingToSend as err:
-            self.store.finish(key, "skipped", run.now, reason=str(err))
-            return replace(base, state="skipped", reason=str(err))
-        except NewsletterError as err:
-            self.store.finish(key, "failed", run.now, reason=str(err))
-            return replace(base, state="failed", reason=str(err))
-        if prepared.note:
-            delivery = replace(
-                delivery, note="; ".join(filter(None, (prepared.note, delivery.note)))
-            )
+            return replace(base, state="failed", reason=str(err), edition="".join(known[-1:]))
+        base = replace(base, edition=delivery.edition)
         if delivery.complete:
             self.store.finish(key, "sent", run.now, delivery)
             return replace(base, delivery=delivery)
@@ -662,7 +652,7 @@ def run_slot(
     now: datetime | None = None,
     *,
     schedules: Sequence[Schedule] | None = None,
-    prepare: Prepare | None = None,
+    send: Send | None = None,
     stop: threading.Event | None = None,
     lock_wait: float | None = None,
 ) -> SlotOutcome:
@@ -690,7 +680,7 @@ def run_slot(
         )
     try:
         with SlotStore(settings.paths.state_db) as store:
-            runner = SlotRunner(settings, store, prepare or pipeline_prepare, stop)
+            runner = SlotRunner(settings, store, send or pipeline_send, stop)
             outcome = runner.attempt(schedule, slot, moment, retry_failed=True)
     finally:
         lock.release()
@@ -708,7 +698,7 @@ def run_forever(
     schedules: Sequence[Schedule] | None = None,
     clock: Clock = now_utc,
     sleep: Sleep | None = None,
-    prepare: Prepare | None = None,
+    send: Send | None = None,
     max_nap: float = MAX_NAP_SECONDS,
 ) -> None:
     """Build and send each schedule's slots as they fall due, until ``stop`` is set.
@@ -731,7 +721,7 @@ def run_forever(
     nap = sleep or stop.wait
     try:
         with SlotStore(settings.paths.state_db) as store:
-            runner = SlotRunner(settings, store, prepare or pipeline_prepare, stop)
+            runner = SlotRunner(settings, store, send or pipeline_send, stop)
             _announce(chosen, clock())
             while not stop.is_set():
                 for schedule in chosen:
@@ -785,24 +775,6 @@ def _pause(schedules: Sequence[Schedule], now: datetime, longest: float) -> floa
         return longest
     seconds = (min(upcoming) - now).total_seconds()
     return min(max(seconds, 0.01), longest)
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
-    """Set ``stop`` on SIGTERM or SIGINT (a second one interrupts at once); main thread only."""
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        log.info("%s received: stopping after the message in flight", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 # --------------------------------------------------------------------------- listing
@@ -873,134 +845,64 @@ def format_upcoming(items: Sequence[Upcoming]) -> list[str]:
 # --------------------------------------------------------------------------- the pipeline
 
 
-class StaleNews(NothingToSend):
-    """The lead story is older than the schedule allows: a skip, not a failure."""
-
-
 def max_age(settings: Settings, schedule: Schedule) -> timedelta:
     """How old the lead story may be: the schedule's ``max_age_hours``, else the lookback."""
     hours = schedule.max_age_hours or settings.selection.lookback_hours
     return timedelta(hours=hours)
 
 
-def scheduled_settings(settings: Settings, schedule: Schedule) -> Settings:
-    """The settings for a scheduled build: the lookback no longer than the max age."""
-    hours = max_age(settings, schedule).total_seconds() / 3600
-    if hours >= settings.selection.lookback_hours:
-        return settings
-    return replace(settings, selection=replace(settings.selection, lookback_hours=hours))
+def slot_plan(run: SlotRun) -> SendPlan:
+    """What a slot sends: its schedule's sources, list and outbox; nothing older than the max age.
+
+    A live slot first finishes an interrupted edition: its own, or one still fresh.
+    """
+    settings, schedule = run.settings, run.schedule
+    limit = max_age(settings, schedule)
+    audience = Audience(subscribers_path=schedule.subscribers or settings.paths.subscribers)
+    build = BuildOptions(sources=schedule.sources, now=run.now, max_age=limit)
+    if schedule.dry_run:
+        outbox = schedule.outbox or settings.paths.outbox
+        return SendPlan(audience, build, resume=None, dry_run=DryRun(outbox))
+    resume = Resume(edition_id=run.previous_edition, not_before=run.now - limit)
+    return SendPlan(audience, build, resume=resume)
 
 
-def check_fresh(lead: Article | None, now: datetime, limit: timedelta) -> None:
-    """Raise ``StaleNews`` unless the lead changed within ``limit`` before ``now``."""
-    if lead is None:
-        raise NothingToSend("nothing to send: the edition has no lead story")
-    changed = lead.last_changed
-    hours = f"{limit.total_seconds() / 3600:g} h"
-    if changed is None:
-        raise StaleNews(
-            f"stale: the lead story {lead.title!r} has no date, so it cannot be shown to be "
-            f"newer than {hours} (max_age_hours); not sending it"
-        )
-    if changed.tzinfo is None:
-        changed = changed.replace(tzinfo=UTC)
-    if changed < now - limit:
-        raise StaleNews(
-            f"stale: the lead story {lead.title!r} last changed "
-            f"{changed.astimezone(UTC):%Y-%m-%d %H:%M} UTC, more than {hours} before "
-            f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC (max_age_hours); not sending old news"
-        )
-
-
-def pipeline_prepare(run: SlotRun) -> Prepared:
-    """Build the slot's edition with the real pipeline (or resume an interrupted live one)."""
-    from newsletter import pipeline  # imported on use: listing schedules needs no renderer
-
-    settings = scheduled_settings(run.settings, run.schedule)
-    audience = pipeline.Audience(
-        subscribers_path=run.schedule.subscribers or settings.paths.subscribers
+def pipeline_send(run: SlotRun, started: Callable[[str], None], stop: threading.Event) -> Delivery:
+    """Send the slot's edition through the one send path (``pipeline.send_edition``)."""
+    settings, label = run.settings, run.slot.label()
+    plan = slot_plan(run)
+    hooks = SendHooks(
+        warn=lambda message: log.warning("%s: %s", label, message),
+        ready=lambda prepared: started(prepared.edition.id),
+        stop=stop,
     )
-    if not run.schedule.dry_run:
-        resumed = _resumable(settings, run)
-        if resumed is not None:
-            edition, selection = resumed
-            return Prepared(
-                edition=edition.id,
-                send=_live_sender(settings, edition, selection, audience),
-                note=f"resumed edition {edition.id}, interrupted earlier",
+    try:
+        report = send_edition(settings, plan, hooks)
+    except OutputExistsError as err:  # a dry-run slot whose edition is on disk already
+        outbox = plan.dry_run.outbox if plan.dry_run else settings.paths.outbox
+        if run.resuming:
+            return Delivery(
+                edition=run.previous_edition,
+                where=str(outbox),
+                note=f"already written earlier ({err})",
             )
-    options = pipeline.BuildOptions(sources=run.schedule.sources, now=run.now)
-    result = pipeline.build_edition(settings, options)
-    check_fresh(result.edition.digest.lead, run.now, max_age(run.settings, run.schedule))
-    for warning in result.warnings:
-        log.warning("%s: %s", run.slot.label(), warning)
-    if run.schedule.dry_run:
-        return Prepared(
-            edition=result.edition.id, send=_dry_sender(settings, run, result, audience)
-        )
-    return Prepared(
-        edition=result.edition.id,
-        send=_live_sender(settings, result.edition, result.selection, audience),
-    )
-
-
-def _resumable(settings: Settings, run: SlotRun) -> tuple[Edition, dict[str, Any]] | None:
-    """An interrupted live edition to finish first: this slot's, or one still fresh."""
-    from newsletter import pipeline
-
-    found = pipeline.unfinished_edition(settings)
-    if found is None:
-        return None
-    edition = found[0]
-    if edition.id == run.previous_edition:
-        return found
-    if edition.created >= run.now - max_age(run.settings, run.schedule):
-        return found
-    log.warning(
-        "%s: edition %s was interrupted earlier but is older than the max age, so the "
-        "schedule does not resume it; finish it with 'newsletter send --yes' if it should "
-        "still go out",
-        run.slot.label(),
-        edition.id,
-    )
-    return None
-
-
-def _dry_sender(
-    settings: Settings, run: SlotRun, result: BuildResult, audience: Audience
-) -> Callable[[threading.Event], Delivery]:
-    from newsletter import pipeline
-
-    outbox = run.schedule.outbox or settings.paths.outbox
-
-    def send(_stop: threading.Event) -> Delivery:
-        try:
-            outcome, _scan = pipeline.dry_run(settings, result, audience, outbox)
-        except OutputExistsError as err:
-            if run.resuming:
-                return Delivery(where=str(outbox), note=f"already written earlier ({err})")
-            raise NothingToSend(
-                f"nothing new: edition {result.edition.id} is already in {outbox} ({err})"
-            ) from err
-        return Delivery(sent=int(outcome.written), where=f"dry run to {outcome.folder}")
-
-    return send
-
-
-def _live_sender(
-    settings: Settings, edition: Edition, selection: dict[str, Any], audience: Audience
-) -> Callable[[threading.Event], Delivery]:
-    from newsletter import pipeline
-
-    def send(stop: threading.Event) -> Delivery:
-        summary, _scan = pipeline.live_send(settings, edition, selection, audience, stop=stop)
+        raise NothingToSend(f"nothing new: this edition is already in {outbox} ({err})") from err
+    edition = report.prepared.edition.id
+    resumed = f"resumed edition {edition}, interrupted earlier" if report.prepared.resumed else ""
+    if report.written is not None:
         return Delivery(
-            sent=int(summary.sent),
-            failed=int(summary.failed),
-            deferred=int(summary.deferred),
-            complete=not summary.paused and not stop.is_set(),
-            where=f"via {settings.smtp.host}:{settings.smtp.effective_port}",
-            note=str(summary.pause_reason) if summary.paused else "",
+            edition=edition,
+            sent=report.written.written,
+            where=f"dry run to {report.written.folder}",
         )
-
-    return send
+    summary = report.summary
+    assert summary is not None  # a live plan always has a summary
+    return Delivery(
+        edition=edition,
+        sent=summary.sent,
+        failed=summary.failed,
+        deferred=summary.deferred,
+        complete=report.complete,
+        where=f"via {settings.smtp.host}:{settings.smtp.effective_port}",
+        note="; ".join(filter(None, (resumed, summary.pause_reason if summary.paused else ""))),
+    )

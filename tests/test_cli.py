@@ -14,7 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from newsletter.cli import cli
+from newsletter.cli.main import cli
 
 NOW = "2026-03-04T18:00:00+05:30"
 

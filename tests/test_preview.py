@@ -467,7 +467,7 @@ def test_parse_time_says_what_a_time_looks_like() -> None:
 def test_a_bad_now_is_a_usage_error_naming_the_flag() -> None:
     from click.testing import CliRunner
 
-    from newsletter.cli import cli
+    from newsletter.cli.main import cli
 
     result = CliRunner().invoke(cli, ["preview", "--now", "yesterday"])
     assert result.exit_code == 2

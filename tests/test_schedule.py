@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from newsletter.cli.process import stop_on_signals
 from newsletter.config import SAMPLE_DIR, Paths, Settings
 from newsletter.errors import (
     EXIT_NOTHING_NEW,
@@ -36,23 +37,20 @@ from newsletter.errors import (
 )
 from newsletter.locks import FileLock
 from newsletter.models import Article
+from newsletter.pipeline import StaleNews, check_fresh, lookback_within
 from newsletter.schedule import (
     Delivery,
-    Prepared,
     Slot,
     SlotOutcome,
     SlotRun,
     SlotStore,
-    StaleNews,
-    check_fresh,
     format_upcoming,
     latest_slot,
+    max_age,
     place,
     run_forever,
     run_slot,
-    scheduled_settings,
     slots_after,
-    stop_on_signals,
     upcoming,
 )
 from newsletter.timetable import Schedule, parse_schedules
@@ -129,7 +127,9 @@ class FakePipeline:
     during_send: Callable[[SlotRun], None] | None = None
     send_seconds: float = 0.0
 
-    def __call__(self, run: SlotRun) -> Prepared:
+    def __call__(
+        self, run: SlotRun, started: Callable[[str], None], stop: threading.Event
+    ) -> Delivery:
         self.prepared.append(run)
         action = self.script.pop(0) if self.script else "send"
         if action == "nothing":
@@ -141,19 +141,16 @@ class FakePipeline:
         if action == "bug":
             raise RuntimeError("a bug, not a user problem")
         edition = f"ed-{run.slot.wall:%Y%m%d%H%M%S}"
-
-        def send(stop: threading.Event) -> Delivery:
-            if self.during_send:
-                self.during_send(run)
-            if self.send_seconds:
-                time.sleep(self.send_seconds)
-            self.sent.append(Sent(run.slot.key, self.clock(), run.resuming, run.previous_edition))
-            if action == "interrupt":
-                stop.set()
-                return Delivery(sent=2, complete=False)
-            return Delivery(sent=3, where="dry run to test")
-
-        return Prepared(edition=edition, send=send)
+        started(edition)
+        if self.during_send:
+            self.during_send(run)
+        if self.send_seconds:
+            time.sleep(self.send_seconds)
+        self.sent.append(Sent(run.slot.key, self.clock(), run.resuming, run.previous_edition))
+        if action == "interrupt":
+            stop.set()
+            return Delivery(edition=edition, sent=2, complete=False)
+        return Delivery(edition=edition, sent=3, where="dry run to test")
 
 
 @pytest.fixture
@@ -179,7 +176,7 @@ def run_days(
         schedules=[schedule],
         clock=clock,
         sleep=clock.sleep,
-        prepare=fake,
+        send=fake,
         max_nap=max_nap,
     )
     return fake, clock
@@ -360,9 +357,9 @@ def test_hostile_cron_values_are_rejected_without_crashing(tmp_path: Path) -> No
 
 def test_run_slot_names_the_schedules_when_the_name_is_wrong(settings: Settings) -> None:
     with pytest.raises(ConfigError, match="did you mean 'daily'"):
-        run_slot(settings, "dialy", schedules=[daily()], prepare=FakePipeline())
+        run_slot(settings, "dialy", schedules=[daily()], send=FakePipeline())
     with pytest.raises(ConfigError, match=r"no \[\[schedule\]\]"):
-        run_slot(settings, "daily", schedules=[], prepare=FakePipeline())
+        run_slot(settings, "daily", schedules=[], send=FakePipeline())
 
 
 # --------------------------------------------------------------------------- the daemon
@@ -405,7 +402,7 @@ def test_the_slot_is_claimed_in_the_database_before_anything_is_sent(settings: S
             seen.append(record.state if record else None)
 
     fake = FakePipeline(during_send=look)
-    run_slot(settings, "daily", utc(2026, 3, 4, 12, 1), schedules=[daily()], prepare=fake)
+    run_slot(settings, "daily", utc(2026, 3, 4, 12, 1), schedules=[daily()], send=fake)
     assert seen == ["claimed"]
     assert rows(settings)[0][:2] == ("daily@2026-03-04T07:00:00", "sent")
 
@@ -415,7 +412,7 @@ def test_a_restart_never_sends_a_slot_twice(settings: Settings) -> None:
     first, _ = run_days(settings, schedule, utc(2026, 3, 4, 11, 59), utc(2026, 3, 4, 12, 5))
     second, _ = run_days(settings, schedule, utc(2026, 3, 4, 12, 5), utc(2026, 3, 4, 12, 30))
     outcome = run_slot(
-        settings, "daily", utc(2026, 3, 4, 12, 40), schedules=[schedule], prepare=second
+        settings, "daily", utc(2026, 3, 4, 12, 40), schedules=[schedule], send=second
     )
     assert len(first.sent) == 1
     assert second.sent == []
@@ -429,7 +426,7 @@ def test_a_missed_slot_within_grace_is_caught_up_once(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     schedule = daily()
-    run_slot(settings, "daily", utc(2026, 3, 3, 12), schedules=[schedule], prepare=FakePipeline())
+    run_slot(settings, "daily", utc(2026, 3, 3, 12), schedules=[schedule], send=FakePipeline())
     caplog.set_level(logging.INFO, logger="newsletter.schedule")
     fake, _ = run_days(settings, schedule, utc(2026, 3, 4, 12, 40), utc(2026, 3, 4, 13, 30))
     assert [(s.key, s.at) for s in fake.sent] == [
@@ -440,9 +437,7 @@ def test_a_missed_slot_within_grace_is_caught_up_once(
 
 def test_several_missed_slots_never_become_a_burst(settings: Settings) -> None:
     hourly = daily("0 * * * *", grace=timedelta(hours=2))
-    run_slot(
-        settings, "daily", utc(2026, 3, 4, 0, 0, 5), schedules=[hourly], prepare=FakePipeline()
-    )
+    run_slot(settings, "daily", utc(2026, 3, 4, 0, 0, 5), schedules=[hourly], send=FakePipeline())
     fake, _ = run_days(settings, hourly, utc(2026, 3, 4, 5, 30), utc(2026, 3, 4, 7, 30))
     assert [(s.key, s.at) for s in fake.sent] == [
         ("daily@2026-03-04T00:00:00", utc(2026, 3, 4, 5, 30)),  # only the latest missed slot
@@ -455,9 +450,7 @@ def test_a_slot_missed_beyond_grace_is_skipped_and_logged(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     hourly = daily("0 * * * *", grace=timedelta(minutes=10))
-    run_slot(
-        settings, "daily", utc(2026, 3, 4, 0, 0, 5), schedules=[hourly], prepare=FakePipeline()
-    )
+    run_slot(settings, "daily", utc(2026, 3, 4, 0, 0, 5), schedules=[hourly], send=FakePipeline())
     caplog.set_level(logging.INFO, logger="newsletter.schedule")
     fake, _ = run_days(settings, hourly, utc(2026, 3, 4, 5, 30), utc(2026, 3, 4, 6, 30))
     assert [s.key for s in fake.sent] == ["daily@2026-03-04T01:00:00"]
@@ -500,9 +493,7 @@ def test_a_failed_slot_is_logged_and_not_retried_by_the_runner(
     assert rows(settings)[0][1] == "failed"
     assert "not JSON" in rows(settings)[0][2]
     assert any(r.levelno == logging.ERROR and "failed" in r.getMessage() for r in caplog.records)
-    retried = run_slot(
-        settings, "daily", utc(2026, 3, 4, 12, 55), schedules=[daily()], prepare=fake
-    )
+    retried = run_slot(settings, "daily", utc(2026, 3, 4, 12, 55), schedules=[daily()], send=fake)
     assert retried.state == "sent", "an explicit run retries a failed slot within grace"
 
 
@@ -524,9 +515,9 @@ def test_an_interrupted_send_resumes_the_same_slot_and_edition(settings: Setting
 def test_a_crash_mid_slot_leaves_it_claimed_and_the_next_run_resumes(settings: Settings) -> None:
     fake = FakePipeline(script=["bug"])
     with pytest.raises(RuntimeError):
-        run_slot(settings, "daily", utc(2026, 3, 4, 12, 1), schedules=[daily()], prepare=fake)
+        run_slot(settings, "daily", utc(2026, 3, 4, 12, 1), schedules=[daily()], send=fake)
     assert rows(settings)[0][1] == "claimed"
-    outcome = run_slot(settings, "daily", utc(2026, 3, 4, 20), schedules=[daily()], prepare=fake)
+    outcome = run_slot(settings, "daily", utc(2026, 3, 4, 20), schedules=[daily()], send=fake)
     assert outcome.state == "sent"
     assert outcome.resumed
     assert fake.sent[0].resuming
@@ -545,7 +536,7 @@ def test_stop_ends_the_runner_between_slots(settings: Settings) -> None:
             stop.set()
 
     fake = FakePipeline()
-    run_forever(settings, stop, schedules=[daily()], clock=clock, sleep=sleep, prepare=fake)
+    run_forever(settings, stop, schedules=[daily()], clock=clock, sleep=sleep, send=fake)
     assert naps == 3
     assert fake.sent == []
 
@@ -556,19 +547,17 @@ def test_stop_ends_the_runner_between_slots(settings: Settings) -> None:
 def test_run_slot_outcomes_and_exit_codes(settings: Settings) -> None:
     schedule = daily()
     fake = FakePipeline(script=["nothing"])
-    skipped = run_slot(
-        settings, "daily", utc(2026, 3, 4, 12, 5), schedules=[schedule], prepare=fake
-    )
+    skipped = run_slot(settings, "daily", utc(2026, 3, 4, 12, 5), schedules=[schedule], send=fake)
     assert (skipped.state, skipped.exit_code) == ("skipped", EXIT_NOTHING_NEW)
-    sent = run_slot(settings, "daily", utc(2026, 3, 5, 12, 5), schedules=[schedule], prepare=fake)
+    sent = run_slot(settings, "daily", utc(2026, 3, 5, 12, 5), schedules=[schedule], send=fake)
     assert (sent.state, sent.exit_code, sent.edition) == ("sent", EXIT_OK, "ed-20260305070000")
     assert sent.delivery.sent == 3
-    late = run_slot(settings, "daily", utc(2026, 3, 6, 15), schedules=[schedule], prepare=fake)
+    late = run_slot(settings, "daily", utc(2026, 3, 6, 15), schedules=[schedule], send=fake)
     assert (late.state, late.exit_code) == ("skipped", EXIT_NOTHING_NEW)
     assert "missed by 3 h, beyond the 1 h grace window" in late.reason
     assert len(fake.prepared) == 2
     future = daily("0 7 * * * 0 2030")
-    idle = run_slot(settings, "daily", utc(2026, 3, 6), schedules=[future], prepare=fake)
+    idle = run_slot(settings, "daily", utc(2026, 3, 6), schedules=[future], send=fake)
     assert (idle.state, idle.exit_code) == ("idle", EXIT_OK)
     assert "2030-01-01 07:00" in idle.describe()
     failed = SlotOutcome("daily", "failed", reason="x")
@@ -583,7 +572,7 @@ def test_two_concurrent_runs_of_one_slot_send_it_once(settings: Settings) -> Non
 
     def one() -> None:
         outcome = run_slot(
-            settings, "daily", utc(2026, 3, 4, 12, 1), schedules=[daily()], prepare=fake
+            settings, "daily", utc(2026, 3, 4, 12, 1), schedules=[daily()], send=fake
         )
         outcomes.append(outcome.state)
 
@@ -605,7 +594,7 @@ def test_a_second_runner_is_refused_while_one_holds_the_lock(settings: Settings)
     try:
         pattern = rf"\(pid {os.getpid()}\) is already running"
         with pytest.raises(NewsletterError, match=pattern):
-            run_forever(settings, threading.Event(), schedules=[daily()], prepare=FakePipeline())
+            run_forever(settings, threading.Event(), schedules=[daily()], send=FakePipeline())
     finally:
         held.release()
     assert held.acquire()
@@ -673,12 +662,12 @@ def test_check_fresh_skips_a_lead_older_than_the_max_age() -> None:
     assert isinstance(caught.value, NothingToSend)
 
 
-def test_scheduled_settings_narrow_the_lookback_to_the_max_age() -> None:
+def test_a_schedule_narrows_the_lookback_to_its_max_age() -> None:
     base = Settings()
-    narrowed = scheduled_settings(base, daily(max_age_hours=12))
+    narrowed = lookback_within(base, max_age(base, daily(max_age_hours=12)))
     assert narrowed.selection.lookback_hours == 12
-    assert scheduled_settings(base, daily(max_age_hours=500)) is base
-    assert scheduled_settings(base, daily()) is base
+    assert lookback_within(base, max_age(base, daily(max_age_hours=500))) is base
+    assert lookback_within(base, max_age(base, daily())) is base
 
 
 # --------------------------------------------------------------------------- listing
@@ -686,7 +675,7 @@ def test_scheduled_settings_narrow_the_lookback_to_the_max_age() -> None:
 
 def test_upcoming_lists_local_and_utc_times_and_the_last_run(settings: Settings) -> None:
     schedules = [daily(), daily("30 6 * * *", KOLKATA, name="india", dry_run=False)]
-    run_slot(settings, "daily", utc(2026, 3, 7, 12, 1), schedules=schedules, prepare=FakePipeline())
+    run_slot(settings, "daily", utc(2026, 3, 7, 12, 1), schedules=schedules, send=FakePipeline())
     items = upcoming(settings, utc(2026, 3, 7, 12, 30), 2, schedules=schedules)
     assert [s.key for s in items[0].slots] == [
         "daily@2026-03-08T07:00:00",
@@ -724,6 +713,7 @@ SCRIPT = textwrap.dedent("""
     import logging, sys, threading
     from pathlib import Path
     from newsletter import schedule as sch
+    from newsletter.cli.process import stop_on_signals
     from newsletter.config import load_settings
     from newsletter.errors import NewsletterError
 
@@ -733,7 +723,7 @@ SCRIPT = textwrap.dedent("""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     stop = threading.Event()
     try:
-        with sch.stop_on_signals(stop):
+        with stop_on_signals(stop):
             if sys.argv[2] == "run":
                 sch.run_forever(settings, stop, schedules=schedules)
             else:

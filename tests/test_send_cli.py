@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from smtp_server import Faults, SMTPServer, make_certificate
 
-from newsletter.cli import cli
+from newsletter.cli.main import cli
 from newsletter.delivery.smtp import UNRECORDED
 
 NOW = "2026-03-04T18:00:00+05:30"

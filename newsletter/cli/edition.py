@@ -1,0 +1,192 @@
+"""Commands about one edition and its content: init, build, check, sources, preview."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import click
+
+from newsletter import clock, pipeline
+from newsletter import preview as pv
+from newsletter.cli.options import (
+    build_options,
+    config_option,
+    options_from,
+    print_warnings,
+    settings_from,
+    warn,
+)
+from newsletter.config import CONFIG_NAME, SAMPLE_DIR, find_config, resource_path
+from newsletter.dkim import dns_records
+from newsletter.errors import NewsletterError
+from newsletter.limits import HTML_CLIP_BYTES
+from newsletter.sources import collect
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Create a working starter project in DIRECTORY."""
+    if directory.exists() and any(directory.iterdir()):
+        raise NewsletterError(
+            f"{directory} is not empty; choose a new folder so nothing is overwritten"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(SAMPLE_DIR / "content", directory / "content")
+    shutil.copytree(resource_path("templates"), directory / "templates")
+    shutil.copyfile(resource_path("subscribers.example.csv"), directory / "subscribers.csv")
+    config = (SAMPLE_DIR / CONFIG_NAME).read_text(encoding="utf-8")
+    config += (
+        '\n[subscribers]\nfile = "subscribers.csv"\n'
+        '\n[templates]\ndir = "templates"   # edit these to restyle the email\n'
+        '\n[output]\nbuild_dir = "out"\noutbox = "outbox"\nstate_dir = ".newsletter"\n'
+        '\n[smtp]\n# host = "smtp.example.org"\n# port = 587\n# security = "starttls"\n'
+        '# username = "newsletter"   # password: NEWSLETTER_SMTP_PASSWORD\n'
+    )
+    (directory / CONFIG_NAME).write_text(config, encoding="utf-8")
+    click.echo(f"Created a newsletter project in {directory}")
+    click.echo(f"  cd {directory}")
+    click.echo("  newsletter build --out out/")
+    click.echo("  newsletter send --dry-run --outbox outbox/")
+
+
+@click.command()
+@config_option
+@build_options
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for edition.html/.txt/.json (default: [output] build_dir).",
+)
+@click.option("--force", is_flag=True, help="Replace existing files in --out.")
+def build(config_path: Path | None, out_dir: Path | None, force: bool, **flags: Any) -> None:
+    """Build the edition: edition.html, .txt, .json and a static preview.html."""
+    settings = settings_from(config_path)
+    result = pipeline.build_edition(settings, options_from(flags))
+    print_warnings(result.warnings)
+    target = out_dir or settings.paths.build_dir
+    if (target / "preview.html").exists() and not force:
+        raise NewsletterError(
+            f"{target / 'preview.html'} already exists; use --force to replace it "
+            "or choose another --out"
+        )
+    paths = pipeline.write_build(settings, result, target, force=force)
+    paths.append(pv.write_static_preview(result, settings, target, force=force))
+    edition = result.edition
+    click.echo(f"Edition {edition.id}: {edition.subject}")
+    click.echo(f"  HTML {edition.html_size / 1000:.1f} KB, text {len(edition.text)} chars")
+    for path in paths:
+        click.echo(f"  wrote {path}")
+
+
+@click.command()
+@config_option
+@build_options
+@click.option(
+    "--check-links",
+    is_flag=True,
+    help="Also ask every link and image with HEAD (uses the network).",
+)
+def check(config_path: Path | None, check_links: bool, **flags: Any) -> None:
+    """Preflight the edition: errors and warnings, with where and how to fix."""
+    settings = settings_from(config_path)
+    result = pipeline.build_edition(settings, options_from(flags))
+    findings = pipeline.preflight_edition(settings, result.edition, check_links=check_links)
+    edition = result.edition
+    click.echo(f"Edition {edition.id}: {edition.subject}")
+    clip = HTML_CLIP_BYTES // 1000
+    click.echo(f"  HTML {edition.html_size / 1000:.1f} KB (Gmail clips at {clip} KB)")
+    print_warnings(result.warnings)
+    for finding in findings:
+        colour = "red" if finding.level == "error" else "yellow"
+        click.secho(f"{finding.level}: [{finding.code}] {finding.message}", fg=colour)
+    click.echo("\nDNS records for deliverability:")
+    for line in dns_records(settings.dkim, settings.sender.domain):
+        click.echo(f"  {line}")
+    problems = [f for f in findings if f.level == "error"]
+    if problems:
+        raise NewsletterError(f"{len(problems)} error(s): fix them before sending")
+    click.echo(f"\nNo errors ({len(findings)} warning(s)).")
+
+
+@click.command()
+@config_option
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="PATH_OR_URL",
+    help="Read these sources instead of [content] sources.",
+)
+@click.option("--strict", is_flag=True, help="Any source failure is fatal.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
+def sources(
+    config_path: Path | None, sources: tuple[str, ...], strict: bool, as_json: bool
+) -> None:
+    """Read every source; per source: items, sections, regions, warnings."""
+    settings = settings_from(config_path)
+    specs = sources or settings.paths.sources
+    if not specs:
+        raise NewsletterError("no sources: add [content] sources to the config or use --source")
+    collection = collect(specs, settings, strict=strict, now=clock.now_utc())
+    reports = [pipeline.source_report(r) for r in collection.reports]
+    if as_json:
+        data = {
+            "sources": reports,
+            "articles": len(collection.articles),
+            "warnings": list(collection.warnings),
+        }
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    for report in reports:
+        _print_source(report)
+    click.echo(f"{len(collection.articles)} article(s) after merging and removing duplicates.")
+    for message in collection.warnings:
+        if not any(message in r["warnings"] for r in reports):
+            warn(message)
+
+
+def _print_source(report: dict[str, Any]) -> None:
+    click.secho(f"{report['spec']}  [{report['kind']}]", bold=True)
+    if report["error"]:
+        click.secho(f"  failed: {report['error']}", fg="red")
+        return
+    click.echo(f"  {report['items']} item(s)")
+    click.echo("  sections: " + _counts(report["sections"]))
+    click.echo("  regions:  " + _counts(report["regions"]))
+    for message in report["warnings"]:
+        click.secho(f"  warning: {message}", fg="yellow")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items()) or "none"
+
+
+@click.command()
+@config_option
+@build_options
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="Port (default 8025, else a free one; 0: any free port).",
+)
+@click.option("--host", metavar="ADDR", help="Listen on ADDR instead of 127.0.0.1 (warns).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the preview in a browser.")
+@click.option("--subscriber", metavar="EMAIL", help="Show this subscriber's message first.")
+def preview(
+    config_path: Path | None,
+    port: int | None,
+    host: str | None,
+    open_browser: bool,
+    subscriber: str | None,
+    **flags: Any,
+) -> None:
+    """Serve a live-reloading preview of the edition on 127.0.0.1; never sends mail."""
+    options = pv.PreviewOptions(
+        config=find_config(config_path), build=options_from(flags), subscriber=subscriber or ""
+    )
+    pv.serve(options, host=host, port=port, open_browser=open_browser, echo=click.echo, warn=warn)
