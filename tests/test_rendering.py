@@ -26,17 +26,9 @@ from newsletter.config import Colors, EmailSettings, Link, ListSettings, Publica
 from newsletter.errors import ConfigError, RenderError
 from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Digest, Edition, Image
-from newsletter.rendering import (
-    DARK_SURFACE,
-    DARK_TEXT,
-    Renderer,
-    contrast,
-    palette,
-    render_edition,
-    shorten,
-    size_warnings,
-    tag_url,
-)
+from newsletter.rendering.palette import DARK_SURFACE, DARK_TEXT, contrast, palette
+from newsletter.rendering.renderer import Renderer, render_edition, size_warnings
+from newsletter.rendering.stories import shorten, tag_url
 from newsletter.sanitize import clean_html
 
 GOLDEN = Path(__file__).parent / "golden"
