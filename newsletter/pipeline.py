@@ -33,7 +33,7 @@ from newsletter.locks import FileLock
 from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
 from newsletter.preflight import Finding, preflight, raise_for_errors, sample_subscriber
-from newsletter.rendering import Renderer
+from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect
 from newsletter.subscribers import SubscriberScan, in_shard, read_subscribers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import html as htmllib
 import json
 import os
@@ -21,22 +22,15 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+import newsletter
 from newsletter import placeholders
 from newsletter.config import Colors, EmailSettings, Link, ListSettings, Publication, Settings
 from newsletter.errors import ConfigError, RenderError
 from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Digest, Edition, Image
-from newsletter.rendering import (
-    DARK_SURFACE,
-    DARK_TEXT,
-    Renderer,
-    contrast,
-    palette,
-    render_edition,
-    shorten,
-    size_warnings,
-    tag_url,
-)
+from newsletter.rendering.palette import DARK_SURFACE, DARK_TEXT, contrast, palette
+from newsletter.rendering.renderer import Renderer, render_edition, size_warnings
+from newsletter.rendering.stories import shorten, tag_url
 from newsletter.sanitize import clean_html
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -44,6 +38,7 @@ KOLKATA = ZoneInfo("Asia/Kolkata")
 NOW = datetime(2026, 3, 4, 12, 30, tzinfo=UTC)  # 18:00 IST
 HOSTILE_TITLE = 'Tides <script>alert("x")</script> & "quotes" rise in São Tomé'
 URL_LINE = re.compile(r"^\s*(\S+: )?https?://\S+$")
+TEMPLATE_LIBRARIES = {"jinja2", "markupsafe", "mjml", "premailer"}
 
 
 # --------------------------------------------------------------------------- builders
@@ -611,6 +606,23 @@ def test_render_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> No
     settings = make_settings(logo_url="https://ledger.example/logo.png")
     out = Renderer(settings).render(make_digest())
     assert out.html_size > 0
+
+
+def test_only_the_renderer_imports_the_template_libraries() -> None:
+    """Palette, stories, dates and text helpers stay usable without Jinja, MJML or premailer."""
+    package = Path(newsletter.__file__).parent
+    found = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            if any(n.split(".")[0] in TEMPLATE_LIBRARIES for n in names):
+                found.add(path.relative_to(package).as_posix())
+    assert found == {"rendering/renderer.py"}
 
 
 # --------------------------------------------------------------------------- golden files

@@ -23,7 +23,7 @@ from newsletter.config import Settings
 from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Skip, Subscriber
 from newsletter.pipeline import BuildResult
-from newsletter.rendering import stamp
+from newsletter.rendering.dates import stamp
 from newsletter.selection import canonical_url, lead_score
 
 MOBILE_WIDTH = 375
