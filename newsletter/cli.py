@@ -576,7 +576,7 @@ def check(config_path: Path | None, check_links: bool, **flags: Any) -> None:
 
 def _preflight(settings: Settings, edition: Any) -> None:
     """Run the preflight before a send: print warnings, stop on errors."""
-    from newsletter.preflight import raise_for_errors
+    from newsletter.preflight.findings import raise_for_errors
 
     findings = pipeline.preflight_edition(settings, edition)
     for finding in findings:

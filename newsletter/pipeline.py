@@ -28,7 +28,9 @@ from newsletter.history import History
 from newsletter.locks import FileLock
 from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
-from newsletter.preflight import Finding, preflight, sample_subscriber
+from newsletter.preflight.findings import Finding
+from newsletter.preflight.run import preflight
+from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect
