@@ -32,7 +32,9 @@ from newsletter.history import History
 from newsletter.locks import FileLock
 from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
-from newsletter.preflight import Finding, preflight, raise_for_errors, sample_subscriber
+from newsletter.preflight.findings import Finding, raise_for_errors
+from newsletter.preflight.run import preflight
+from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect

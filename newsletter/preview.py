@@ -44,7 +44,7 @@ from newsletter.hosts import is_loopback
 from newsletter.messages import MessageFactory
 from newsletter.models import Subscriber
 from newsletter.pipeline import BuildOptions, BuildResult, build_edition, normalize_address
-from newsletter.preflight import sample_subscriber
+from newsletter.preflight.sample import sample_subscriber
 from newsletter.preview_page import page
 from newsletter.preview_page.page import SAMPLE, Personal, Problem
 from newsletter.sources import collect

@@ -21,20 +21,18 @@ from newsletter import placeholders
 from newsletter.config import Settings
 from newsletter.dkim import DkimSettings, parse_dkim
 from newsletter.models import Digest, Edition
-from newsletter.preflight import (
+from newsletter.preflight.findings import (
     ERROR,
     WARNING,
     Finding,
     PreflightError,
-    markup_tags,
-    preflight,
-    probe_link,
-    probe_links,
     raise_for_errors,
-    raw_entities,
-    sample_subscriber,
-    scan_html,
 )
+from newsletter.preflight.links import probe_link, probe_links
+from newsletter.preflight.run import preflight
+from newsletter.preflight.sample import sample_subscriber
+from newsletter.preflight.scan import scan_html
+from newsletter.preflight.text import markup_tags, raw_entities
 
 SETTINGS = Settings()
 UNSUB = "https://meridianpost.example/unsubscribe?list=daily&t=Zm9vYmFy.c2lnbmF0dXJl"

@@ -34,7 +34,7 @@ from newsletter.hosts import is_loopback
 from newsletter.messages import MessageFactory, unsubscribe_url
 from newsletter.models import Article, Digest, Edition, Subscriber
 from newsletter.pipeline import BuildOptions, BuildResult, build_edition
-from newsletter.preflight import sample_subscriber
+from newsletter.preflight.sample import sample_subscriber
 from newsletter.preview import (
     EMAIL_CSP,
     PreviewApp,
