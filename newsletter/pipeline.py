@@ -32,7 +32,7 @@ from newsletter.history import History
 from newsletter.locks import FileLock
 from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
-from newsletter.preflight.findings import Finding, raise_for_errors
+from newsletter.preflight.findings import ERROR, Finding, raise_for_errors
 from newsletter.preflight.run import preflight
 from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
@@ -234,6 +234,26 @@ def edition_info(result: BuildResult) -> dict[str, Any]:
     }
 
 
+class Messages:
+    """One edition's messages exactly as a live send makes them: personal, signed with DKIM.
+
+    The preview shows these bytes; a live send hands them to SMTP. Without DKIM the
+    SMTP payload (leading dots doubled) can be built with the message (``payload``);
+    a signature changes the data, so a signed message's payload is made by the sender.
+    """
+
+    def __init__(self, settings: Settings, edition: Edition, *, date: datetime | None = None):
+        self.factory = MessageFactory(edition, settings, date=date)
+        self.signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
+
+    def build(self, subscriber: Subscriber, *, payload: bool = False) -> OutgoingMessage:
+        """The message for ``subscriber`` (``DeliveryError`` for an unusable address)."""
+        if self.signer is None:
+            return self.factory.build(subscriber, payload=payload)
+        made = self.factory.build(subscriber)
+        return OutgoingMessage(made.recipient, made.message_id, self.signer.sign(made.data))
+
+
 def preflight_edition(
     settings: Settings, edition: Edition, *, check_links: bool = False
 ) -> list[Finding]:
@@ -414,7 +434,7 @@ def _prepare(settings: Settings, plan: SendPlan, warn: Callable[[str], None]) ->
         edition, selection = result.edition, result.selection
     findings = tuple(preflight_edition(settings, edition))
     for finding in findings:
-        if finding.level != "error":
+        if finding.level != ERROR:
             warn(f"[{finding.code}] {finding.message}")
     raise_for_errors(findings)
     return Prepared(edition, selection, resumed=resumed is not None, findings=findings)
@@ -479,7 +499,7 @@ def _send_through_ledger(
 ) -> tuple[SendSummary, SubscriberScan]:
     edition, test_copy = prepared.edition, audience.to is not None
     started = now_utc()
-    factory = MessageFactory(edition, settings, date=started)
+    messages = Messages(settings, edition, date=started)
     scan = SubscriberScan(path=audience.subscribers_path)
     ledger_id = edition.id
     if test_copy:  # a test copy: its own ledger entry, so it can be sent again
@@ -490,17 +510,10 @@ def _send_through_ledger(
         with History(settings.paths.state_db) as history:
             history.record(edition.id, edition.created, _selected_ids(prepared.selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
-    payload = settings.dkim is None  # a signature changes the data
-    messages = _buildable(factory, recipients(audience, scan), scan, payload=payload)
-    if settings.dkim is not None:
-        signer = DkimSigner(settings.dkim)
-        messages = (
-            OutgoingMessage(m.recipient, m.message_id, signer.sign(m.data)) for m in messages
-        )
     with Ledger(settings.paths.state_db) as ledger:
         ledger.start(ledger_id, edition.subject)
         summary = send_messages(
-            messages,
+            _buildable(messages, recipients(audience, scan), scan),
             settings.smtp,
             ledger,
             ledger_id,
@@ -516,16 +529,12 @@ def _send_through_ledger(
 
 
 def _buildable(
-    factory: MessageFactory,
-    subscribers: Iterable[Subscriber],
-    scan: SubscriberScan,
-    *,
-    payload: bool,
+    messages: Messages, subscribers: Iterable[Subscriber], scan: SubscriberScan
 ) -> Iterator[OutgoingMessage]:
-    """Build each message (and its SMTP payload if asked); skip unusable addresses, warning."""
+    """Build each message and its SMTP payload; skip unusable addresses, warning."""
     for subscriber in subscribers:
         try:
-            yield factory.build(subscriber, payload=payload)
+            yield messages.build(subscriber, payload=True)
         except DeliveryError as err:
             scan.invalid += 1
             scan.warnings.append(str(err))

@@ -41,13 +41,17 @@ from newsletter.errors import (
     SubscriberError,
 )
 from newsletter.hosts import is_loopback
-from newsletter.messages import MessageFactory
 from newsletter.models import Subscriber
-from newsletter.pipeline import BuildOptions, BuildResult, build_edition, normalize_address
+from newsletter.pipeline import (
+    BuildOptions,
+    BuildResult,
+    Messages,
+    build_edition,
+    normalize_address,
+)
 from newsletter.preflight.sample import sample_subscriber
 from newsletter.preview_page import page
 from newsletter.preview_page.page import SAMPLE, Personal, Problem
-from newsletter.sources import collect
 from newsletter.sources.fetch import is_url
 from newsletter.subscribers import read_subscribers
 
@@ -168,7 +172,7 @@ class Snapshot:
     signature: tuple[tuple[str, int, int], ...]
     settings: Settings | None = None
     result: BuildResult | None = None
-    factory: MessageFactory | None = None
+    messages: Messages | None = None
     problem: Problem | None = None
     warnings: tuple[str, ...] = ()
     choices: tuple[Subscriber, ...] = ()
@@ -177,14 +181,7 @@ class Snapshot:
     @property
     def ok(self) -> bool:
         """Whether there is an edition to show."""
-        return self.result is not None and self.factory is not None
-
-
-def _build_options(options: PreviewOptions, settings: Settings) -> BuildOptions:
-    now = options.build.now
-    if now is not None and now.tzinfo is None:
-        return replace(options.build, now=now.replace(tzinfo=settings.publication.timezone))
-    return options.build
+        return self.result is not None and self.messages is not None
 
 
 def _problem(err: NewsletterError, watch: Watch, kind: str, clues: Iterable[str] = ()) -> Problem:
@@ -212,15 +209,6 @@ def _kind(err: NewsletterError) -> str:
     return "build"
 
 
-def _content_warnings(settings: Settings, build: BuildOptions) -> tuple[str, ...]:
-    """Read the sources again to show why nothing qualified (the build keeps no warnings)."""
-    specs = build.sources or settings.paths.sources
-    try:
-        return collect(specs, settings, strict=False, now=build.now).warnings
-    except NewsletterError as err:
-        return (str(err),)
-
-
 def _choices(settings: Settings) -> tuple[tuple[Subscriber, ...], str]:
     """The first active subscribers for the picker, or why the list cannot be read."""
     try:
@@ -245,21 +233,20 @@ def build_snapshot(options: PreviewOptions, version: str) -> Snapshot:
     base = Snapshot(version, started, watch, signature, settings=settings)
     choices, note = _choices(settings)
     base = replace(base, choices=choices, choices_note=note)
-    build = _build_options(options, settings)
+    build = options.build
     try:
         result = build_edition(settings, build)
-        factory = MessageFactory(result.edition, settings)
+        messages = Messages(settings, result.edition)
     except NothingToSend as err:
-        warnings = _content_warnings(settings, build)
-        found = _problem(err, watch, "nothing", warnings)
-        return replace(base, problem=found, warnings=warnings)
+        found = _problem(err, watch, "nothing", err.warnings)
+        return replace(base, problem=found, warnings=err.warnings)
     except NewsletterError as err:
         return replace(base, problem=_problem(err, watch, _kind(err)))
     except Exception:  # the preview outlives a bug in any stage, and shows it
         trace = traceback.format_exc()
         print(trace, file=sys.stderr)
         return replace(base, problem=page.problem("The preview hit a bug", trace, "bug", []))
-    return replace(base, result=result, factory=factory, warnings=result.warnings)
+    return replace(base, result=result, messages=messages, warnings=result.warnings)
 
 
 class PreviewApp:
@@ -371,7 +358,7 @@ class PreviewApp:
 
     def personal(self, snapshot: Snapshot, wanted: str) -> Personal:
         """Build (or reuse) the message for ``wanted``; raise ``NewsletterError`` if unusable."""
-        if snapshot.result is None or snapshot.factory is None:
+        if snapshot.result is None or snapshot.messages is None:
             raise NewsletterError("the edition could not be built; see the problem above")
         key = (snapshot.version, wanted.strip().casefold())
         with self._cache_lock:
@@ -382,7 +369,7 @@ class PreviewApp:
         sample = snapshot.settings is not None and subscriber == sample_subscriber(
             snapshot.settings
         )
-        made = personalize(snapshot.result, snapshot.factory, subscriber, is_sample=sample)
+        made = personalize(snapshot.result, snapshot.messages, subscriber, is_sample=sample)
         with self._cache_lock:
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
@@ -402,10 +389,10 @@ def _find_subscriber(settings: Settings, key: str) -> Subscriber | None:
 
 
 def personalize(
-    result: BuildResult, factory: MessageFactory, subscriber: Subscriber, *, is_sample: bool
+    result: BuildResult, messages: Messages, subscriber: Subscriber, *, is_sample: bool
 ) -> Personal:
     """Build one subscriber's exact message bytes and decode them for display."""
-    outgoing = factory.build(subscriber)
+    outgoing = messages.build(subscriber)
     message = email.message_from_bytes(outgoing.data, policy=email.policy.default)
     if not isinstance(message, EmailMessage):
         raise DeliveryError("the message could not be read back")
@@ -435,7 +422,7 @@ def static_preview_html(
     who = subscriber or sample_subscriber(settings)
     made = personalize(
         result,
-        MessageFactory(result.edition, settings),
+        Messages(settings, result.edition),
         who,
         is_sample=who == sample_subscriber(settings),
     )

@@ -23,6 +23,7 @@ from newsletter.config import CONFIG_NAME, SAMPLE_DIR, find_config, resource_pat
 from newsletter.dkim import dns_records
 from newsletter.errors import NewsletterError
 from newsletter.limits import HTML_CLIP_BYTES
+from newsletter.preflight.findings import ERROR, errors
 from newsletter.sources import collect
 
 
@@ -102,12 +103,12 @@ def check(config_path: Path | None, check_links: bool, **flags: Any) -> None:
     click.echo(f"  HTML {edition.html_size / 1000:.1f} KB (Gmail clips at {clip} KB)")
     print_warnings(result.warnings)
     for finding in findings:
-        colour = "red" if finding.level == "error" else "yellow"
+        colour = "red" if finding.level == ERROR else "yellow"
         click.secho(f"{finding.level}: [{finding.code}] {finding.message}", fg=colour)
     click.echo("\nDNS records for deliverability:")
     for line in dns_records(settings.dkim, settings.sender.domain):
         click.echo(f"  {line}")
-    problems = [f for f in findings if f.level == "error"]
+    problems = errors(findings)
     if problems:
         raise NewsletterError(f"{len(problems)} error(s): fix them before sending")
     click.echo(f"\nNo errors ({len(findings)} warning(s)).")
