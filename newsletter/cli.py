@@ -20,15 +20,11 @@ from typing import Any, TypeVar
 
 import click
 
-from newsletter import __version__, clock, pipeline, schedule, timetable
-from newsletter.config import (
-    CONFIG_NAME,
-    SAMPLE_DIR,
-    Settings,
-    find_config,
-    load_settings,
-    resource_path,
-)
+from newsletter import __version__, clock, pipeline, schedule
+from newsletter.config.load import find_config, load_settings
+from newsletter.config.paths import CONFIG_NAME, SAMPLE_DIR, resource_path
+from newsletter.config.schedules import EXAMPLE
+from newsletter.config.settings import Settings
 from newsletter.errors import (
     EXIT_NOTHING_NEW,
     EXIT_PROBLEM,
@@ -632,7 +628,7 @@ def schedule_list(config_path: Path | None, count: int) -> None:
     """Show each schedule's next runs, in its time zone and in UTC."""
     settings = _settings(config_path)
     if not settings.schedules:
-        click.echo("No schedules configured. Add one to the config:\n" + timetable.EXAMPLE)
+        click.echo("No schedules configured. Add one to the config:\n" + EXAMPLE)
         return
     for line in schedule.format_upcoming(schedule.upcoming(settings, clock.now_utc(), count)):
         click.echo(line)

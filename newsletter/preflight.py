@@ -26,7 +26,7 @@ from typing import IO
 from urllib.parse import quote, urlsplit
 
 from newsletter import placeholders
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.dkim import SIGNED_HEADERS, DkimSettings, DkimSigner, aligned, verify
 from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES, MAX_LINE_OCTETS

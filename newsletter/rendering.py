@@ -23,7 +23,7 @@ import jinja2
 from markupsafe import Markup
 
 from newsletter import placeholders
-from newsletter.config import Colors, Settings
+from newsletter.config.settings import Colors, Settings
 from newsletter.errors import ConfigError, RenderError
 from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Digest, Edition, Image

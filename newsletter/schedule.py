@@ -45,6 +45,8 @@ from zoneinfo import ZoneInfo
 from croniter import CroniterError, croniter
 
 from newsletter.clock import now_utc
+from newsletter.config.schedules import EXAMPLE
+from newsletter.config.settings import Schedule, Settings
 from newsletter.errors import (
     EXIT_NOTHING_NEW,
     EXIT_OK,
@@ -57,10 +59,8 @@ from newsletter.errors import (
 from newsletter.locks import FileLock
 from newsletter.models import Article, Edition
 from newsletter.state import open_state
-from newsletter.timetable import EXAMPLE, Schedule
 
 if TYPE_CHECKING:
-    from newsletter.config import Settings
     from newsletter.pipeline import Audience, BuildResult
 
 log = logging.getLogger("newsletter.schedule")

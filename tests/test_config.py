@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import (
-    ENV_SIGNING_KEY,
-    ENV_SMTP_PASSWORD,
-    SAMPLE_DIR,
-    find_config,
-    load_settings,
-    resource_path,
-)
+from newsletter.config.load import find_config, load_settings
+from newsletter.config.paths import SAMPLE_DIR, resource_path
+from newsletter.config.settings import ENV_SIGNING_KEY, ENV_SMTP_PASSWORD
 from newsletter.errors import ConfigError
 
 MINIMAL = """

@@ -1,6 +1,6 @@
-"""Schedule definitions: the ``[[schedule]]`` tables of the config, validated.
+"""The ``[[schedule]]`` tables of the config, validated into ``Schedule`` settings.
 
-Running them is ``newsletter.schedule``'s job; this module only describes them, so
+Running them is ``newsletter.schedule``'s job; this module only reads them, so
 the config loader can validate every schedule without importing the pipeline.
 """
 
@@ -9,47 +9,20 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
+from newsletter.config.paths import resolve_path, resolve_source
+from newsletter.config.settings import DEFAULT_GRACE_MINUTES, Schedule
 from newsletter.errors import ConfigError
 
-DEFAULT_GRACE_MINUTES = 60.0
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_CRON_LENGTH = 200
 EXAMPLE = '[[schedule]]\nname = "daily"\ncron = "0 7 * * *"\ntimezone = "Europe/London"'
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """One ``[[schedule]]``: when to send what.
-
-    ``cron`` has five fields (minute hour day-of-month month day-of-week), or a sixth
-    for seconds, evaluated in ``timezone``. ``sources``/``subscribers``/``outbox``
-    empty or ``None`` mean the settings' own. ``max_age_hours`` ``None`` means the
-    selection's lookback window.
-    """
-
-    name: str
-    cron: str
-    timezone: ZoneInfo
-    dry_run: bool = True
-    sources: tuple[str, ...] = ()
-    subscribers: Path | None = None
-    outbox: Path | None = None
-    grace: timedelta = timedelta(minutes=DEFAULT_GRACE_MINUTES)
-    max_age_hours: float | None = None
-
-    @property
-    def mode(self) -> str:
-        """``dry run`` or ``live``."""
-        return "dry run" if self.dry_run else "live"
 
 
 _KEYS = (
@@ -250,15 +223,3 @@ def _duplicates(raw: list[Any]) -> list[str]:
         else:
             seen[name.strip()] = index
     return problems
-
-
-def resolve_path(root: Path, value: str) -> Path:
-    """Resolve a configured path against the config file's folder."""
-    return (root / Path(value).expanduser()).resolve()
-
-
-def resolve_source(root: Path, value: str) -> str:
-    """A source is a URL (kept as is) or a path (resolved against the config folder)."""
-    if urlsplit(value).scheme in ("http", "https"):
-        return value
-    return str(resolve_path(root, value))

@@ -1,0 +1,139 @@
+"""One reader for every table of the config: typed values, all problems collected.
+
+A problem names its key in full (``publication.site_url: ...``) so a person can find
+it in the file; keys nobody read are reported as unknown, with the closest known
+key as a hint, because they are usually typos.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class TableReader:
+    """Reads typed values from a TOML table, collecting problems instead of stopping."""
+
+    def __init__(self, data: Mapping[str, Any], problems: list[str], prefix: str = "") -> None:
+        self.data = dict(data)
+        self.problems = problems
+        self.prefix = prefix
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        """The full name of ``name``, as problems show it."""
+        return f"{self.prefix}{name}"
+
+    def problem(self, name: str, text: str) -> None:
+        """Record a problem with the value of ``name``."""
+        self.problems.append(f"{self.key(name)}: {text}")
+
+    def raw(self, name: str) -> Any:
+        """Mark ``name`` as known and return its value unchecked (None when absent)."""
+        self.seen.add(name)
+        return self.data.get(name)
+
+    def _get(self, name: str, kind: type | tuple[type, ...], what: str) -> Any:
+        self.seen.add(name)
+        if name not in self.data:
+            return None
+        value = self.data[name]
+        if isinstance(value, bool) and kind in (int, float, (int, float)):
+            self.problem(name, f"expected {what}, got {value!r}")
+            return None
+        if not isinstance(value, kind):
+            self.problem(name, f"expected {what}, got {type(value).__name__} {value!r}")
+            return None
+        return value
+
+    def text(self, name: str, default: str) -> str:
+        """Read a string, stripped."""
+        value = self._get(name, str, "a string")
+        return default if value is None else value.strip()
+
+    def flag(self, name: str, default: bool) -> bool:
+        """Read true or false."""
+        value = self._get(name, bool, "true or false")
+        return default if value is None else bool(value)
+
+    def whole(self, name: str, default: int, low: int = 0, high: int = 10**9) -> int:
+        """Read a whole number between ``low`` and ``high``."""
+        value = self._get(name, int, "a whole number")
+        if value is None:
+            return default
+        if not low <= value <= high:
+            self.problem(name, f"{value} is out of range ({low} to {high})")
+            return default
+        return int(value)
+
+    def number(self, name: str, default: float, low: float = 0.0, high: float = 1e12) -> float:
+        """Read a number between ``low`` and ``high``."""
+        value = self._get(name, (int, float), "a number")
+        if value is None:
+            return default
+        if not low <= value <= high:
+            self.problem(name, f"{value} is out of range ({low} to {high})")
+            return default
+        return float(value)
+
+    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Read a list of strings, each stripped."""
+        value = self._get(name, list, "a list of strings")
+        if value is None:
+            return default
+        if not all(isinstance(v, str) for v in value):
+            self.problem(name, "every entry must be a string")
+            return default
+        return tuple(v.strip() for v in value)
+
+    def table(self, name: str) -> TableReader:
+        """A reader for the table ``name`` (empty when absent), sharing the problem list."""
+        value = self._get(name, dict, "a table")
+        return TableReader(value or {}, self.problems, f"{self.key(name)}.")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        """Read one of ``choices``."""
+        value = self.text(name, default)
+        if value not in choices:
+            self.problem(name, f"{value!r} is not one of {', '.join(choices)}")
+            return default
+        return value
+
+    def url(self, name: str, default: str, *, required: bool = False) -> str:
+        """Read an absolute http(s) URL."""
+        value = self.text(name, default)
+        if not value:
+            if required:
+                self.problem(name, "required (an absolute https:// URL)")
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.problem(
+                name,
+                f"{value!r} is not an absolute http(s) URL "
+                "(write it like https://example.org/page)",
+            )
+            return default
+        return value
+
+    def address(self, name: str, default: str, *, required: bool = False) -> str:
+        """Read an email address."""
+        value = self.text(name, default)
+        if not value:
+            if required:
+                self.problem(name, "required (an email address)")
+            return value
+        if "@" not in value or any(c in value for c in ' \r\n<>,"') or value.startswith("@"):
+            self.problem(name, f"{value!r} is not an email address")
+            return default
+        return value
+
+    def finish(self) -> None:
+        """Report keys nobody asked for: usually typos."""
+        for name in self.data:
+            if name not in self.seen:
+                hint = difflib.get_close_matches(name, sorted(self.seen), n=1)
+                tip = f"; did you mean {self.key(hint[0])!r}?" if hint else ""
+                self.problem(name, f"unknown key{tip}")
