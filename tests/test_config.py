@@ -109,6 +109,22 @@ def test_wrong_types_and_bad_urls_name_the_key(tmp_path: Path) -> None:
     assert "list.unsubscribe_url: '/unsubscribe' is not an absolute http(s) URL" in message
 
 
+def test_schedule_tables_are_read_like_every_other_table(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        '\n[output]\noutbx = "box"\n\n[[schedule]]\nname = "daily"\ncron = "0 7 * * *"\n'
+        'dry_run = "yes"\ngrace_minuts = 5\nsources = "content/a.json"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), environ={})
+    assert caught.value.problems == [
+        "output.outbx: unknown key; did you mean 'output.outbox'?",
+        "schedule[0].dry_run: expected true or false, got str 'yes'",
+        'schedule[0].sources: expected a list of strings, e.g. ["content/articles.json"]',
+        # an entry of [[schedule]] hints the key as written inside the table
+        "schedule[0].grace_minuts: unknown key; did you mean 'grace_minutes'?",
+    ]
+
+
 def test_invalid_toml_names_the_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"newsletter.toml: not valid TOML: .*line 2"):
         load_settings(write(tmp_path, '[publication]\nname = "x\n'), environ={})

@@ -24,12 +24,11 @@ from newsletter.config.paths import (
 )
 from newsletter.config.publication import read_publication
 from newsletter.config.reader import TableReader
-from newsletter.config.schedules import parse_schedules
+from newsletter.config.schedules import read_schedules
 from newsletter.config.settings import (
     ENV_CONFIG,
     ENV_SIGNING_KEY,
     Paths,
-    Schedule,
     Settings,
 )
 from newsletter.dkim import DkimSettings, parse_dkim
@@ -74,8 +73,7 @@ def parse_settings(
     templates_value = t.text("dir", "")
     t.finish()
 
-    top.seen.add("dkim")
-    dkim_table = data.get("dkim", {})
+    dkim_table = top.raw("dkim", {})
     dkim: DkimSettings | None = None
     if isinstance(dkim_table, dict):
         dkim, dkim_problems = parse_dkim(
@@ -85,14 +83,7 @@ def parse_settings(
     else:
         problems.append('dkim: expected a table like [dkim] selector = "news"')
 
-    top.seen.add("schedule")
-    schedules: tuple[Schedule, ...] = ()
-    try:
-        schedules = parse_schedules(
-            data.get("schedule"), root, default_timezone=publication.timezone
-        )
-    except ConfigError as err:
-        problems.extend(err.problems)
+    schedules = read_schedules(top.raw("schedule"), root, problems, publication.timezone)
 
     section_map = read_mapping(top, "sections")
     region_map = read_mapping(top, "regions")

@@ -1,25 +1,40 @@
 """One reader for every table of the config: typed values, all problems collected.
 
-A problem names its key in full (``publication.site_url: ...``) so a person can find
-it in the file; keys nobody read are reported as unknown, with the closest known
-key as a hint, because they are usually typos.
+A problem names its key in full (``publication.site_url: ...``, ``schedule[0].cron: ...``)
+so a person can find it in the file; keys nobody read are reported as unknown, with
+the closest known key as a hint, because they are usually typos.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+D = TypeVar("D")
 
 
 class TableReader:
-    """Reads typed values from a TOML table, collecting problems instead of stopping."""
+    """Reads typed values from a TOML table, collecting problems instead of stopping.
 
-    def __init__(self, data: Mapping[str, Any], problems: list[str], prefix: str = "") -> None:
+    A "did you mean" hint names the key in full, as problems do; with
+    ``qualified_hints=False`` it names the key as written inside the table, which
+    reads better for an entry of an array of tables (``schedule[0].``).
+    """
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        problems: list[str],
+        prefix: str = "",
+        *,
+        qualified_hints: bool = True,
+    ) -> None:
         self.data = dict(data)
         self.problems = problems
         self.prefix = prefix
+        self.qualified_hints = qualified_hints
         self.seen: set[str] = set()
 
     def key(self, name: str) -> str:
@@ -30,10 +45,10 @@ class TableReader:
         """Record a problem with the value of ``name``."""
         self.problems.append(f"{self.key(name)}: {text}")
 
-    def raw(self, name: str) -> Any:
-        """Mark ``name`` as known and return its value unchecked (None when absent)."""
+    def raw(self, name: str, default: Any = None) -> Any:
+        """Mark ``name`` as known and return its value unchecked (``default`` when absent)."""
         self.seen.add(name)
-        return self.data.get(name)
+        return self.data.get(name, default)
 
     def _get(self, name: str, kind: type | tuple[type, ...], what: str) -> Any:
         self.seen.add(name)
@@ -68,8 +83,8 @@ class TableReader:
             return default
         return int(value)
 
-    def number(self, name: str, default: float, low: float = 0.0, high: float = 1e12) -> float:
-        """Read a number between ``low`` and ``high``."""
+    def number(self, name: str, default: D, low: float = 0.0, high: float = 1e12) -> float | D:
+        """Read a number between ``low`` and ``high`` (NaN is never between)."""
         value = self._get(name, (int, float), "a number")
         if value is None:
             return default
@@ -78,13 +93,18 @@ class TableReader:
             return default
         return float(value)
 
-    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        """Read a list of strings, each stripped."""
-        value = self._get(name, list, "a list of strings")
+    def strings(self, name: str, default: tuple[str, ...], *, example: str = "") -> tuple[str, ...]:
+        """Read a list of strings, each stripped; with ``example``, show it for any mistake."""
+        value = self.raw(name) if example else self._get(name, list, "a list of strings")
         if value is None:
             return default
-        if not all(isinstance(v, str) for v in value):
-            self.problem(name, "every entry must be a string")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(
+                name,
+                f"expected a list of strings, e.g. {example}"
+                if example
+                else "every entry must be a string",
+            )
             return default
         return tuple(v.strip() for v in value)
 
@@ -135,5 +155,8 @@ class TableReader:
         for name in self.data:
             if name not in self.seen:
                 hint = difflib.get_close_matches(name, sorted(self.seen), n=1)
-                tip = f"; did you mean {self.key(hint[0])!r}?" if hint else ""
+                tip = ""
+                if hint:
+                    known = self.key(hint[0]) if self.qualified_hints else hint[0]
+                    tip = f"; did you mean {known!r}?"
                 self.problem(name, f"unknown key{tip}")

@@ -6,9 +6,7 @@ the config loader can validate every schedule without importing the pipeline.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,81 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterError, croniter
 
 from newsletter.config.paths import resolve_path, resolve_source
+from newsletter.config.reader import TableReader
 from newsletter.config.settings import DEFAULT_GRACE_MINUTES, Schedule
 from newsletter.errors import ConfigError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_CRON_LENGTH = 200
 EXAMPLE = '[[schedule]]\nname = "daily"\ncron = "0 7 * * *"\ntimezone = "Europe/London"'
-
-
-_KEYS = (
-    "name",
-    "cron",
-    "timezone",
-    "dry_run",
-    "sources",
-    "subscribers",
-    "outbox",
-    "grace_minutes",
-    "max_age_hours",
-)
-
-
-class _Table:
-    """Typed reads from one ``[[schedule]]`` table, collecting problems."""
-
-    def __init__(self, data: Mapping[str, Any], prefix: str, problems: list[str]) -> None:
-        self.data = data
-        self.prefix = prefix
-        self.problems = problems
-
-    def problem(self, key: str, text: str) -> None:
-        self.problems.append(f"{self.prefix}.{key}: {text}")
-
-    def text(self, key: str) -> str | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.problem(key, f"expected a string, got {type(value).__name__} {value!r}")
-            return None
-        return value.strip()
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            self.problem(key, f"expected true or false, got {value!r}")
-            return default
-        return value
-
-    def number(self, key: str, low: float, high: float) -> float | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problem(key, f"expected a number, got {value!r}")
-            return None
-        if not low <= value <= high or value != value:
-            self.problem(key, f"{value!r} is out of range ({low:g} to {high:g})")
-            return None
-        return float(value)
-
-    def texts(self, key: str) -> tuple[str, ...]:
-        value = self.data.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(key, 'expected a list of strings, e.g. ["content/articles.json"]')
-            return ()
-        return tuple(v.strip() for v in value if v.strip())
-
-    def unknown(self) -> None:
-        for key in self.data:
-            if key not in _KEYS:
-                hint = difflib.get_close_matches(str(key), _KEYS, n=1)
-                tip = f"; did you mean {hint[0]!r}?" if hint else ""
-                self.problem(str(key), f"unknown key{tip}")
 
 
 def parse_schedules(
@@ -102,9 +32,19 @@ def parse_schedules(
     config_file: Path | None = None,
 ) -> tuple[Schedule, ...]:
     """Validate the ``[[schedule]]`` tables; raise one ``ConfigError`` listing every problem."""
+    problems: list[str] = []
+    schedules = read_schedules(raw, root, problems, default_timezone)
+    if problems:
+        raise ConfigError(problems, config_file)
+    return schedules
+
+
+def read_schedules(
+    raw: object, root: Path, problems: list[str], default_timezone: ZoneInfo | None
+) -> tuple[Schedule, ...]:
+    """Read the ``[[schedule]]`` tables, adding every problem to ``problems``."""
     if raw is None:
         return ()
-    problems: list[str] = []
     schedules: list[Schedule] = []
     if isinstance(raw, dict):
         problems.append(
@@ -119,18 +59,17 @@ def parse_schedules(
             if not isinstance(table, dict):
                 problems.append(f"{prefix}: expected a table, got {type(table).__name__}")
                 continue
-            found = _parse_one(_Table(table, prefix, problems), root, default_timezone)
+            reader = TableReader(table, problems, f"{prefix}.", qualified_hints=False)
+            found = _parse_one(reader, root, default_timezone)
             if found is not None:
                 schedules.append(found)
         problems.extend(_duplicates(raw))
-    if problems:
-        raise ConfigError(problems, config_file)
     return tuple(schedules)
 
 
-def _parse_one(t: _Table, root: Path, default_tz: ZoneInfo | None) -> Schedule | None:
+def _parse_one(t: TableReader, root: Path, default_tz: ZoneInfo | None) -> Schedule | None:
     before = len(t.problems)
-    name = t.text("name") or ""
+    name = t.text("name", "")
     if not name:
         t.problem("name", 'required, e.g. name = "daily"')
     elif not NAME_PATTERN.fullmatch(name):
@@ -142,14 +81,18 @@ def _parse_one(t: _Table, root: Path, default_tz: ZoneInfo | None) -> Schedule |
     cron = _cron_expression(t)
     zone = _zone(t, default_tz)
     dry_run = t.flag("dry_run", True)
-    outbox = t.text("outbox")
+    outbox = t.text("outbox", "")
     if outbox and not dry_run:
         t.problem("outbox", "only a dry run writes to an outbox; remove it or set dry_run = true")
-    grace = t.number("grace_minutes", 0, 7 * 24 * 60)
-    max_age = t.number("max_age_hours", 0.01, 24 * 366)
-    subscribers = t.text("subscribers")
-    sources = tuple(resolve_source(root, v) for v in t.texts("sources"))
-    t.unknown()
+    grace = t.number("grace_minutes", DEFAULT_GRACE_MINUTES, 0, 7 * 24 * 60)
+    max_age = t.number("max_age_hours", None, 0.01, 24 * 366)
+    subscribers = t.text("subscribers", "")
+    sources = tuple(
+        resolve_source(root, v)
+        for v in t.strings("sources", (), example='["content/articles.json"]')
+        if v
+    )
+    t.finish()
     if len(t.problems) > before or zone is None or cron is None:
         return None
     return Schedule(
@@ -160,17 +103,17 @@ def _parse_one(t: _Table, root: Path, default_tz: ZoneInfo | None) -> Schedule |
         sources=sources,
         subscribers=resolve_path(root, subscribers) if subscribers else None,
         outbox=resolve_path(root, outbox) if outbox else None,
-        grace=timedelta(minutes=DEFAULT_GRACE_MINUTES if grace is None else grace),
+        grace=timedelta(minutes=grace),
         max_age_hours=max_age,
     )
 
 
-def _cron_expression(t: _Table) -> str | None:
-    expr = t.text("cron")
+def _cron_expression(t: TableReader) -> str | None:
+    expr = t.text("cron", "")
     if not expr:
-        if expr is None and "cron" not in t.data:
+        if "cron" not in t.data:
             t.problem("cron", 'required, e.g. cron = "0 7 * * *" (07:00 every day)')
-        elif expr is not None:
+        elif isinstance(t.data["cron"], str):  # a value of another type is reported already
             t.problem("cron", 'must not be empty, e.g. cron = "0 7 * * *"')
         return None
     if len(expr) > MAX_CRON_LENGTH or any(c in expr for c in "\r\n\t\0"):
@@ -191,8 +134,8 @@ def _cron_expression(t: _Table) -> str | None:
     return expr
 
 
-def _zone(t: _Table, default: ZoneInfo | None) -> ZoneInfo | None:
-    name = t.text("timezone")
+def _zone(t: TableReader, default: ZoneInfo | None) -> ZoneInfo | None:
+    name = t.text("timezone", "")
     if not name:
         if default is None:
             t.problem("timezone", 'required, an IANA time zone such as "Europe/London"')
