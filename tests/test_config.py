@@ -96,6 +96,16 @@ def test_every_problem_is_reported_at_once_with_its_key(tmp_path: Path) -> None:
     assert len(caught.value.problems) == 5
 
 
+def test_a_time_zone_folder_is_reported_not_a_crash(tmp_path: Path) -> None:
+    text = MINIMAL.replace('timezone = "Europe/London"', 'timezone = "America"')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), environ={})
+    assert caught.value.problems == [
+        "publication.timezone: 'America' is not an IANA time zone "
+        "(for example Europe/London, Asia/Kolkata, America/New_York)"
+    ]
+
+
 def test_wrong_types_and_bad_urls_name_the_key(tmp_path: Path) -> None:
     text = MINIMAL.replace('site_url = "https://harbor.example"', "site_url = 3")
     text = text.replace(

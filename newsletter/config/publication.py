@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from newsletter.config.reader import TableReader
 from newsletter.config.settings import Colors, Link, Publication
@@ -11,16 +11,7 @@ from newsletter.config.settings import Colors, Link, Publication
 def read_publication(top: TableReader) -> Publication:
     """Read ``[publication]`` with its colours, social profiles and footer links."""
     p = top.table("publication")
-    tz_name = p.text("timezone", "UTC")
-    try:
-        tz = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        p.problem(
-            "timezone",
-            f"{tz_name!r} is not an IANA time zone "
-            "(for example Europe/London, Asia/Kolkata, America/New_York)",
-        )
-        tz = ZoneInfo("UTC")
+    tz = p.zone("timezone", p.text("timezone", "UTC")) or ZoneInfo("UTC")
     c = p.table("colors")
     colors = Colors(
         **{

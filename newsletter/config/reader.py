@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 D = TypeVar("D")
 
@@ -149,6 +150,18 @@ class TableReader:
             self.problem(name, f"{value!r} is not an email address")
             return default
         return value
+
+    def zone(self, name: str, value: str) -> ZoneInfo | None:
+        """Find the IANA time zone ``value`` read from ``name``; None (reported) if none."""
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, "America"
+            self.problem(
+                name,
+                f"{value!r} is not an IANA time zone "
+                "(for example Europe/London, Asia/Kolkata, America/New_York)",
+            )
+            return None
 
     def finish(self) -> None:
         """Report keys nobody asked for: usually typos."""

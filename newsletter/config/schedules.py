@@ -10,7 +10,7 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter
 
@@ -140,15 +140,7 @@ def _zone(t: TableReader, default: ZoneInfo | None) -> ZoneInfo | None:
         if default is None:
             t.problem("timezone", 'required, an IANA time zone such as "Europe/London"')
         return default
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        t.problem(
-            "timezone",
-            f"{name!r} is not an IANA time zone (for example Europe/London, Asia/Kolkata, "
-            "America/New_York)",
-        )
-        return None
+    return t.zone("timezone", name)
 
 
 def _duplicates(raw: list[Any]) -> list[str]:
