@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 _started = time.perf_counter()
 from newsletter import pipeline  # noqa: E402
-from newsletter.config import Settings, SmtpSettings, load_settings  # noqa: E402
+from newsletter.config.load import load_settings  # noqa: E402
+from newsletter.config.settings import Settings, SmtpSettings  # noqa: E402
 from newsletter.delivery.dryrun import write_outbox  # noqa: E402
 from newsletter.delivery.ledger import Ledger  # noqa: E402
 from newsletter.delivery.smtp import send_messages  # noqa: E402

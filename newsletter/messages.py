@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import idna
 
 from newsletter import placeholders
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.errors import ConfigError, DeliveryError
 from newsletter.models import Edition, OutgoingMessage, Subscriber
 

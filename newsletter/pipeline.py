@@ -22,7 +22,7 @@ from typing import Any
 
 from newsletter.archive import Archive
 from newsletter.clock import in_zone, now_utc
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
 from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp import SendSummary, check_smtp_settings, send_messages

@@ -29,7 +29,8 @@ from itertools import islice
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from newsletter.config import Settings, load_settings
+from newsletter.config.load import load_settings
+from newsletter.config.settings import Settings
 from newsletter.errors import (
     ConfigError,
     ContentError,

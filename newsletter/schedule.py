@@ -41,7 +41,8 @@ from zoneinfo import ZoneInfo
 from croniter import CroniterError, croniter
 
 from newsletter.clock import now_utc
-from newsletter.config import Settings
+from newsletter.config.schedules import EXAMPLE
+from newsletter.config.settings import Schedule, Settings
 from newsletter.errors import (
     EXIT_NOTHING_NEW,
     EXIT_OK,
@@ -62,7 +63,6 @@ from newsletter.pipeline import (
     send_edition,
 )
 from newsletter.state import open_state
-from newsletter.timetable import EXAMPLE, Schedule
 
 log = logging.getLogger("newsletter.schedule")
 

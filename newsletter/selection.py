@@ -70,7 +70,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from difflib import SequenceMatcher
 
-from newsletter.config import SelectionRules
+from newsletter.config.settings import SelectionRules
 from newsletter.models import Article, Digest, Skip
 from newsletter.sanitize import absolute_url, plain_text
 from newsletter.sanitize import canonical_url as _canonical

@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import (
-    ENV_SIGNING_KEY,
-    ENV_SMTP_PASSWORD,
-    SAMPLE_DIR,
-    find_config,
-    load_settings,
-    resource_path,
-)
+from newsletter.config.load import find_config, load_settings
+from newsletter.config.paths import SAMPLE_DIR, resource_path
+from newsletter.config.settings import ENV_SIGNING_KEY, ENV_SMTP_PASSWORD
 from newsletter.errors import ConfigError
 
 MINIMAL = """
@@ -101,6 +96,16 @@ def test_every_problem_is_reported_at_once_with_its_key(tmp_path: Path) -> None:
     assert len(caught.value.problems) == 5
 
 
+def test_a_time_zone_folder_is_reported_not_a_crash(tmp_path: Path) -> None:
+    text = MINIMAL.replace('timezone = "Europe/London"', 'timezone = "America"')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), environ={})
+    assert caught.value.problems == [
+        "publication.timezone: 'America' is not an IANA time zone "
+        "(for example Europe/London, Asia/Kolkata, America/New_York)"
+    ]
+
+
 def test_wrong_types_and_bad_urls_name_the_key(tmp_path: Path) -> None:
     text = MINIMAL.replace('site_url = "https://harbor.example"', "site_url = 3")
     text = text.replace(
@@ -112,6 +117,22 @@ def test_wrong_types_and_bad_urls_name_the_key(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "publication.site_url: expected a string, got int 3" in message
     assert "list.unsubscribe_url: '/unsubscribe' is not an absolute http(s) URL" in message
+
+
+def test_schedule_tables_are_read_like_every_other_table(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        '\n[output]\noutbx = "box"\n\n[[schedule]]\nname = "daily"\ncron = "0 7 * * *"\n'
+        'dry_run = "yes"\ngrace_minuts = 5\nsources = "content/a.json"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), environ={})
+    assert caught.value.problems == [
+        "output.outbx: unknown key; did you mean 'output.outbox'?",
+        "schedule[0].dry_run: expected true or false, got str 'yes'",
+        'schedule[0].sources: expected a list of strings, e.g. ["content/articles.json"]',
+        # an entry of [[schedule]] hints the key as written inside the table
+        "schedule[0].grace_minuts: unknown key; did you mean 'grace_minutes'?",
+    ]
 
 
 def test_invalid_toml_names_the_file_and_line(tmp_path: Path) -> None:

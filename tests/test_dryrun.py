@@ -21,7 +21,7 @@ import idna
 import pytest
 
 from newsletter import placeholders
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.delivery.dryrun import (
     MBOX_NAME,
     DryRunResult,

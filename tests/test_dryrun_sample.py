@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from newsletter import placeholders
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.delivery.dryrun import MBOX_NAME, DryRunResult, mbox_entry, write_outbox
 from newsletter.errors import DeliveryError
 from newsletter.messages import MessageFactory

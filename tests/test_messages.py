@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, Phase, assume, example, given, note, setting
 from hypothesis import strategies as st
 
 from newsletter import placeholders
-from newsletter.config import EmailSettings, ListSettings, Sender, Settings
+from newsletter.config.settings import EmailSettings, ListSettings, Sender, Settings
 from newsletter.errors import ConfigError, DeliveryError
 from newsletter.messages import (
     DEVELOPMENT_KEY,

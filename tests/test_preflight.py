@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from newsletter import placeholders
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.dkim import DkimSettings, parse_dkim
 from newsletter.models import Digest, Edition
 from newsletter.preflight.findings import (
@@ -690,7 +690,7 @@ def test_real_sample_edition_passes_preflight(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     try:
-        from newsletter.config import load_settings
+        from newsletter.config.load import load_settings
         from newsletter.messages import MessageFactory
         from newsletter.pipeline import BuildOptions, build_edition
     except ImportError as err:

@@ -28,7 +28,9 @@ from typing import IO
 import pytest
 
 from newsletter.clock import parse_time
-from newsletter.config import SAMPLE_DIR, Settings, load_settings, resource_path
+from newsletter.config.load import load_settings
+from newsletter.config.paths import SAMPLE_DIR, resource_path
+from newsletter.config.settings import Settings
 from newsletter.errors import ConfigError, NewsletterError, OutputExistsError, UsageProblem
 from newsletter.hosts import is_loopback
 from newsletter.messages import MessageFactory, unsubscribe_url

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_preview import edit, make_project, options_for, running
 
-from newsletter.config import load_settings
+from newsletter.config.load import load_settings
 from newsletter.pipeline import BuildOptions, build_edition
 from newsletter.preview import PreviewApp, PreviewServer, write_static_preview
 

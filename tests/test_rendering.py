@@ -24,7 +24,14 @@ from hypothesis import strategies as st
 
 import newsletter
 from newsletter import placeholders
-from newsletter.config import Colors, EmailSettings, Link, ListSettings, Publication, Settings
+from newsletter.config.settings import (
+    Colors,
+    EmailSettings,
+    Link,
+    ListSettings,
+    Publication,
+    Settings,
+)
 from newsletter.errors import ConfigError, RenderError
 from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Digest, Edition, Image

@@ -25,7 +25,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from newsletter.cli.process import stop_on_signals
-from newsletter.config import SAMPLE_DIR, Paths, Settings
+from newsletter.config.paths import SAMPLE_DIR
+from newsletter.config.schedules import parse_schedules
+from newsletter.config.settings import Paths, Schedule, Settings
 from newsletter.errors import (
     EXIT_NOTHING_NEW,
     EXIT_OK,
@@ -53,7 +55,6 @@ from newsletter.schedule import (
     slots_after,
     upcoming,
 )
-from newsletter.timetable import Schedule, parse_schedules
 
 NEW_YORK = ZoneInfo("America/New_York")
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -714,7 +715,7 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from newsletter import schedule as sch
     from newsletter.cli.process import stop_on_signals
-    from newsletter.config import load_settings
+    from newsletter.config.load import load_settings
     from newsletter.errors import NewsletterError
 
     config = Path(sys.argv[1])
@@ -829,7 +830,7 @@ def project_settings(config: Path) -> tuple[Settings, tuple[Schedule, ...]]:
     """Load a project's settings and schedules the way the CLI will."""
     import tomllib
 
-    from newsletter.config import parse_settings
+    from newsletter.config.load import parse_settings
 
     data = tomllib.loads(config.read_text(encoding="utf-8"))
     raw = data.pop("schedule", None)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.config import SelectionRules
+from newsletter.config.settings import SelectionRules
 from newsletter.models import Article, Digest, Image
 from newsletter.selection import FUTURE_SKEW, canonical_url, lead_score, select
 

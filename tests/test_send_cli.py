@@ -225,7 +225,7 @@ def test_killed_send_resumes_and_nobody_is_lost_or_doubled(tmp_path: Path, polic
 def test_live_send_signs_with_dkim_when_a_key_is_configured(tmp_path: Path) -> None:
     import shutil
 
-    from newsletter.config import load_settings
+    from newsletter.config.load import load_settings
     from newsletter.dkim import verify
 
     if shutil.which("openssl") is None:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from smtp_server import Certificate, Faults, SMTPServer, free_port, make_certificate
 
-from newsletter.config import SmtpSettings
+from newsletter.config.settings import SmtpSettings
 from newsletter.delivery import smtp as delivery
 from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp import SendSummary, check_smtp_settings, send_messages
@@ -734,7 +734,7 @@ def test_a_failing_progress_callback_stops_the_run(server: SMTPServer, ledger: L
 CHILD = r"""
 import sys
 from pathlib import Path
-from newsletter.config import SmtpSettings
+from newsletter.config.settings import SmtpSettings
 from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp import send_messages
 from newsletter.models import OutgoingMessage

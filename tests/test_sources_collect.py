@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from newsletter.config import SelectionRules, Settings
+from newsletter.config.settings import SelectionRules, Settings
 from newsletter.sources import canonical_url, collect
 from newsletter.sources.mapping import Mapper
 

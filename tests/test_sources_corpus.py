@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.sources import SourceReport, read_source
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared/corpus/feeds-feedparser"

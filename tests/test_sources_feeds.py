@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.errors import ContentError
 from newsletter.sources import SourceReport, collect, read_source
 

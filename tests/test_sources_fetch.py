@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from newsletter import __version__
-from newsletter.config import Paths, Settings
+from newsletter.config.settings import Paths, Settings
 from newsletter.errors import ContentError
 from newsletter.sources import Fetcher, collect, read_source
 

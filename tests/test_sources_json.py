@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
 
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.errors import ContentError
 from newsletter.sources import SourceReport, read_source
 from newsletter.sources.json_reader import FIELDS

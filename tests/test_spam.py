@@ -33,7 +33,7 @@ def _spamassassin() -> str:
 def _sample_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
     """Build the bundled sample edition and one personalized message, as a send would."""
     try:
-        from newsletter.config import load_settings
+        from newsletter.config.load import load_settings
         from newsletter.messages import MessageFactory
         from newsletter.models import Subscriber
         from newsletter.pipeline import BuildOptions, build_edition

@@ -19,7 +19,8 @@ from newsletter.cli.options import (
     settings_from,
     warn,
 )
-from newsletter.config import CONFIG_NAME, SAMPLE_DIR, find_config, resource_path
+from newsletter.config.load import find_config
+from newsletter.config.paths import CONFIG_NAME, SAMPLE_DIR, resource_path
 from newsletter.dkim import dns_records
 from newsletter.errors import NewsletterError
 from newsletter.limits import HTML_CLIP_BYTES

@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 import click
 
 from newsletter import clock, pipeline
-from newsletter.config import CONFIG_NAME, Settings, find_config, load_settings
+from newsletter.config.load import find_config, load_settings
+from newsletter.config.paths import CONFIG_NAME
+from newsletter.config.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

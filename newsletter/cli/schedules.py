@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from newsletter import clock, schedule, timetable
+from newsletter import clock, schedule
 from newsletter.cli.options import config_option, settings_from
 from newsletter.cli.process import log_to_stderr, stop_on_signals
+from newsletter.config.schedules import EXAMPLE
 
 
 @click.group("schedule")
@@ -24,7 +25,7 @@ def schedule_list(config_path: Path | None, count: int) -> None:
     """Show each schedule's next runs, in its time zone and in UTC."""
     settings = settings_from(config_path)
     if not settings.schedules:
-        click.echo("No schedules configured. Add one to the config:\n" + timetable.EXAMPLE)
+        click.echo("No schedules configured. Add one to the config:\n" + EXAMPLE)
         return
     for line in schedule.format_upcoming(schedule.upcoming(settings, clock.now_utc(), count)):
         click.echo(line)

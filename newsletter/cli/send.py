@@ -23,7 +23,7 @@ from newsletter.cli.options import (
     with_smtp_flags,
 )
 from newsletter.cli.process import log_to_stderr, stop_on_signals
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.errors import NewsletterError
 from newsletter.subscribers import parse_shard
 

@@ -10,7 +10,7 @@ import click
 
 from newsletter import pipeline
 from newsletter.cli.options import config_option, settings_from
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.delivery.ledger import EditionStatus, Ledger
 from newsletter.errors import NewsletterError
 

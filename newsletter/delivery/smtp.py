@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from newsletter.config import ENV_SMTP_PASSWORD, SmtpSettings
+from newsletter.config.settings import ENV_SMTP_PASSWORD, SmtpSettings
 from newsletter.delivery.ledger import Ledger, normalize_email
 from newsletter.errors import ConfigError
 from newsletter.hosts import is_loopback

@@ -10,7 +10,7 @@ from email.utils import getaddresses
 from urllib.parse import quote
 
 from newsletter import placeholders
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.dkim import SIGNED_HEADERS, DkimSettings, DkimSigner, aligned, verify
 from newsletter.errors import DeliveryError
 from newsletter.limits import MAX_LINE_OCTETS

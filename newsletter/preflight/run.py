@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.models import Edition
 from newsletter.preflight.content import check_html
 from newsletter.preflight.findings import ERROR, Finding, Report

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import getaddresses
 
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.models import Subscriber
 from newsletter.preflight.findings import Report, normal
 

@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlencode
 
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Skip, Subscriber
 from newsletter.pipeline import BuildResult

@@ -5,7 +5,7 @@ from __future__ import annotations
 import colorsys
 from dataclasses import dataclass
 
-from newsletter.config import Colors
+from newsletter.config.settings import Colors
 
 
 def _rgb(colour: str) -> tuple[float, float, float]:

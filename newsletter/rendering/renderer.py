@@ -19,7 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from newsletter import placeholders
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.errors import RenderError
 from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Digest, Edition

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.errors import ConfigError
 from newsletter.models import Article, Image
 from newsletter.rendering.dates import stamp

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.errors import ContentError
 from newsletter.models import Article
 from newsletter.sanitize import canonical_url, plain_text

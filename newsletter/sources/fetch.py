@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from newsletter import __version__
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.errors import ContentError
 
 MAX_BYTES = 10 * 1024 * 1024

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any
 
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.errors import ContentError
 from newsletter.models import Article, Image
 from newsletter.sanitize import canonical_url, clean_html, plain_text

@@ -11,7 +11,7 @@ import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 
 _SECTION_WORDS: dict[str, tuple[str, ...]] = {
     "news": (
