@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 
 from newsletter import placeholders
+from newsletter.config.load import load_settings
 from newsletter.config.settings import Settings
 from newsletter.dkim import DkimSettings, parse_dkim
+from newsletter.messages import MessageFactory
 from newsletter.models import Digest, Edition
+from newsletter.pipeline import BuildOptions, build_edition
 from newsletter.preflight.findings import (
     ERROR,
     WARNING,
@@ -689,12 +692,6 @@ def test_link_check_stops_at_its_time_budget(server: tuple[str, list[tuple[str, 
 def test_real_sample_edition_passes_preflight(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    try:
-        from newsletter.config.load import load_settings
-        from newsletter.messages import MessageFactory
-        from newsletter.pipeline import BuildOptions, build_edition
-    except ImportError as err:
-        pytest.skip(f"pipeline not ready ({err})")
     monkeypatch.chdir(tmp_path)
     settings = load_settings(None)
     now = datetime.fromisoformat("2026-03-04T18:00:00+05:30")

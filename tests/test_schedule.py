@@ -701,15 +701,6 @@ def test_upcoming_does_not_create_a_state_database(settings: Settings) -> None:
 
 # --------------------------------------------------------------------------- the real pipeline
 
-try:
-    import newsletter.pipeline  # noqa: F401
-
-    PIPELINE_READY = True
-except ImportError:
-    PIPELINE_READY = False
-
-needs_pipeline = pytest.mark.skipif(not PIPELINE_READY, reason="pipeline not ready")
-
 SCRIPT = textwrap.dedent("""
     import logging, sys, threading
     from pathlib import Path
@@ -838,7 +829,6 @@ def project_settings(config: Path) -> tuple[Settings, tuple[Schedule, ...]]:
     return settings, parse_schedules(raw, config.parent)
 
 
-@needs_pipeline
 def test_run_slot_with_the_real_pipeline_writes_one_dry_run_edition(tmp_path: Path) -> None:
     config = fresh_project(tmp_path, "* * * * *")
     settings, schedules = project_settings(config)
@@ -852,7 +842,6 @@ def test_run_slot_with_the_real_pipeline_writes_one_dry_run_edition(tmp_path: Pa
     assert len(editions(config)) == 1
 
 
-@needs_pipeline
 def test_a_stale_editors_pick_is_not_sent(tmp_path: Path) -> None:
     config = fresh_project(tmp_path, "* * * * *")
     settings, schedules = project_settings(config)
@@ -867,7 +856,6 @@ def test_a_stale_editors_pick_is_not_sent(tmp_path: Path) -> None:
     assert editions(config) == []
 
 
-@needs_pipeline
 @pytest.mark.slow
 def test_runner_process_sends_at_the_slot_and_stops_cleanly_on_sigterm(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
@@ -885,7 +873,6 @@ def test_runner_process_sends_at_the_slot_and_stops_cleanly_on_sigterm(
     assert len(editions(config)) == 1
 
 
-@needs_pipeline
 @pytest.mark.slow
 def test_two_runners_started_at_once_send_one_edition(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
@@ -906,7 +893,6 @@ def test_two_runners_started_at_once_send_one_edition(
     assert len(editions(config)) == 1
 
 
-@needs_pipeline
 @pytest.mark.slow
 def test_an_external_cron_firing_twice_at_once_sends_one_edition(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
@@ -936,7 +922,6 @@ def live_project(tmp_path: Path, server_port: int, people: int) -> tuple[Setting
 UTC_ZONE = ZoneInfo("UTC")
 
 
-@needs_pipeline
 def test_a_live_slot_is_delivered_once_through_a_real_smtp_server(tmp_path: Path) -> None:
     from smtp_server import SMTPServer
 
@@ -951,7 +936,6 @@ def test_a_live_slot_is_delivered_once_through_a_real_smtp_server(tmp_path: Path
         assert sorted(server.per_recipient().values()) == [1, 1, 1]
 
 
-@needs_pipeline
 def test_a_live_slot_stopped_mid_send_resumes_without_sending_twice(tmp_path: Path) -> None:
     from smtp_server import Faults, SMTPServer
 

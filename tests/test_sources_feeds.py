@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import feedparser
 import pytest
 
 from newsletter.config.settings import Settings
@@ -255,7 +256,6 @@ def test_feedparser_alone_does_not_resolve_external_entities(
     tmp_path: Path, template: str, no_network: list[object]
 ) -> None:
     """The second line of defence: feedparser itself, given bytes, reads no local file."""
-    feedparser = pytest.importorskip("feedparser")
     feed = xxe_feed(tmp_path, template)
     parsed = feedparser.parse(io.BytesIO(feed.read_bytes()))
     assert SECRET not in repr(parsed)

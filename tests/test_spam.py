@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.config.load import load_settings
+from newsletter.models import Subscriber
+from newsletter.pipeline import BuildOptions, Messages, build_edition
+
 MAX_SCORE = 1.0
 NOW = "2026-03-04T18:00:00+05:30"
 _RULE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s+([A-Z0-9_]+)\s+(.*)$")
@@ -32,18 +36,11 @@ def _spamassassin() -> str:
 
 def _sample_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
     """Build the bundled sample edition and one personalized message, as a send would."""
-    try:
-        from newsletter.config.load import load_settings
-        from newsletter.messages import MessageFactory
-        from newsletter.models import Subscriber
-        from newsletter.pipeline import BuildOptions, build_edition
-    except ImportError as err:
-        pytest.skip(f"pipeline not ready ({err})")
     monkeypatch.chdir(tmp_path)
     settings = load_settings(None)
     result = build_edition(settings, BuildOptions(now=datetime.fromisoformat(NOW)))
     reader = Subscriber(email="ana.souza@example.org", name="Ana Souza")
-    return MessageFactory(result.edition, settings).build(reader).data
+    return Messages(settings, result.edition).build(reader).data
 
 
 def score(spamassassin: str, data: bytes, home: Path) -> tuple[float, list[tuple[float, str, str]]]:
