@@ -31,8 +31,9 @@ from newsletter.delivery.dryrun import (
     write_outbox,
 )
 from newsletter.errors import DeliveryError, OutputExistsError
-from newsletter.messages import EXAMPLE_READER, MessageFactory, verify_token
+from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Digest, Edition, Subscriber
+from newsletter.tokens import verify_token
 
 KEY = b"dry-run test key"
 SAFE_NAME = re.compile(r"\A\d{5}-[a-z0-9._+-]{1,60}\.eml\Z")

@@ -26,16 +26,15 @@ from hypothesis import strategies as st
 from newsletter import placeholders
 from newsletter.config.settings import EmailSettings, ListSettings, Sender, Settings
 from newsletter.errors import ConfigError, DeliveryError
-from newsletter.messages import (
+from newsletter.messages import MessageFactory, unsubscribe_url
+from newsletter.models import Digest, Edition, Subscriber
+from newsletter.tokens import (
     DEVELOPMENT_KEY,
-    MessageFactory,
     read_subscriber_ref,
     subscriber_ref,
     unsubscribe_token,
-    unsubscribe_url,
     verify_token,
 )
-from newsletter.models import Digest, Edition, Subscriber
 
 KEY = b"k" * 32
 SETTINGS = replace(

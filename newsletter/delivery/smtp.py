@@ -66,8 +66,8 @@ from newsletter.config.settings import ENV_SMTP_PASSWORD, SmtpSettings
 from newsletter.delivery.ledger import Ledger, normalize_email
 from newsletter.errors import ConfigError
 from newsletter.hosts import is_loopback
-from newsletter.messages import dot_stuff
 from newsletter.models import OutgoingMessage
+from newsletter.wire import dot_stuff
 
 log = logging.getLogger(__name__)
 
