@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from newsletter import placeholders
-from newsletter.config import load_settings
+from newsletter.config.load import load_settings
 from newsletter.models import Edition
 from newsletter.pipeline import BuildOptions, build_edition
 

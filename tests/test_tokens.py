@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from newsletter import placeholders
-from newsletter.config import Settings
+from newsletter.config.settings import Settings
 from newsletter.messages import MessageFactory
 from newsletter.models import Digest, Edition, Subscriber
 from newsletter.tokens import (
