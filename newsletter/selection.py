@@ -72,8 +72,8 @@ from difflib import SequenceMatcher
 
 from newsletter.config import SelectionRules
 from newsletter.models import Article, Digest, Skip
-from newsletter.sanitize import absolute_url, plain_text
-from newsletter.sanitize import canonical_url as _canonical
+from newsletter.sameness import page_key
+from newsletter.sanitize import plain_text
 
 FUTURE_SKEW = timedelta(minutes=5)
 WEIGHT_PRIORITY = 2.0
@@ -177,17 +177,6 @@ def lead_score(article: Article, now: datetime, rules: SelectionRules) -> float:
     )
 
 
-def canonical_url(value: str) -> str | None:
-    """Reduce an http(s) URL to what identifies the page, or ``None`` if it is not one.
-
-    The shared canonical form (``sanitize.canonical_url``) without its scheme, so the
-    http and https addresses of one page are the same page.
-    """
-    if absolute_url(value) is None:
-        return None
-    return _canonical(value).partition("://")[2]
-
-
 # --------------------------------------------------------------------------- preparation
 
 
@@ -195,7 +184,7 @@ def _context(rules: SelectionRules, now: datetime, history: frozenset[str]) -> _
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"select() needs a timezone-aware 'now', got {now.isoformat()}")
     utc_now = _utc(now)
-    urls = (canonical_url(h) for h in history)
+    urls = (page_key(h) for h in history)
     return _Context(
         rules=rules,
         now=utc_now,
@@ -229,7 +218,7 @@ def _item(article: Article) -> _Item:
         when=_last_changed(article),
         title=title,
         title_key=title.casefold()[:TITLE_COMPARE_CHARS],
-        url_key=canonical_url(article.url),
+        url_key=page_key(article.url),
         summary_chars=len(plain_text(article.summary)),
         order=(article.id, repr(article)),
     )
@@ -324,15 +313,11 @@ def _explicit_lead(items: list[_Item], target: str, ctx: _Context) -> _Item | No
     """The article the editor named by URL or id, unless it is dated in the future."""
     if not target:
         return None
-    keys = {canonical_url(target), canonical_url(f"https://{target}")} - {None}
+    keys = {page_key(target), page_key(f"https://{target}")} - {None}
     matches = [
         i
         for i in items
-        if (
-            i.article.id.strip() == target
-            or i.url_key in keys
-            or canonical_url(i.article.id) in keys
-        )
+        if (i.article.id.strip() == target or i.url_key in keys or page_key(i.article.id) in keys)
         and not (i.when is not None and i.when > ctx.future_limit)
     ]
     return min(matches, key=_newest_first, default=None)
