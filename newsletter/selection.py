@@ -45,8 +45,8 @@ Trending
     trending rank (ascending; ranks below 1 count as none, unranked after ranked), then
     popularity (descending; missing or NaN after the rest), then recency, then id.
     Taken in that order up to ``rules.trending`` items, passing over an article that
-    duplicates one already chosen (the lead included): the same canonical URL, or
-    casefolded plain titles whose ``difflib.SequenceMatcher`` ratio reaches
+    duplicates one already chosen (the lead included): the same page (canonical URL,
+    any scheme), or a near-duplicate title by the rule in ``newsletter.sameness`` at
     ``rules.title_similarity``. At most ``rules.region_cap`` items share a primary
     region (the first one, compared without regard to case; 0 means no cap); a skipped
     item leaves room for a later one. Articles with no region are not capped: there is
@@ -68,11 +68,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from difflib import SequenceMatcher
 
 from newsletter.config import SelectionRules
 from newsletter.models import Article, Digest, Skip
-from newsletter.sameness import page_key
+from newsletter.sameness import TitleMatcher, page_key, title_key
 from newsletter.sanitize import plain_text
 
 FUTURE_SKEW = timedelta(minutes=5)
@@ -82,7 +81,6 @@ WEIGHT_IMAGE = 1.0
 WEIGHT_SUMMARY = 1.0
 WEIGHT_TRENDING = 1.0
 PRIORITY_LIMIT = 1000
-TITLE_COMPARE_CHARS = 300
 REASON_TITLE_CHARS = 80
 
 SENT_BEFORE = "sent in a recent edition"
@@ -217,7 +215,7 @@ def _item(article: Article) -> _Item:
         article=article,
         when=_last_changed(article),
         title=title,
-        title_key=title.casefold()[:TITLE_COMPARE_CHARS],
+        title_key=title_key(article.title),
         url_key=page_key(article.url),
         summary_chars=len(plain_text(article.summary)),
         order=(article.id, repr(article)),
@@ -380,23 +378,13 @@ def _primary_region(item: _Item) -> str:
 
 
 def _duplicate_of(item: _Item, chosen: list[_Item], threshold: float) -> str | None:
+    title = TitleMatcher(item.title_key, threshold)
     for other in chosen:
         if item.url_key is not None and item.url_key == other.url_key:
             return f"same link as {_quoted(other.title)}"
-        if _similar(item.title_key, other.title_key, threshold):
+        if title.matches(other.title_key):
             return f"near-duplicate of {_quoted(other.title)}"
     return None
-
-
-def _similar(a: str, b: str, threshold: float) -> bool:
-    if not a or not b:
-        return False
-    matcher = SequenceMatcher(None, a, b, autojunk=False)
-    return (
-        matcher.real_quick_ratio() >= threshold
-        and matcher.quick_ratio() >= threshold
-        and matcher.ratio() >= threshold
-    )
 
 
 def _quoted(title: str) -> str:
