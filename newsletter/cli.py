@@ -217,7 +217,7 @@ def build(config_path: Path | None, out_dir: Path | None, force: bool, **flags: 
 def _shard(value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
-    from newsletter.subscribers import parse_shard
+    from newsletter.subscribers.shard import parse_shard
 
     try:
         return parse_shard(value)

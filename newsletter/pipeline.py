@@ -32,7 +32,8 @@ from newsletter.preflight import Finding, preflight, sample_subscriber
 from newsletter.rendering import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect
-from newsletter.subscribers import SubscriberScan, in_shard, read_subscribers
+from newsletter.subscribers.reader import SubscriberScan, read_subscribers
+from newsletter.subscribers.shard import in_shard
 
 SEND_LOCK = "live-send.lock"
 DEV_KEY_WARNING = (
