@@ -33,7 +33,7 @@ from newsletter.delivery.ledger import Ledger  # noqa: E402
 from newsletter.delivery.smtp import send_messages  # noqa: E402
 from newsletter.messages import MessageFactory  # noqa: E402
 from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
-from newsletter.subscribers import SubscriberScan, read_subscribers  # noqa: E402
+from newsletter.subscribers.reader import SubscriberScan, read_subscribers  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - _started
 

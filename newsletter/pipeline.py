@@ -38,7 +38,8 @@ from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect
-from newsletter.subscribers import SubscriberScan, in_shard, read_subscribers
+from newsletter.subscribers.reader import SubscriberScan, read_subscribers
+from newsletter.subscribers.shard import in_shard
 
 SEND_LOCK = "live-send.lock"
 DEV_KEY_WARNING = (

@@ -54,7 +54,7 @@ from newsletter.preflight.sample import sample_subscriber
 from newsletter.preview_page import page
 from newsletter.preview_page.page import SAMPLE, Personal, Problem
 from newsletter.sources.fetch import is_url
-from newsletter.subscribers import read_subscribers
+from newsletter.subscribers.reader import read_subscribers
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8025

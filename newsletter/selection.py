@@ -45,8 +45,8 @@ Trending
     trending rank (ascending; ranks below 1 count as none, unranked after ranked), then
     popularity (descending; missing or NaN after the rest), then recency, then id.
     Taken in that order up to ``rules.trending`` items, passing over an article that
-    duplicates one already chosen (the lead included): the same canonical URL, or
-    casefolded plain titles whose ``difflib.SequenceMatcher`` ratio reaches
+    duplicates one already chosen (the lead included): the same page (canonical URL,
+    any scheme), or a near-duplicate title by the rule in ``newsletter.sameness`` at
     ``rules.title_similarity``. At most ``rules.region_cap`` items share a primary
     region (the first one, compared without regard to case; 0 means no cap); a skipped
     item leaves room for a later one. Articles with no region are not capped: there is
@@ -68,12 +68,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from difflib import SequenceMatcher
 
 from newsletter.config.settings import SelectionRules
 from newsletter.models import Article, Digest, Skip
-from newsletter.sanitize import absolute_url, plain_text
-from newsletter.sanitize import canonical_url as _canonical
+from newsletter.sameness import TitleMatcher, page_key, title_key
+from newsletter.sanitize import plain_text
 
 FUTURE_SKEW = timedelta(minutes=5)
 WEIGHT_PRIORITY = 2.0
@@ -82,7 +81,6 @@ WEIGHT_IMAGE = 1.0
 WEIGHT_SUMMARY = 1.0
 WEIGHT_TRENDING = 1.0
 PRIORITY_LIMIT = 1000
-TITLE_COMPARE_CHARS = 300
 REASON_TITLE_CHARS = 80
 
 SENT_BEFORE = "sent in a recent edition"
@@ -177,17 +175,6 @@ def lead_score(article: Article, now: datetime, rules: SelectionRules) -> float:
     )
 
 
-def canonical_url(value: str) -> str | None:
-    """Reduce an http(s) URL to what identifies the page, or ``None`` if it is not one.
-
-    The shared canonical form (``sanitize.canonical_url``) without its scheme, so the
-    http and https addresses of one page are the same page.
-    """
-    if absolute_url(value) is None:
-        return None
-    return _canonical(value).partition("://")[2]
-
-
 # --------------------------------------------------------------------------- preparation
 
 
@@ -195,7 +182,7 @@ def _context(rules: SelectionRules, now: datetime, history: frozenset[str]) -> _
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"select() needs a timezone-aware 'now', got {now.isoformat()}")
     utc_now = _utc(now)
-    urls = (canonical_url(h) for h in history)
+    urls = (page_key(h) for h in history)
     return _Context(
         rules=rules,
         now=utc_now,
@@ -228,8 +215,8 @@ def _item(article: Article) -> _Item:
         article=article,
         when=_last_changed(article),
         title=title,
-        title_key=title.casefold()[:TITLE_COMPARE_CHARS],
-        url_key=canonical_url(article.url),
+        title_key=title_key(article.title),
+        url_key=page_key(article.url),
         summary_chars=len(plain_text(article.summary)),
         order=(article.id, repr(article)),
     )
@@ -324,15 +311,11 @@ def _explicit_lead(items: list[_Item], target: str, ctx: _Context) -> _Item | No
     """The article the editor named by URL or id, unless it is dated in the future."""
     if not target:
         return None
-    keys = {canonical_url(target), canonical_url(f"https://{target}")} - {None}
+    keys = {page_key(target), page_key(f"https://{target}")} - {None}
     matches = [
         i
         for i in items
-        if (
-            i.article.id.strip() == target
-            or i.url_key in keys
-            or canonical_url(i.article.id) in keys
-        )
+        if (i.article.id.strip() == target or i.url_key in keys or page_key(i.article.id) in keys)
         and not (i.when is not None and i.when > ctx.future_limit)
     ]
     return min(matches, key=_newest_first, default=None)
@@ -395,23 +378,13 @@ def _primary_region(item: _Item) -> str:
 
 
 def _duplicate_of(item: _Item, chosen: list[_Item], threshold: float) -> str | None:
+    title = TitleMatcher(item.title_key, threshold)
     for other in chosen:
         if item.url_key is not None and item.url_key == other.url_key:
             return f"same link as {_quoted(other.title)}"
-        if _similar(item.title_key, other.title_key, threshold):
+        if title.matches(other.title_key):
             return f"near-duplicate of {_quoted(other.title)}"
     return None
-
-
-def _similar(a: str, b: str, threshold: float) -> bool:
-    if not a or not b:
-        return False
-    matcher = SequenceMatcher(None, a, b, autojunk=False)
-    return (
-        matcher.real_quick_ratio() >= threshold
-        and matcher.quick_ratio() >= threshold
-        and matcher.ratio() >= threshold
-    )
 
 
 def _quoted(title: str) -> str:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from newsletter.config.settings import SelectionRules
 from newsletter.models import Article, Digest, Image
-from newsletter.selection import FUTURE_SKEW, canonical_url, lead_score, select
+from newsletter.sameness import page_key
+from newsletter.selection import FUTURE_SKEW, lead_score, select
 
 NOW = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
 RULES = SelectionRules()
@@ -567,8 +568,8 @@ def test_extreme_dates_do_not_crash() -> None:
         ("", None),
     ],
 )
-def test_canonical_url(url: str, expected: str | None) -> None:
-    assert canonical_url(url) == expected
+def test_page_key(url: str, expected: str | None) -> None:
+    assert page_key(url) == expected
 
 
 # --------------------------------------------------------------------------- property

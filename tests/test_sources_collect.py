@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from newsletter.config.settings import SelectionRules, Settings
-from newsletter.sources import canonical_url, collect
+from newsletter.sanitize import canonical_url
+from newsletter.sources import collect
 from newsletter.sources.mapping import Mapper
 
 NOW = datetime(2026, 3, 5, 12, tzinfo=UTC)

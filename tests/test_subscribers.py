@@ -19,16 +19,15 @@ from hypothesis import strategies as st
 
 from newsletter.errors import NewsletterError, SubscriberError
 from newsletter.models import Subscriber
-from newsletter.subscribers import (
-    MAX_NAME,
+from newsletter.subscribers.addresses import Addresses
+from newsletter.subscribers.cells import MAX_NAME
+from newsletter.subscribers.reader import (
     MAX_WARNINGS,
     SubscriberScan,
-    _Addresses,
     count_active,
-    in_shard,
-    parse_shard,
     read_subscribers,
 )
+from newsletter.subscribers.shard import in_shard, parse_shard
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "subscribers.example.csv"
@@ -494,7 +493,7 @@ DOMAINS = [
     domain=st.sampled_from(DOMAINS),
 )
 def test_address_check_matches_email_validator_exactly(local: str, domain: str) -> None:
-    addresses = _Addresses()
+    addresses = Addresses()
     addresses.normalize(f"warm.up@{domain}")
     address = f"{local}@{domain}"
     got = addresses.normalize(address)
@@ -649,7 +648,7 @@ def test_shards_are_stable_across_processes() -> None:
     here = [next(k for k in (1, 2, 3) if in_shard(a, (k, 3))) for a in addresses]
     code = (
         "import json, sys\n"
-        "from newsletter.subscribers import in_shard\n"
+        "from newsletter.subscribers.shard import in_shard\n"
         "addresses = json.loads(sys.stdin.read())\n"
         "parts = [next(k for k in (1, 2, 3) if in_shard(a, (k, 3))) for a in addresses]\n"
         "print(json.dumps(parts))\n"

@@ -25,7 +25,7 @@ from newsletter.cli.options import (
 from newsletter.cli.process import log_to_stderr, stop_on_signals
 from newsletter.config.settings import Settings
 from newsletter.errors import NewsletterError
-from newsletter.subscribers import parse_shard
+from newsletter.subscribers.shard import parse_shard
 
 
 @click.command()

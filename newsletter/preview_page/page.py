@@ -24,7 +24,8 @@ from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Skip, Subscriber
 from newsletter.pipeline import BuildResult
 from newsletter.rendering.dates import stamp
-from newsletter.selection import canonical_url, lead_score
+from newsletter.sameness import page_key
+from newsletter.selection import lead_score
 
 MOBILE_WIDTH = 375
 DESKTOP_WIDTH = 700
@@ -224,7 +225,7 @@ def explain(result: BuildResult, settings: Settings, lead_url: str = "") -> list
 
 def _lead_reason(article: Article, settings: Settings, lead_url: str, now: datetime | None) -> str:
     wanted = (lead_url or settings.selection.lead_url).strip()
-    if wanted and (wanted == article.id or canonical_url(wanted) == canonical_url(article.url)):
+    if wanted and (wanted == article.id or page_key(wanted) == page_key(article.url)):
         return "the editor's pick (--lead or [selection] lead_url)"
     if article.pinned:
         return "pinned by the editor"

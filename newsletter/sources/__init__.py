@@ -24,7 +24,7 @@ from urllib.request import url2pathname
 from newsletter.config.settings import Settings
 from newsletter.errors import ContentError
 from newsletter.models import Article
-from newsletter.sanitize import canonical_url, plain_text
+from newsletter.sanitize import plain_text
 
 from .common import Notes, as_utc, one_line
 from .feeds import parse_feed
@@ -39,7 +39,6 @@ __all__ = [
     "Collection",
     "Fetcher",
     "SourceReport",
-    "canonical_url",
     "collect",
     "read_source",
 ]

@@ -1,32 +1,22 @@
 """Merge articles from several sources: drop duplicates (the newer copy wins), order them.
 
-Two articles are the same story when they share an id, a canonical URL, or a
-near-identical title (difflib ratio of the casefolded titles at or above the
-threshold). Ties in time go to the article from the earlier source.
+Two articles are the same story when they share an id, a canonical URL, or a title
+(equal or near-identical by the rule in ``newsletter.sameness``, at the publication's
+``title_similarity``). Ties in time go to the article from the earlier source.
 """
 
 from __future__ import annotations
 
-import bisect
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from difflib import SequenceMatcher
 
 from newsletter.models import Article
+from newsletter.sameness import TitleIndex, title_key
 from newsletter.sanitize import canonical_url
 
 from .common import one_line
-
-MIN_FUZZY_TITLE = 8
-_SPACE = re.compile(r"\s+")
-
-
-def title_key(title: str) -> str:
-    """The form of a title that near-duplicate checks compare."""
-    return _SPACE.sub(" ", title.casefold()).strip()
 
 
 def newest_first(article: Article) -> tuple[int, float]:
@@ -51,60 +41,36 @@ class _Seen:
     """The articles kept so far, indexed for the three duplicate checks."""
 
     def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
         self.by_id: dict[str, Article] = {}
         self.by_url: dict[str, Article] = {}
         self.by_title: dict[str, Article] = {}
-        self.lengths: list[tuple[int, str]] = []
+        self.titles = TitleIndex(threshold)
 
-    def match(self, article: Article) -> tuple[Article, str] | None:
+    def match(self, article: Article, url: str, key: str) -> tuple[Article, str] | None:
         """The kept article this one duplicates, and how; ``None`` if it is new."""
         if article.id in self.by_id:
             return self.by_id[article.id], "same id as"
-        url = canonical_url(article.url)
         if url in self.by_url:
             return self.by_url[url], "same link as"
-        key = title_key(article.title)
         if key in self.by_title:
             return self.by_title[key], "same title as"
-        similar = self._similar(key)
+        similar = self.titles.similar(key)
         return (self.by_title[similar], "title like") if similar else None
 
-    def _similar(self, key: str) -> str | None:
-        if len(key) < MIN_FUZZY_TITLE or self.threshold >= 1.0:
-            return None
-        size = len(key)
-        low = size * self.threshold / (2 - self.threshold)
-        high = size * (2 - self.threshold) / self.threshold
-        start = bisect.bisect_left(self.lengths, (int(low), ""))
-        matcher = SequenceMatcher(None, b=key, autojunk=False)
-        for length, other in self.lengths[start:]:
-            if length > high:
-                break
-            matcher.set_seq1(other)
-            if (
-                matcher.real_quick_ratio() >= self.threshold
-                and matcher.quick_ratio() >= self.threshold
-                and matcher.ratio() >= self.threshold
-            ):
-                return other
-        return None
-
-    def add(self, article: Article) -> None:
+    def add(self, article: Article, url: str, key: str) -> None:
         """Remember a kept article."""
         self.by_id.setdefault(article.id, article)
-        self.by_url.setdefault(canonical_url(article.url), article)
-        key = title_key(article.title)
-        if key not in self.by_title:
+        self.by_url.setdefault(url, article)
+        if key and key not in self.by_title:  # an empty title is nobody's duplicate
             self.by_title[key] = article
-            if len(key) >= MIN_FUZZY_TITLE:
-                bisect.insort(self.lengths, (len(key), key))
+            self.titles.add(key)
 
-    def alias(self, dropped: Article, kept: Article) -> None:
+    def alias(self, dropped: Article, url: str, key: str, kept: Article) -> None:
         """Let a dropped copy's id, link and title lead to the copy that was kept."""
         self.by_id.setdefault(dropped.id, kept)
-        self.by_url.setdefault(canonical_url(dropped.url), kept)
-        self.by_title.setdefault(title_key(dropped.title), kept)
+        self.by_url.setdefault(url, kept)
+        if key:
+            self.by_title.setdefault(key, kept)
 
 
 def deduplicate(articles: Sequence[Article], threshold: float) -> tuple[list[Article], list[str]]:
@@ -117,12 +83,13 @@ def deduplicate(articles: Sequence[Article], threshold: float) -> tuple[list[Art
     kept: list[Article] = []
     drops: dict[str, list[_Drop]] = defaultdict(list)
     for _, article in ranked:
-        found = seen.match(article)
+        url, key = canonical_url(article.url), title_key(article.title)
+        found = seen.match(article, url, key)
         if found is None:
-            seen.add(article)
+            seen.add(article, url, key)
             kept.append(article)
         else:
-            seen.alias(article, found[0])
+            seen.alias(article, url, key, found[0])
             drops[article.source].append(_Drop(article, found[0], found[1]))
     kept.sort(key=output_order)
     return kept, [_describe(source, items) for source, items in drops.items()]

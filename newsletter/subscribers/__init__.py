@@ -1,0 +1,1 @@
+"""The subscriber list: a CSV file read, validated, deduplicated and streamed; shards."""
