@@ -97,6 +97,25 @@ def test_url_variants_across_sources_keep_the_newer_copy(tmp_path: Path) -> None
         assert f"same link as 'Harbour reopens, ships return' from {newer} (newer)" in warning
 
 
+def test_the_http_and_https_links_of_a_page_are_one_story(tmp_path: Path) -> None:
+    plain = json_source(
+        tmp_path,
+        "old.json",
+        story("o1", "Tram line opens", "http://news.example/tram", "2026-03-04T08:00:00Z"),
+    )
+    secure = json_source(
+        tmp_path,
+        "new.json",
+        story(
+            "n1", "Tram line opens to riders", "https://news.example/tram/", "2026-03-04T10:00:00Z"
+        ),
+    )
+    collection = collect([plain, secure], Settings(), now=NOW)
+    (kept,) = collection.articles
+    assert kept.url == "https://news.example/tram/"
+    assert any("same link as 'Tram line opens to riders'" in w for w in collection.warnings)
+
+
 def test_near_identical_titles_collapse(tmp_path: Path) -> None:
     first = json_source(
         tmp_path,

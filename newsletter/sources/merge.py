@@ -1,6 +1,7 @@
 """Merge articles from several sources: drop duplicates (the newer copy wins), order them.
 
-Two articles are the same story when they share an id, a canonical URL, or a title
+Two articles are the same story when they share an id, a page (``sameness.page_key``:
+the canonical URL, its http and https forms alike), or a title
 (equal or near-identical by the rule in ``newsletter.sameness``, at the publication's
 ``title_similarity``). Ties in time go to the article from the earlier source.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from newsletter.models import Article
-from newsletter.sameness import TitleIndex, title_key
+from newsletter.sameness import TitleIndex, page_key, title_key
 from newsletter.sanitize import canonical_url
 
 from .common import one_line
@@ -83,7 +84,8 @@ def deduplicate(articles: Sequence[Article], threshold: float) -> tuple[list[Art
     kept: list[Article] = []
     drops: dict[str, list[_Drop]] = defaultdict(list)
     for _, article in ranked:
-        url, key = canonical_url(article.url), title_key(article.title)
+        url = page_key(article.url) or canonical_url(article.url)
+        key = title_key(article.title)
         found = seen.match(article, url, key)
         if found is None:
             seen.add(article, url, key)
