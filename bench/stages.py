@@ -29,7 +29,7 @@ from newsletter import pipeline  # noqa: E402
 from newsletter.config import Settings, SmtpSettings, load_settings  # noqa: E402
 from newsletter.delivery.dryrun import write_outbox  # noqa: E402
 from newsletter.delivery.ledger import Ledger  # noqa: E402
-from newsletter.delivery.smtp import send_messages  # noqa: E402
+from newsletter.delivery.smtp.pool import send_messages  # noqa: E402
 from newsletter.messages import MessageFactory  # noqa: E402
 from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
 from newsletter.subscribers import SubscriberScan, read_subscribers  # noqa: E402

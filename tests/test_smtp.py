@@ -23,9 +23,9 @@ import pytest
 from smtp_server import Certificate, Faults, SMTPServer, free_port, make_certificate
 
 from newsletter.config import SmtpSettings
-from newsletter.delivery import smtp as delivery
 from newsletter.delivery.ledger import Ledger
-from newsletter.delivery.smtp import SendSummary, check_smtp_settings, send_messages
+from newsletter.delivery.smtp import pool as delivery
+from newsletter.delivery.smtp.pool import SendSummary, check_smtp_settings, send_messages
 from newsletter.errors import ConfigError
 from newsletter.models import OutgoingMessage
 
@@ -736,7 +736,7 @@ import sys
 from pathlib import Path
 from newsletter.config import SmtpSettings
 from newsletter.delivery.ledger import Ledger
-from newsletter.delivery.smtp import send_messages
+from newsletter.delivery.smtp.pool import send_messages
 from newsletter.models import OutgoingMessage
 
 port, db, count, policy, pool = sys.argv[1:]
