@@ -390,7 +390,7 @@ def _send_live(
     as_json: bool,
     flags: dict[str, Any],
 ) -> None:
-    from newsletter.delivery.smtp.pool import check_smtp_settings
+    from newsletter.delivery.smtp.settings import check_smtp_settings
 
     check_smtp_settings(settings.smtp)
     resumed = None if audience.to else pipeline.unfinished_edition(settings)

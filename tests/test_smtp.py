@@ -25,7 +25,8 @@ from smtp_server import Certificate, Faults, SMTPServer, free_port, make_certifi
 from newsletter.config import SmtpSettings
 from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp import pool as delivery
-from newsletter.delivery.smtp.pool import SendSummary, check_smtp_settings, send_messages
+from newsletter.delivery.smtp.pool import SendSummary, send_messages
+from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.errors import ConfigError
 from newsletter.models import OutgoingMessage
 

@@ -41,13 +41,11 @@ and is re-raised by ``send_messages``.
 
 from __future__ import annotations
 
-import base64
 import collections
 import enum
 import heapq
 import itertools
 import logging
-import math
 import random
 import re
 import select
@@ -64,8 +62,13 @@ from typing import Any
 
 from newsletter.config import ENV_SMTP_PASSWORD, SmtpSettings
 from newsletter.delivery.ledger import Ledger, normalize_email
-from newsletter.errors import ConfigError
-from newsletter.hosts import is_loopback
+from newsletter.delivery.smtp.replies import Scrubber, error_text, reply_text
+from newsletter.delivery.smtp.settings import (
+    check_envelope_from,
+    check_smtp_settings,
+    tls_context,
+    usable_address,
+)
 from newsletter.messages import dot_stuff
 from newsletter.models import OutgoingMessage
 
@@ -78,17 +81,12 @@ REFUSAL_THRESHOLD = 50  # permanent refusals in a row that pause the run
 IDLE_CHECK = 5.0  # a pooled connection idle this long is checked with NOOP before use
 HANG_UP_CHECK = 0.05  # one idle this long is checked for a server that closed it
 SLEEP_SLICE = 0.1  # waits are cut into slices this long to notice a stop quickly
-MAX_REPLY = 500
 CLAIM_AHEAD = 4  # under in_flight = "resend", messages each connection claims ahead
 UNRECORDED = 3  # accepted messages per connection that may lack their "sent" record
-
-SECURITY_MODES = ("starttls", "ssl", "none")
-IN_FLIGHT_POLICIES = ("resend", "hold")
 
 Progress = Callable[[str, str], None]
 
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")
-_UNUSABLE = re.compile(r"[\s<>\x00-\x1f\x7f]")
 
 
 # --------------------------------------------------------------------------- results
@@ -144,111 +142,7 @@ class _Fatal(Exception):
     """A problem no retry will fix: the run pauses with this reason."""
 
 
-# --------------------------------------------------------------------------- settings
-
-
-def usable_address(address: str) -> bool:
-    """Tell whether an address can go into MAIL FROM / RCPT TO as is."""
-    local, at, domain = address.rpartition("@")
-    return bool(at and local and domain) and not _UNUSABLE.search(address)
-
-
-def check_smtp_settings(smtp: SmtpSettings) -> None:
-    """Raise ``ConfigError`` listing every reason these settings cannot send."""
-    host = smtp.host.strip()
-    if not host:
-        raise ConfigError(
-            'smtp.host: not set, so there is no server to send through; add host = "smtp.'
-            'example.org" under [smtp] in newsletter.toml (or pass --smtp-host), or use '
-            "--dry-run to write the messages to files instead"
-        )
-    problems: list[str] = []
-    if _UNUSABLE.search(host) or any(c in host for c in "/@,;"):
-        problems.append(f"smtp.host: {host!r} is not a host name or IP address")
-    if smtp.security not in SECURITY_MODES:
-        problems.append(
-            f"smtp.security: {smtp.security!r} is not one of {', '.join(SECURITY_MODES)}"
-        )
-    if not 0 <= smtp.port <= 65535:
-        problems.append(f"smtp.port: {smtp.port} is not a port number (1 to 65535)")
-    if smtp.security == "none" and not is_loopback(host) and not smtp.allow_insecure:
-        what = "messages and the password" if smtp.username else "messages"
-        problems.append(
-            f'smtp.security = "none" would send {what} to {host} unencrypted; use starttls '
-            "(port 587) or ssl (port 465), or set smtp.allow_insecure = true if the network "
-            "to the relay is trusted"
-        )
-    if smtp.username and not smtp.password:
-        problems.append(
-            f"smtp.username is set but {ENV_SMTP_PASSWORD} is empty; export the password "
-            "in that environment variable"
-        )
-    problems.extend(_limit_problems(smtp))
-    if problems:
-        raise ConfigError(problems)
-
-
-def _limit_problems(smtp: SmtpSettings) -> list[str]:
-    problems = []
-    if smtp.pool < 1:
-        problems.append(f"smtp.pool: {smtp.pool} connections; use at least 1")
-    if not (math.isfinite(smtp.rate) and smtp.rate >= 0):
-        problems.append(f"smtp.rate: {smtp.rate}; use messages per second, 0 = no limit")
-    if not (math.isfinite(smtp.timeout) and smtp.timeout > 0):
-        problems.append(f"smtp.timeout: {smtp.timeout} must be a positive number of seconds")
-    if smtp.max_per_connection < 1:
-        problems.append(f"smtp.max_per_connection: {smtp.max_per_connection}; use at least 1")
-    if smtp.retries < 0:
-        problems.append(f"smtp.retries: {smtp.retries}; use 0 or more")
-    if smtp.in_flight not in IN_FLIGHT_POLICIES:
-        problems.append(
-            f"smtp.in_flight: {smtp.in_flight!r} is not one of {', '.join(IN_FLIGHT_POLICIES)}"
-        )
-    return problems
-
-
-def _check_envelope_from(address: str) -> None:
-    if not usable_address(address):
-        raise ConfigError(
-            f"envelope sender {address!r} is not a usable address; set smtp.envelope_from "
-            "(or sender.address) to a plain address like bounces@example.org"
-        )
-
-
-def _tls_context(smtp: SmtpSettings) -> ssl.SSLContext | None:
-    if smtp.security == "none":
-        return None
-    context = ssl.create_default_context()
-    if not smtp.verify:
-        log.warning(
-            "smtp.verify = false: the certificate of %s is not checked, so anyone on the "
-            "path can read the mail and the password; use this only for testing",
-            smtp.host,
-        )
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 # --------------------------------------------------------------------------- small parts
-
-
-class _Scrubber:
-    """Remove the password (and its base64 forms as sent by AUTH) from any text."""
-
-    def __init__(self, username: str, password: str) -> None:
-        secrets: set[str] = set()
-        if len(password) >= 3:
-            secrets.add(password)
-            plain = f"\0{username}\0{password}"
-            for raw in (password, plain, username + plain):
-                secrets.add(base64.b64encode(raw.encode("utf-8")).decode("ascii"))
-        self._secrets = sorted(secrets, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 def _payload(data: bytes) -> bytes:
@@ -259,19 +153,6 @@ def _payload(data: bytes) -> bytes:
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
-
-
-def _reply(code: int, message: bytes | str) -> str:
-    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-    text = " ".join(text.split())
-    return f"{code} {text}".strip()[:MAX_REPLY]
-
-
-def _error_text(err: BaseException) -> str:
-    if isinstance(err, smtplib.SMTPResponseException):
-        return _reply(err.smtp_code, err.smtp_error)
-    text = str(err) or type(err).__name__
-    return " ".join(text.split())[:MAX_REPLY]
 
 
 class _RateLimiter:
@@ -317,7 +198,7 @@ class _Run:
     envelope_from: str
     stop: threading.Event
     progress: Progress | None
-    scrub: _Scrubber
+    scrub: Scrubber
     sleep: Callable[[float], None]
     clock: Callable[[], float]
     backoff_base: float
@@ -616,7 +497,7 @@ class _Connection:
     def _classify(self, err: BaseException, doing: str) -> Exception:
         """Turn a setup error into ``_ConnectFailed`` (worth retrying) or ``_Fatal``."""
         where, scrub = self._run.where, self._run.scrub
-        text = scrub(_error_text(err))
+        text = scrub(error_text(err))
         if isinstance(err, ssl.SSLCertVerificationError):
             return _Fatal(
                 f"the TLS certificate of {where} is not trusted ({err.verify_message}); "
@@ -689,7 +570,7 @@ def _transact(client: smtplib.SMTP, message: OutgoingMessage, ticket: int, run: 
         kind = _Kind.UNKNOWN if stage == "reply" else _Kind.RECONNECT
         return _Result(kind, _lost_reply(stage, err, run.clock() - began, run))
     if 200 <= code < 300:
-        return _Result(_Kind.SENT, run.scrub(_reply(code, text)))
+        return _Result(_Kind.SENT, run.scrub(reply_text(code, text)))
     return _refused(client, "end of data", code, text, run)
 
 
@@ -697,7 +578,7 @@ def _lost_reply(stage: str, err: BaseException, waited: float, run: _Run) -> str
     """Describe a dropped connection; one silent for the whole timeout is said to be so."""
     if waited >= run.smtp.timeout:
         return f"no answer during {stage} within {run.smtp.timeout:g} s (smtp.timeout)"
-    return f"connection lost during {stage} ({run.scrub(_error_text(err))})"
+    return f"connection lost during {stage} ({run.scrub(error_text(err))})"
 
 
 _Commands = tuple[tuple[str, str, tuple[int, ...]], ...]
@@ -752,7 +633,7 @@ def _pipelined_replies(client: smtplib.SMTP, commands: _Commands, run: _Run) -> 
 
 
 def _refused(client: smtplib.SMTP, stage: str, code: int, text: bytes, run: _Run) -> _Result:
-    reply = run.scrub(_reply(code, text))
+    reply = run.scrub(reply_text(code, text))
     if code == 421 or not 400 <= code < 600:
         return _Result(_Kind.RECONNECT, f"{reply} (to {stage})")
     if stage != "end of data":
@@ -999,7 +880,7 @@ def send_messages(
     them and returns a paused summary. Raises ``ConfigError`` for unusable settings.
     """
     check_smtp_settings(smtp)
-    _check_envelope_from(envelope_from)
+    check_envelope_from(envelope_from)
     began = clock()
     run = _Run(
         edition_id=edition_id,
@@ -1008,13 +889,13 @@ def send_messages(
         envelope_from=envelope_from,
         stop=stop if stop is not None else threading.Event(),
         progress=progress,
-        scrub=_Scrubber(smtp.username, smtp.password),
+        scrub=Scrubber(smtp.username, smtp.password),
         sleep=sleep,
         clock=clock,
         backoff_base=backoff_base,
         backoff_cap=backoff_cap,
         breaker=max(1, breaker),
-        context=_tls_context(smtp),
+        context=tls_context(smtp),
         local_hostname=socket.getfqdn(),
     )
     ledger.start(edition_id, "")
