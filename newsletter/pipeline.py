@@ -21,7 +21,8 @@ from newsletter.clock import in_zone, now_utc
 from newsletter.config import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
 from newsletter.delivery.ledger import Ledger
-from newsletter.delivery.smtp.pool import SendSummary, send_messages
+from newsletter.delivery.smtp.outcome import SendSummary
+from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.dkim import DkimSigner
 from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError

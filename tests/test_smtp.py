@@ -24,8 +24,10 @@ from smtp_server import Certificate, Faults, SMTPServer, free_port, make_certifi
 
 from newsletter.config import SmtpSettings
 from newsletter.delivery.ledger import Ledger
+from newsletter.delivery.smtp import connection
 from newsletter.delivery.smtp import pool as delivery
-from newsletter.delivery.smtp.pool import SendSummary, send_messages
+from newsletter.delivery.smtp.outcome import SendSummary
+from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.errors import ConfigError
 from newsletter.models import OutgoingMessage
@@ -196,7 +198,7 @@ def test_connections_are_renewed_after_max_per_connection(
 def test_a_connection_the_server_closed_while_idle_is_replaced(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch, idle_check: float
 ) -> None:
-    monkeypatch.setattr(delivery, "IDLE_CHECK", idle_check)
+    monkeypatch.setattr(connection, "IDLE_CHECK", idle_check)
     emails = addresses(4)
     with SMTPServer(idle_timeout=0.2) as server:
         summary = send(emails, plain(server, pool=1, rate=3.0), ledger)

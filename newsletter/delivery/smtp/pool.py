@@ -15,13 +15,8 @@
   ``REFUSAL_THRESHOLD`` recipients in a row are refused (a relay that denies relaying
   refuses everyone). Nothing left is marked failed; running the send again resumes.
 
-One message per transaction (exactly one RCPT). SMTPUTF8 is asked for when an address
-is not ASCII (if the server does not offer it, that recipient fails with a clear reply)
-and BODY=8BITMIME when the data is not 7-bit and the server offers it. The password is
-never logged and is scrubbed from every reply, reason and error this module produces.
-
-With PIPELINING on offer, MAIL, RCPT and DATA go out in one write (RFC 2920), so a
-message costs two round trips; otherwise each command waits for its reply.
+One message per transaction (see ``transaction``). The password is never logged and is
+scrubbed from every reply, reason and error this package produces.
 
 The ledger is written around every transaction (see ``newsletter.delivery.ledger`` for
 the crash guarantee and the ``smtp.in_flight`` policy): each recipient is claimed before
@@ -42,34 +37,28 @@ and is re-raised by ``send_messages``.
 from __future__ import annotations
 
 import collections
-import enum
 import heapq
 import itertools
 import logging
 import random
-import re
-import select
-import smtplib
 import socket
-import ssl
-import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
-from newsletter.config import ENV_SMTP_PASSWORD, SmtpSettings
+from newsletter.config import SmtpSettings
 from newsletter.delivery.ledger import Ledger, normalize_email
-from newsletter.delivery.smtp.replies import Scrubber, error_text, reply_text
+from newsletter.delivery.smtp.connection import ConnectFailed, Connection, Fatal, Relay
+from newsletter.delivery.smtp.outcome import Kind, Result, SendSummary
+from newsletter.delivery.smtp.replies import Scrubber
 from newsletter.delivery.smtp.settings import (
     check_envelope_from,
     check_smtp_settings,
     tls_context,
     usable_address,
 )
-from newsletter.messages import dot_stuff
+from newsletter.delivery.smtp.transaction import UNUSABLE_ADDRESS, transact, utf8_problem
 from newsletter.models import OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -78,81 +67,11 @@ BACKOFF_BASE = 1.0  # seconds before the first retry; doubled each time, with ji
 BACKOFF_CAP = 60.0  # no wait between retries is longer than this
 BREAKER_THRESHOLD = 20  # connection-level failures in a row that pause the run
 REFUSAL_THRESHOLD = 50  # permanent refusals in a row that pause the run
-IDLE_CHECK = 5.0  # a pooled connection idle this long is checked with NOOP before use
-HANG_UP_CHECK = 0.05  # one idle this long is checked for a server that closed it
 SLEEP_SLICE = 0.1  # waits are cut into slices this long to notice a stop quickly
 CLAIM_AHEAD = 4  # under in_flight = "resend", messages each connection claims ahead
 UNRECORDED = 3  # accepted messages per connection that may lack their "sent" record
 
 Progress = Callable[[str, str], None]
-
-_ANY_EOL = re.compile(rb"\r\n|\r|\n")
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class SendSummary:
-    """What one run of ``send_messages`` did."""
-
-    edition_id: str
-    sent: int
-    failed: int
-    deferred: int
-    skipped: int
-    held: int
-    seconds: float
-    paused: bool
-    pause_reason: str
-
-    @property
-    def rate(self) -> float:
-        """Messages accepted per second over the run."""
-        return self.sent / self.seconds if self.seconds > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the summary as plain JSON-ready values, the rate included."""
-        data = asdict(self)
-        data["seconds"] = round(self.seconds, 3)
-        data["rate"] = round(self.rate, 2)
-        return data
-
-
-class _Kind(enum.Enum):
-    SENT = "sent"
-    FAILED = "failed"  # permanent, for this recipient
-    RETRY = "retry"  # temporary, for this recipient
-    RECONNECT = "reconnect"  # temporary, for the connection or the server
-    UNKNOWN = "unknown"  # the data went out, the answer was lost
-    FATAL = "fatal"  # a run-level problem: pause
-
-
-@dataclass(frozen=True)
-class _Result:
-    kind: _Kind
-    reply: str
-
-
-class _ConnectFailed(Exception):
-    """A connection could not be made now; it may work later."""
-
-
-class _Fatal(Exception):
-    """A problem no retry will fix: the run pauses with this reason."""
-
-
-# --------------------------------------------------------------------------- small parts
-
-
-def _payload(data: bytes) -> bytes:
-    """Return the DATA bytes: CRLF line ends only, leading dots doubled, the final dot."""
-    if not data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"):
-        data = _ANY_EOL.sub(b"\r\n", data)
-    data = dot_stuff(data)
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
 
 
 class _RateLimiter:
@@ -193,32 +112,24 @@ class _Run:
     """State shared by the workers of one run: counts, the breaker, the pause."""
 
     edition_id: str
-    smtp: SmtpSettings
+    relay: Relay
     ledger: Ledger
-    envelope_from: str
     stop: threading.Event
     progress: Progress | None
-    scrub: Scrubber
     sleep: Callable[[float], None]
     clock: Callable[[], float]
     backoff_base: float
     backoff_cap: float
     breaker: int
-    context: ssl.SSLContext | None
-    local_hostname: str
     counts: dict[str, int] = field(default_factory=dict)
     pause_reason: str = ""
     error: BaseException | None = None
-    connected: bool = False
+    connected: threading.Event = field(default_factory=threading.Event)  # any connection made
     _conn_failures: int = 0
     _refusals: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _progress_lock: threading.Lock = field(default_factory=threading.Lock)
     _rng: random.Random = field(default_factory=random.Random)
-
-    @property
-    def where(self) -> str:
-        return f"{self.smtp.host}:{self.smtp.effective_port}"
 
     def halted(self) -> bool:
         return self.stop.is_set() or bool(self.pause_reason) or self.error is not None
@@ -226,7 +137,7 @@ class _Run:
     def pause(self, reason: str) -> None:
         with self._lock:
             if not self.pause_reason:
-                self.pause_reason = self.scrub(reason)
+                self.pause_reason = self.relay.scrub(reason)
                 log.warning("sending paused: %s", self.pause_reason)
 
     def fail(self, err: BaseException) -> None:
@@ -256,7 +167,7 @@ class _Run:
             count = self._conn_failures
         if count >= self.breaker:
             self.pause(
-                f"the server at {self.where} failed {count} times in a row (last: {reply}); "
+                f"the server at {self.relay.where} failed {count} times in a row (last: {reply}); "
                 "nothing more was sent; run send again to resume"
             )
 
@@ -266,7 +177,7 @@ class _Run:
             count = self._refusals
         if count >= REFUSAL_THRESHOLD:
             self.pause(
-                f"the server at {self.where} refused {count} recipients in a row (last: "
+                f"the server at {self.relay.where} refused {count} recipients in a row (last: "
                 f"{reply}); this looks like a relay or policy problem rather than bad "
                 "addresses: check the relay's settings (relaying, authentication, sender "
                 "domain); the refused ones are recorded failed; run send again to resume"
@@ -282,6 +193,7 @@ class _Work:
         self._fresh: Iterator[OutgoingMessage] | None = iter(messages)
         self._known = known
         self._run = run
+        self._hold = run.relay.smtp.in_flight == "hold"
         self._seen: set[str] = set()
         self._retries: list[tuple[float, int, _Item]] = []
         self._order = itertools.count()
@@ -332,7 +244,7 @@ class _Work:
         state = self._known.get(key)
         if state in ("sent", "failed"):
             return "skipped"
-        if state == "in_flight" and self._run.smtp.in_flight == "hold":
+        if state == "in_flight" and self._hold:
             return "held"
         return None
 
@@ -347,338 +259,6 @@ class _Work:
             return items
 
 
-# --------------------------------------------------------------------------- connections
-
-
-def _hung_up(client: smtplib.SMTP) -> bool:
-    """Tell whether the server closed the session or sent something unasked (a 421)."""
-    sock = client.sock
-    if sock is None:
-        return True
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
-
-
-def _kernel_timeouts(client: smtplib.SMTP, seconds: float) -> None:
-    """Have the kernel time out sends and receives (Linux), not Python.
-
-    A Python socket timeout costs a poll() before every send and receive, each a
-    round through the interpreter lock, which several sending threads feel. A receive
-    that times out then reads as a closed connection (see ``_lost_reply``).
-    """
-    sock = client.sock
-    if sock is None or not sys.platform.startswith("linux"):
-        return
-    whole = int(seconds)
-    timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-    except OSError:
-        return
-    sock.settimeout(None)
-
-
-class _Connection:
-    """One worker's SMTP session: opened lazily, reused, renewed when used up or broken."""
-
-    def __init__(self, run: _Run) -> None:
-        self._run = run
-        self._client: smtplib.SMTP | None = None
-        self._used = 0
-        self._last = 0.0
-
-    def client(self) -> smtplib.SMTP:
-        """Return a working session; raise ``_ConnectFailed`` or ``_Fatal``."""
-        if self._client is not None and self._used >= self._run.smtp.max_per_connection:
-            self.close()
-        idle = self._run.clock() - self._last
-        if self._client is not None and idle >= HANG_UP_CHECK and _hung_up(self._client):
-            log.debug("%s closed a pooled connection; opening another", self._run.where)
-            self.discard()
-        if self._client is not None and idle > IDLE_CHECK:
-            self._check_alive()
-        if self._client is None:
-            self._client = self._open()
-            self._used = 0
-            self._run.connected = True
-        self._last = self._run.clock()
-        return self._client
-
-    def _check_alive(self) -> None:
-        assert self._client is not None
-        try:
-            code, _ = self._client.noop()
-        except (smtplib.SMTPException, OSError):
-            code = 0
-        if code != 250:
-            self.discard()
-
-    def used_once(self) -> None:
-        self._used += 1
-        self._last = self._run.clock()
-
-    def discard(self) -> None:
-        """Drop the connection without a goodbye (it is broken or in an unknown state)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    def close(self) -> None:
-        """Say goodbye (QUIT) and close."""
-        if self._client is None:
-            return
-        try:
-            self._client.quit()
-        except (smtplib.SMTPException, OSError):
-            log.debug("QUIT to %s failed; closing anyway", self._run.where)
-        finally:
-            self._client.close()
-            self._client = None
-
-    def _open(self) -> smtplib.SMTP:
-        run, smtp = self._run, self._run.smtp
-        try:
-            if smtp.security == "ssl":
-                client: smtplib.SMTP = smtplib.SMTP_SSL(
-                    smtp.host,
-                    smtp.effective_port,
-                    local_hostname=run.local_hostname,
-                    timeout=smtp.timeout,
-                    context=run.context,
-                )
-            else:
-                client = smtplib.SMTP(
-                    smtp.host,
-                    smtp.effective_port,
-                    local_hostname=run.local_hostname,
-                    timeout=smtp.timeout,
-                )
-        except (OSError, smtplib.SMTPException) as err:
-            raise self._classify(err, "connect to") from err
-        try:
-            # Whole commands and messages go out in single writes: Nagle only adds delay.
-            if client.sock is not None:
-                client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._greet(client)
-        except (OSError, smtplib.SMTPException) as err:
-            client.close()
-            raise self._classify(err, "set up a session with") from err
-        except _Fatal:
-            client.close()
-            raise
-        _kernel_timeouts(client, smtp.timeout)
-        log.debug("connected to %s", run.where)
-        return client
-
-    def _greet(self, client: smtplib.SMTP) -> None:
-        smtp = self._run.smtp
-        client.ehlo_or_helo_if_needed()
-        if smtp.security == "starttls":
-            if not client.has_extn("starttls"):
-                raise _Fatal(
-                    f"{self._run.where} does not offer STARTTLS, and sending in the clear was "
-                    'not allowed; set smtp.security = "ssl" if this port speaks TLS from the '
-                    'start (usually 465), or "none" only for a relay on this machine'
-                )
-            client.starttls(context=self._run.context)
-            client.ehlo()
-        if smtp.username:
-            if not client.has_extn("auth"):
-                raise _Fatal(
-                    f"{self._run.where} does not offer AUTH, but smtp.username is set; "
-                    "check smtp.security and smtp.port, or remove smtp.username"
-                )
-            client.login(smtp.username, smtp.password)
-
-    def _classify(self, err: BaseException, doing: str) -> Exception:
-        """Turn a setup error into ``_ConnectFailed`` (worth retrying) or ``_Fatal``."""
-        where, scrub = self._run.where, self._run.scrub
-        text = scrub(error_text(err))
-        if isinstance(err, ssl.SSLCertVerificationError):
-            return _Fatal(
-                f"the TLS certificate of {where} is not trusted ({err.verify_message}); "
-                "fix the server's certificate or the host name, or set smtp.verify = false "
-                "only for testing"
-            )
-        if isinstance(err, ssl.SSLError):
-            return _Fatal(
-                f"the TLS handshake with {where} failed ({text}); check smtp.security and "
-                'smtp.port ("ssl" is usually port 465, "starttls" 587)'
-            )
-        if isinstance(err, smtplib.SMTPAuthenticationError) and err.smtp_code >= 500:
-            return _Fatal(
-                f"{where} refused the login of {self._run.smtp.username!r} ({text}); check "
-                f"smtp.username and {ENV_SMTP_PASSWORD}"
-            )
-        if isinstance(err, smtplib.SMTPResponseException) and err.smtp_code >= 500:
-            return _Fatal(f"{where} refused the session ({text}); check smtp.host and smtp.port")
-        if isinstance(err, smtplib.SMTPNotSupportedError) or (type(err) is smtplib.SMTPException):
-            return _Fatal(f"could not {doing} {where}: {text}")
-        return _ConnectFailed(f"could not {doing} {where}: {text}")
-
-
-# --------------------------------------------------------------------------- one transaction
-
-
-def _transact(client: smtplib.SMTP, message: OutgoingMessage, ticket: int, run: _Run) -> _Result:
-    """Run MAIL, one RCPT and DATA for one message; classify the outcome.
-
-    ``ticket`` is the last ledger write that must be durable before the message data goes
-    out (the recipient's claim, and earlier outcomes). With PIPELINING the three commands
-    go in one write.
-    """
-    payload = message.payload if message.payload is not None else _payload(message.data)
-    needs_utf8 = not (run.envelope_from.isascii() and message.recipient.isascii())
-    options = []
-    if client.has_extn("size"):
-        options.append(f"SIZE={len(payload)}")
-    if not payload.isascii() and client.has_extn("8bitmime"):
-        options.append("BODY=8BITMIME")
-    if needs_utf8:
-        options.append("SMTPUTF8")
-    client.command_encoding = "utf-8" if needs_utf8 else "ascii"
-    tail = "".join(f" {option}" for option in options)
-    commands = (
-        ("MAIL", f"MAIL FROM:<{run.envelope_from}>{tail}\r\n", (250,)),
-        ("RCPT", f"RCPT TO:<{message.recipient}>\r\n", (250, 251)),
-        ("DATA", "DATA\r\n", (354,)),
-    )
-    stage = "MAIL"
-    began = run.clock()
-    try:
-        if client.has_extn("pipelining"):
-            client.send("".join(command for _, command, _ in commands))
-            refusal = _pipelined_replies(client, commands, run)
-        else:
-            refusal = _step_by_step(client, commands, run)
-        if refusal is not None:
-            return refusal
-        stage = "message"
-        run.ledger.settle(ticket)
-        began = run.clock()
-        client.send(payload)
-        stage = "reply"
-        code, text = client.getreply()
-    except _Lost as lost:
-        reply = _lost_reply(lost.stage, lost.__cause__ or lost, run.clock() - began, run)
-        return _Result(_Kind.RECONNECT, reply)
-    except (smtplib.SMTPServerDisconnected, OSError) as err:
-        kind = _Kind.UNKNOWN if stage == "reply" else _Kind.RECONNECT
-        return _Result(kind, _lost_reply(stage, err, run.clock() - began, run))
-    if 200 <= code < 300:
-        return _Result(_Kind.SENT, run.scrub(reply_text(code, text)))
-    return _refused(client, "end of data", code, text, run)
-
-
-def _lost_reply(stage: str, err: BaseException, waited: float, run: _Run) -> str:
-    """Describe a dropped connection; one silent for the whole timeout is said to be so."""
-    if waited >= run.smtp.timeout:
-        return f"no answer during {stage} within {run.smtp.timeout:g} s (smtp.timeout)"
-    return f"connection lost during {stage} ({run.scrub(error_text(err))})"
-
-
-_Commands = tuple[tuple[str, str, tuple[int, ...]], ...]
-
-
-class _Lost(Exception):
-    """The connection dropped while reading the reply to ``stage``."""
-
-    def __init__(self, stage: str) -> None:
-        super().__init__(stage)
-        self.stage = stage
-
-
-def _step_by_step(client: smtplib.SMTP, commands: _Commands, run: _Run) -> _Result | None:
-    """Send each command and wait for its reply; return the first refusal, if any."""
-    for stage, command, wanted in commands:
-        try:
-            client.send(command)
-            code, text = client.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError) as err:
-            raise _Lost(stage) from err
-        if code not in wanted:
-            return _refused(client, stage, code, text, run)
-    return None
-
-
-def _pipelined_replies(client: smtplib.SMTP, commands: _Commands, run: _Run) -> _Result | None:
-    """Read the replies to commands sent in one write; return the first refusal, if any.
-
-    A 421 ends the reading (the server is closing). A server that answers DATA with 354
-    after refusing MAIL or RCPT gets an empty message end, so the session stays in step.
-    """
-    refusal: tuple[str, int, bytes] | None = None
-    for stage, _, wanted in commands:
-        try:
-            code, text = client.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError) as err:
-            raise _Lost(stage) from err
-        if code == 421:
-            return _refused(client, stage, code, text, run)
-        if code not in wanted and refusal is None:
-            refusal = (stage, code, text)
-        if stage == "DATA" and code == 354 and refusal is not None:
-            try:
-                client.send(b".\r\n")
-                client.getreply()
-            except (smtplib.SMTPServerDisconnected, OSError) as err:
-                raise _Lost(stage) from err
-    if refusal is None:
-        return None
-    return _refused(client, *refusal, run)
-
-
-def _refused(client: smtplib.SMTP, stage: str, code: int, text: bytes, run: _Run) -> _Result:
-    reply = run.scrub(reply_text(code, text))
-    if code == 421 or not 400 <= code < 600:
-        return _Result(_Kind.RECONNECT, f"{reply} (to {stage})")
-    if stage != "end of data":
-        try:
-            client.rset()
-        except (smtplib.SMTPException, OSError):
-            return _Result(_Kind.RECONNECT, f"{reply} (to {stage}; reset failed)")
-    if stage == "MAIL":
-        if code >= 500:
-            return _Result(
-                _Kind.FATAL,
-                f"{run.where} refused the sender <{run.envelope_from}> ({reply}); no recipient "
-                "is at fault: check smtp.envelope_from, smtp.username and the relay's "
-                "settings, then run send again to resume",
-            )
-        return _Result(_Kind.RECONNECT, f"{reply} (to MAIL)")
-    return _Result(_Kind.FAILED if code >= 500 else _Kind.RETRY, reply)
-
-
-_UNUSABLE_ADDRESS = _Result(
-    _Kind.FAILED,
-    "local: not an address that can be sent to (it contains spaces, control characters or "
-    "angle brackets, or has no @); fix it in the subscriber list",
-)
-
-
-def _utf8_problem(client: smtplib.SMTP, message: OutgoingMessage, run: _Run) -> _Result | None:
-    """Catch a non-ASCII address the server could not take (no SMTPUTF8) before sending."""
-    if client.has_extn("smtputf8"):
-        return None
-    if not run.envelope_from.isascii():
-        return _Result(
-            _Kind.FATAL,
-            f"{run.where} does not offer SMTPUTF8, which the non-ASCII envelope sender "
-            f"<{run.envelope_from}> needs; use an ASCII smtp.envelope_from",
-        )
-    if not message.recipient.isascii():
-        return _Result(
-            _Kind.FAILED,
-            f"local: {run.where} does not offer SMTPUTF8, which this non-ASCII address needs; "
-            "a relay that supports SMTPUTF8 can deliver it",
-        )
-    return None
-
-
 # --------------------------------------------------------------------------- workers
 
 
@@ -687,12 +267,13 @@ class _Worker:
 
     def __init__(self, run: _Run, work: _Work, limiter: _RateLimiter) -> None:
         self._run = run
+        self._relay = run.relay
         self._work = work
         self._limiter = limiter
-        self._conn = _Connection(run)
+        self._conn = Connection(run.relay, run.connected)
         self._trouble = 0  # this worker's connection-level failures in a row
         self._ahead: collections.deque[_Item] = collections.deque()  # claimed, not tried
-        self._lookahead = CLAIM_AHEAD if run.smtp.in_flight == "resend" else 0
+        self._lookahead = CLAIM_AHEAD if run.relay.smtp.in_flight == "resend" else 0
         # The ledger tickets of this connection's last "sent" records: the oldest is durable
         # before the next message data goes out, so at most UNRECORDED accepted messages
         # per connection lack their record at any instant.
@@ -754,21 +335,21 @@ class _Worker:
     def _attempt(self, item: _Item) -> None:
         run, message = self._run, item.message
         if not usable_address(message.recipient):
-            self._record(item, _UNUSABLE_ADDRESS, claimed=False)
+            self._record(item, UNUSABLE_ADDRESS, claimed=False)
             return
         if not self._wait_until(self._limiter.reserve()):
             self._leave(item)
             return
         try:
             client = self._conn.client()
-        except _Fatal as err:
+        except Fatal as err:
             run.pause(str(err))
             self._leave(item)
             return
-        except _ConnectFailed as err:
+        except ConnectFailed as err:
             self._transient(item, str(err), connection=True, recorded=False)
             return
-        problem = _utf8_problem(client, message, run)
+        problem = utf8_problem(client, message, self._relay)
         if problem is not None:
             self._record(item, problem, claimed=False)
             return
@@ -780,36 +361,36 @@ class _Worker:
         self._conn.used_once()
         if len(self._sent) == UNRECORDED:
             ticket = max(ticket, self._sent[0])
-        self._record(item, _transact(client, message, ticket, run), claimed=True)
+        self._record(item, transact(client, message, ticket, self._relay, run.ledger), claimed=True)
 
-    def _record(self, item: _Item, result: _Result, *, claimed: bool) -> None:
+    def _record(self, item: _Item, result: Result, *, claimed: bool) -> None:
         run, email = self._run, item.message.recipient
         kind, reply = result.kind, result.reply
-        if kind is _Kind.SENT:
+        if kind is Kind.SENT:
             self._sent.append(run.ledger.finish(run.edition_id, email, "sent", reply))
             self._trouble = 0
             run.went_well()
             run.outcome(email, "sent")
-        elif kind is _Kind.FAILED:
+        elif kind is Kind.FAILED:
             run.ledger.finish(run.edition_id, email, "failed", reply)
             run.outcome(email, "failed")
             if claimed:
                 run.refused(reply)
-        elif kind is _Kind.FATAL:
+        elif kind is Kind.FATAL:
             run.pause(reply)
             if claimed:
                 run.ledger.finish(run.edition_id, email, "deferred", reply)
                 run.outcome(email, "deferred")
             else:
                 self._leave(item)
-        elif kind is _Kind.UNKNOWN and run.smtp.in_flight == "hold":
+        elif kind is Kind.UNKNOWN and self._relay.smtp.in_flight == "hold":
             self._conn.discard()
             log.warning("%s: %s; held as in flight", email, reply)
             run.outcome(email, "held")
             run.connection_failed(reply)
         else:
             run.ledger.finish(run.edition_id, email, "deferred", reply)
-            connection = kind is not _Kind.RETRY
+            connection = kind is not Kind.RETRY
             if connection:
                 self._conn.discard()
             self._transient(item, reply, connection=connection, recorded=True)
@@ -822,13 +403,13 @@ class _Worker:
         if connection:
             self._trouble += 1
             run.connection_failed(reply)
-        if item.failures > run.smtp.retries:
+        if item.failures > self._relay.smtp.retries:
             _give_up(run, item)
-            if connection and not run.connected:
+            if connection and not run.connected.is_set():
                 run.pause(
-                    f"cannot reach {run.where} after {item.failures} tries ({reply}); check "
-                    "smtp.host, smtp.port and smtp.security, and that the server is up; run "
-                    "send again to resume"
+                    f"cannot reach {self._relay.where} after {item.failures} tries ({reply}); "
+                    "check smtp.host, smtp.port and smtp.security, and that the server is up; "
+                    "run send again to resume"
                 )
             return
         log.debug("%s: %s; retry %d", item.message.recipient, reply, item.failures)
@@ -882,21 +463,25 @@ def send_messages(
     check_smtp_settings(smtp)
     check_envelope_from(envelope_from)
     began = clock()
+    relay = Relay(
+        smtp=smtp,
+        envelope_from=envelope_from,
+        scrub=Scrubber(smtp.username, smtp.password),
+        clock=clock,
+        context=tls_context(smtp),
+        local_hostname=socket.getfqdn(),
+    )
     run = _Run(
         edition_id=edition_id,
-        smtp=smtp,
+        relay=relay,
         ledger=ledger,
-        envelope_from=envelope_from,
         stop=stop if stop is not None else threading.Event(),
         progress=progress,
-        scrub=Scrubber(smtp.username, smtp.password),
         sleep=sleep,
         clock=clock,
         backoff_base=backoff_base,
         backoff_cap=backoff_cap,
         breaker=max(1, breaker),
-        context=tls_context(smtp),
-        local_hostname=socket.getfqdn(),
     )
     ledger.start(edition_id, "")
     work = _Work(messages, ledger.states(edition_id), run)
