@@ -30,28 +30,33 @@ under ``resend`` the message is retried, under ``hold`` it stays ``in_flight`` (
 ``progress(email, state)`` is called once per recipient with ``sent``, ``failed``,
 ``deferred``, ``skipped`` or ``held``. It runs on the worker threads, one call at a time
 (calls are serialized by a lock), so it needs no locking of its own; it must return
-quickly and must not call back into this module. An exception it raises stops the run
+quickly and must not call back into this package. An exception it raises stops the run
 and is re-raised by ``send_messages``.
 """
 
 from __future__ import annotations
 
 import collections
-import heapq
-import itertools
 import logging
-import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 
 from newsletter.config import SmtpSettings
-from newsletter.delivery.ledger import Ledger, normalize_email
+from newsletter.delivery.ledger import Ledger
+from newsletter.delivery.smtp.backlog import Backlog, Item
 from newsletter.delivery.smtp.connection import ConnectFailed, Connection, Fatal, Relay
 from newsletter.delivery.smtp.outcome import Kind, Result, SendSummary
+from newsletter.delivery.smtp.ratelimit import RateLimiter
 from newsletter.delivery.smtp.replies import Scrubber
+from newsletter.delivery.smtp.run import (
+    BACKOFF_BASE,
+    BACKOFF_CAP,
+    BREAKER_THRESHOLD,
+    Progress,
+    Run,
+)
 from newsletter.delivery.smtp.settings import (
     check_envelope_from,
     check_smtp_settings,
@@ -63,200 +68,9 @@ from newsletter.models import OutgoingMessage
 
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE = 1.0  # seconds before the first retry; doubled each time, with jitter
-BACKOFF_CAP = 60.0  # no wait between retries is longer than this
-BREAKER_THRESHOLD = 20  # connection-level failures in a row that pause the run
-REFUSAL_THRESHOLD = 50  # permanent refusals in a row that pause the run
 SLEEP_SLICE = 0.1  # waits are cut into slices this long to notice a stop quickly
 CLAIM_AHEAD = 4  # under in_flight = "resend", messages each connection claims ahead
 UNRECORDED = 3  # accepted messages per connection that may lack their "sent" record
-
-Progress = Callable[[str, str], None]
-
-
-class _RateLimiter:
-    """Hand out send times spaced 1/rate apart, shared by every connection of a run."""
-
-    def __init__(self, rate: float, clock: Callable[[], float]) -> None:
-        self._interval = 1.0 / rate if rate > 0 else 0.0
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._next: float | None = None
-
-    def reserve(self) -> float:
-        """Return the time at which the caller may start its next transaction."""
-        with self._lock:
-            now = self._clock()
-            if not self._interval:
-                return now
-            slot = now if self._next is None else max(now, self._next)
-            self._next = slot + self._interval
-            return slot
-
-
-# --------------------------------------------------------------------------- run state
-
-
-@dataclass
-class _Item:
-    message: OutgoingMessage
-    key: str
-    failures: int = 0  # failed tries in this run
-    reply: str = ""  # the last failure
-    recorded: bool = True  # whether the ledger already has the last failure
-    ticket: int = 0  # the ledger ticket of a claim made ahead of the attempt, if any
-
-
-@dataclass
-class _Run:
-    """State shared by the workers of one run: counts, the breaker, the pause."""
-
-    edition_id: str
-    relay: Relay
-    ledger: Ledger
-    stop: threading.Event
-    progress: Progress | None
-    sleep: Callable[[float], None]
-    clock: Callable[[], float]
-    backoff_base: float
-    backoff_cap: float
-    breaker: int
-    counts: dict[str, int] = field(default_factory=dict)
-    pause_reason: str = ""
-    error: BaseException | None = None
-    connected: threading.Event = field(default_factory=threading.Event)  # any connection made
-    _conn_failures: int = 0
-    _refusals: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _progress_lock: threading.Lock = field(default_factory=threading.Lock)
-    _rng: random.Random = field(default_factory=random.Random)
-
-    def halted(self) -> bool:
-        return self.stop.is_set() or bool(self.pause_reason) or self.error is not None
-
-    def pause(self, reason: str) -> None:
-        with self._lock:
-            if not self.pause_reason:
-                self.pause_reason = self.relay.scrub(reason)
-                log.warning("sending paused: %s", self.pause_reason)
-
-    def fail(self, err: BaseException) -> None:
-        with self._lock:
-            if self.error is None:
-                self.error = err
-
-    def outcome(self, email: str, state: str) -> None:
-        with self._lock:
-            self.counts[state] = self.counts.get(state, 0) + 1
-        if self.progress is not None:
-            with self._progress_lock:
-                self.progress(email, state)
-
-    def backoff(self, failures: int) -> float:
-        delay = min(self.backoff_cap, self.backoff_base * 2.0 ** max(0, failures - 1))
-        return delay * (0.5 + self._rng.random() / 2)
-
-    def went_well(self) -> None:
-        with self._lock:
-            self._conn_failures = 0
-            self._refusals = 0
-
-    def connection_failed(self, reply: str) -> None:
-        with self._lock:
-            self._conn_failures += 1
-            count = self._conn_failures
-        if count >= self.breaker:
-            self.pause(
-                f"the server at {self.relay.where} failed {count} times in a row (last: {reply}); "
-                "nothing more was sent; run send again to resume"
-            )
-
-    def refused(self, reply: str) -> None:
-        with self._lock:
-            self._refusals += 1
-            count = self._refusals
-        if count >= REFUSAL_THRESHOLD:
-            self.pause(
-                f"the server at {self.relay.where} refused {count} recipients in a row (last: "
-                f"{reply}); this looks like a relay or policy problem rather than bad "
-                "addresses: check the relay's settings (relaying, authentication, sender "
-                "domain); the refused ones are recorded failed; run send again to resume"
-            )
-
-
-class _Work:
-    """The messages still to try: due retries first, then the next fresh message."""
-
-    def __init__(
-        self, messages: Iterable[OutgoingMessage], known: dict[str, str], run: _Run
-    ) -> None:
-        self._fresh: Iterator[OutgoingMessage] | None = iter(messages)
-        self._known = known
-        self._run = run
-        self._hold = run.relay.smtp.in_flight == "hold"
-        self._seen: set[str] = set()
-        self._retries: list[tuple[float, int, _Item]] = []
-        self._order = itertools.count()
-        self._lock = threading.Lock()
-
-    def take(self) -> tuple[_Item | None, float]:
-        """Return a message to try, or ``(None, wait)``: retry in ``wait`` s, or 0 when done."""
-        with self._lock:
-            now = self._run.clock()
-            if self._retries and self._retries[0][0] <= now:
-                return heapq.heappop(self._retries)[2], 0.0
-            item = self._next_fresh()
-            if item is not None:
-                return item, 0.0
-            if self._retries:
-                return None, max(self._retries[0][0] - now, 1e-3)
-            return None, 0.0
-
-    def _next_fresh(self) -> _Item | None:
-        while self._fresh is not None:
-            message = next(self._fresh, None)
-            if message is None:
-                self._fresh = None
-                break
-            key = normalize_email(message.recipient)
-            verdict = self._verdict(key)
-            if verdict is None:
-                self._seen.add(key)
-                return _Item(message, key)
-            log.debug("%s: %s", message.recipient, verdict)
-            self._run.outcome(message.recipient, verdict)
-        return None
-
-    def take_fresh(self, limit: int) -> list[_Item]:
-        """Return up to ``limit`` messages not tried yet in this run (no retries)."""
-        items: list[_Item] = []
-        with self._lock:
-            while len(items) < limit:
-                item = self._next_fresh()
-                if item is None:
-                    break
-                items.append(item)
-        return items
-
-    def _verdict(self, key: str) -> str | None:
-        if key in self._seen:
-            return "skipped"
-        state = self._known.get(key)
-        if state in ("sent", "failed"):
-            return "skipped"
-        if state == "in_flight" and self._hold:
-            return "held"
-        return None
-
-    def retry(self, item: _Item, due: float) -> None:
-        with self._lock:
-            heapq.heappush(self._retries, (due, next(self._order), item))
-
-    def drain(self) -> list[_Item]:
-        with self._lock:
-            items = [entry[2] for entry in self._retries]
-            self._retries.clear()
-            return items
 
 
 # --------------------------------------------------------------------------- workers
@@ -265,14 +79,14 @@ class _Work:
 class _Worker:
     """One thread: one connection, taking messages until none are left or the run halts."""
 
-    def __init__(self, run: _Run, work: _Work, limiter: _RateLimiter) -> None:
+    def __init__(self, run: Run, backlog: Backlog, limiter: RateLimiter) -> None:
         self._run = run
         self._relay = run.relay
-        self._work = work
+        self._backlog = backlog
         self._limiter = limiter
         self._conn = Connection(run.relay, run.connected)
         self._trouble = 0  # this worker's connection-level failures in a row
-        self._ahead: collections.deque[_Item] = collections.deque()  # claimed, not tried
+        self._ahead: collections.deque[Item] = collections.deque()  # claimed, not tried
         self._lookahead = CLAIM_AHEAD if run.relay.smtp.in_flight == "resend" else 0
         # The ledger tickets of this connection's last "sent" records: the oldest is durable
         # before the next message data goes out, so at most UNRECORDED accepted messages
@@ -303,7 +117,7 @@ class _Worker:
         want = self._lookahead - len(self._ahead)
         if want <= 0:
             return
-        for item in self._work.take_fresh(want):
+        for item in self._backlog.take_fresh(want):
             if usable_address(item.message.recipient):
                 message = item.message
                 item.ticket = run.ledger.claim(
@@ -311,11 +125,11 @@ class _Worker:
                 )
             self._ahead.append(item)
 
-    def _next(self) -> _Item | None:
+    def _next(self) -> Item | None:
         if self._ahead:
             return self._ahead.popleft()
         while not self._run.halted():
-            item, wait = self._work.take()
+            item, wait = self._backlog.take()
             if item is not None:
                 return item
             if not wait or not self._wait_until(self._run.clock() + wait):
@@ -332,7 +146,7 @@ class _Worker:
             run.sleep(min(left, SLEEP_SLICE))
         return False
 
-    def _attempt(self, item: _Item) -> None:
+    def _attempt(self, item: Item) -> None:
         run, message = self._run, item.message
         if not usable_address(message.recipient):
             self._record(item, UNUSABLE_ADDRESS, claimed=False)
@@ -363,7 +177,7 @@ class _Worker:
             ticket = max(ticket, self._sent[0])
         self._record(item, transact(client, message, ticket, self._relay, run.ledger), claimed=True)
 
-    def _record(self, item: _Item, result: Result, *, claimed: bool) -> None:
+    def _record(self, item: Item, result: Result, *, claimed: bool) -> None:
         run, email = self._run, item.message.recipient
         kind, reply = result.kind, result.reply
         if kind is Kind.SENT:
@@ -395,7 +209,7 @@ class _Worker:
                 self._conn.discard()
             self._transient(item, reply, connection=connection, recorded=True)
 
-    def _transient(self, item: _Item, reply: str, *, connection: bool, recorded: bool) -> None:
+    def _transient(self, item: Item, reply: str, *, connection: bool, recorded: bool) -> None:
         """Schedule another try after a backoff, or give up on it for this run."""
         run = self._run
         item.failures += 1
@@ -413,11 +227,11 @@ class _Worker:
                 )
             return
         log.debug("%s: %s; retry %d", item.message.recipient, reply, item.failures)
-        self._work.retry(item, run.clock() + run.backoff(item.failures))
+        self._backlog.retry(item, run.clock() + run.backoff(item.failures))
         if connection:
             self._wait_until(run.clock() + run.backoff(self._trouble))
 
-    def _leave(self, item: _Item) -> None:
+    def _leave(self, item: Item) -> None:
         """Let go of an untried message at a halt; one that failed before is deferred."""
         run = self._run
         if item.failures:
@@ -427,7 +241,7 @@ class _Worker:
             item.ticket = 0
 
 
-def _give_up(run: _Run, item: _Item) -> None:
+def _give_up(run: Run, item: Item) -> None:
     """Record a message as deferred for this run (it is tried again by the next one)."""
     if not item.recorded:
         run.ledger.finish(run.edition_id, item.message.recipient, "deferred", item.reply)
@@ -471,7 +285,7 @@ def send_messages(
         context=tls_context(smtp),
         local_hostname=socket.getfqdn(),
     )
-    run = _Run(
+    run = Run(
         edition_id=edition_id,
         relay=relay,
         ledger=ledger,
@@ -484,16 +298,16 @@ def send_messages(
         breaker=max(1, breaker),
     )
     ledger.start(edition_id, "")
-    work = _Work(messages, ledger.states(edition_id), run)
-    limiter = _RateLimiter(smtp.rate, clock)
+    backlog = Backlog(messages, ledger.states(edition_id), run)
+    limiter = RateLimiter(smtp.rate, clock)
     threads = [
-        threading.Thread(target=_Worker(run, work, limiter), name=f"smtp-{n}", daemon=True)
+        threading.Thread(target=_Worker(run, backlog, limiter), name=f"smtp-{n}", daemon=True)
         for n in range(smtp.pool)
     ]
     for thread in threads:
         thread.start()
     _join(threads, run)
-    for item in work.drain():
+    for item in backlog.drain():
         _give_up(run, item)
     ledger.flush()
     if run.error is not None:
@@ -513,7 +327,7 @@ def send_messages(
     )
 
 
-def _join(threads: list[threading.Thread], run: _Run) -> None:
+def _join(threads: list[threading.Thread], run: Run) -> None:
     """Wait for the workers; a first Ctrl-C lets the transactions under way finish."""
     interrupted = False
     for thread in threads:
