@@ -30,7 +30,7 @@ from newsletter.config.load import load_settings  # noqa: E402
 from newsletter.config.settings import Settings, SmtpSettings  # noqa: E402
 from newsletter.delivery.dryrun import write_outbox  # noqa: E402
 from newsletter.delivery.ledger import Ledger  # noqa: E402
-from newsletter.delivery.smtp import send_messages  # noqa: E402
+from newsletter.delivery.smtp.pool import send_messages  # noqa: E402
 from newsletter.messages import MessageFactory  # noqa: E402
 from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers  # noqa: E402

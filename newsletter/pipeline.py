@@ -25,7 +25,9 @@ from newsletter.clock import in_zone, now_utc
 from newsletter.config.settings import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
 from newsletter.delivery.ledger import Ledger
-from newsletter.delivery.smtp import SendSummary, check_smtp_settings, send_messages
+from newsletter.delivery.smtp.outcome import SendSummary
+from newsletter.delivery.smtp.pool import send_messages
+from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.dkim import DkimSigner
 from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError
 from newsletter.history import History

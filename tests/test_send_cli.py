@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from smtp_server import Faults, SMTPServer, make_certificate
 
 from newsletter.cli.main import cli
-from newsletter.delivery.smtp import UNRECORDED
+from newsletter.delivery.smtp.pool import UNRECORDED
 
 NOW = "2026-03-04T18:00:00+05:30"
 PASSWORD = "s3cret-pass-word"

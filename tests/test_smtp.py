@@ -23,9 +23,12 @@ import pytest
 from smtp_server import Certificate, Faults, SMTPServer, free_port, make_certificate
 
 from newsletter.config.settings import SmtpSettings
-from newsletter.delivery import smtp as delivery
 from newsletter.delivery.ledger import Ledger
-from newsletter.delivery.smtp import SendSummary, check_smtp_settings, send_messages
+from newsletter.delivery.smtp import connection
+from newsletter.delivery.smtp.outcome import SendSummary
+from newsletter.delivery.smtp.pool import CLAIM_AHEAD, UNRECORDED, send_messages
+from newsletter.delivery.smtp.run import REFUSAL_THRESHOLD
+from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.errors import ConfigError
 from newsletter.models import OutgoingMessage
 
@@ -195,7 +198,7 @@ def test_connections_are_renewed_after_max_per_connection(
 def test_a_connection_the_server_closed_while_idle_is_replaced(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch, idle_check: float
 ) -> None:
-    monkeypatch.setattr(delivery, "IDLE_CHECK", idle_check)
+    monkeypatch.setattr(connection, "IDLE_CHECK", idle_check)
     emails = addresses(4)
     with SMTPServer(idle_timeout=0.2) as server:
         summary = send(emails, plain(server, pool=1, rate=3.0), ledger)
@@ -441,8 +444,8 @@ def test_a_relay_refusing_everyone_pauses(server: SMTPServer, ledger: Ledger) ->
     summary = send(addresses(80), plain(server, pool=1), ledger)
     assert summary.paused
     assert "in a row" in summary.pause_reason
-    assert summary.failed == delivery.REFUSAL_THRESHOLD
-    assert sum(server.rcpt_attempts.values()) == delivery.REFUSAL_THRESHOLD
+    assert summary.failed == REFUSAL_THRESHOLD
+    assert sum(server.rcpt_attempts.values()) == REFUSAL_THRESHOLD
 
 
 def test_the_password_never_leaks(
@@ -667,7 +670,7 @@ def test_claims_made_ahead_are_handed_back_at_a_stop(
     assert "in_flight" not in states.values()
     assert not pending & set(server.per_recipient())
     if policy == "resend":  # each connection had claimed the next few
-        assert 1 <= len(pending) <= 2 * delivery.CLAIM_AHEAD
+        assert 1 <= len(pending) <= 2 * CLAIM_AHEAD
     else:  # claimed only just before the data: nothing to hand back
         assert pending == set()
     with sqlite3.connect(ledger.path) as conn:
@@ -717,7 +720,7 @@ def test_messages_are_consumed_lazily(server: SMTPServer, ledger: Ledger) -> Non
     assert summary.paused
     assert summary.sent >= 20
     # Besides those sent, each connection holds one under way and a few claimed ahead.
-    assert next(taken) <= summary.sent + 2 * (2 + delivery.CLAIM_AHEAD)
+    assert next(taken) <= summary.sent + 2 * (2 + CLAIM_AHEAD)
 
 
 def test_a_failing_progress_callback_stops_the_run(server: SMTPServer, ledger: Ledger) -> None:
@@ -736,7 +739,7 @@ import sys
 from pathlib import Path
 from newsletter.config.settings import SmtpSettings
 from newsletter.delivery.ledger import Ledger
-from newsletter.delivery.smtp import send_messages
+from newsletter.delivery.smtp.pool import send_messages
 from newsletter.models import OutgoingMessage
 
 port, db, count, policy, pool = sys.argv[1:]
@@ -814,8 +817,8 @@ def test_killed_in_the_instant_after_acceptance(
     received = set(server.per_recipient())
     # Under "resend" the next few are claimed ahead (none reached the server), and the
     # last few accepted may lack their record; under "hold" only the one under way.
-    ahead = delivery.CLAIM_AHEAD if policy == "resend" else 0
-    unrecorded = delivery.UNRECORDED if policy == "resend" else 1
+    ahead = CLAIM_AHEAD if policy == "resend" else 0
+    unrecorded = UNRECORDED if policy == "resend" else 1
     assert len(in_flight - received) <= ahead
     assert len(in_flight & received) <= unrecorded
 
@@ -849,10 +852,10 @@ def test_kill_at_a_random_moment_then_resume(
     states = ledger_states(db)
     assert_guarantee(states, server)
     in_flight = {e for e, s in states.items() if s == "in_flight"}
-    ahead = delivery.CLAIM_AHEAD if policy == "resend" else 0
+    ahead = CLAIM_AHEAD if policy == "resend" else 0
     assert len(in_flight) <= pool * (1 + ahead)
     # Per connection: the one under way and (under "resend") a few before it.
-    doubt = delivery.UNRECORDED if policy == "resend" else 1
+    doubt = UNRECORDED if policy == "resend" else 1
     assert len(in_flight & set(server.per_recipient())) <= pool * doubt
 
     finish(run_child(server, db, count, policy, pool))
@@ -863,7 +866,7 @@ def test_kill_at_a_random_moment_then_resume(
     everyone = {f"reader{n}@example.org" for n in range(count)}
     if policy == "resend":
         assert set(counts) == everyone
-        assert len(twice) <= delivery.UNRECORDED * pool
+        assert len(twice) <= UNRECORDED * pool
     else:
         assert twice == set()
         assert everyone - set(counts) <= in_flight

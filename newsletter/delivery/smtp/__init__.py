@@ -1,0 +1,1 @@
+"""Live delivery over SMTP: settings checks, connections, transactions and the sending pool."""
