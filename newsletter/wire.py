@@ -22,6 +22,7 @@ _QP_LINE = 76  # RFC 2045 longest quoted-printable line
 _MAX_ADDRESS = 254  # octets in an address (RFC 5321 path limit)
 
 END_OF_DATA = b".\r\n"  # ends the SMTP DATA payload (RFC 5321 4.1.1.4)
+_ANY_EOL = re.compile(rb"\r\n|\r|\n")
 _SOFT_BREAK = b"=\r\n"
 _CONTROLS = dict.fromkeys((*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029), " ")
 _ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~")
@@ -188,6 +189,16 @@ def dot_stuff(piece: bytes) -> bytes:
     """Double the "." that opens any line of ``piece``, which starts at a line start."""
     stuffed = piece.replace(b"\n.", b"\n..")
     return b"." + stuffed if stuffed[:1] == b"." else stuffed
+
+
+def data_payload(data: bytes) -> bytes:
+    """Return a message's DATA bytes: CRLF line ends only, leading dots doubled, the end."""
+    if not data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"):
+        data = _ANY_EOL.sub(b"\r\n", data)
+    data = dot_stuff(data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + END_OF_DATA
 
 
 def _soft_end(encoded: bytes) -> bytes:

@@ -10,7 +10,6 @@ message costs two round trips; otherwise each command waits for its reply.
 
 from __future__ import annotations
 
-import re
 import smtplib
 
 from newsletter.delivery.ledger import Ledger
@@ -18,19 +17,7 @@ from newsletter.delivery.smtp.connection import Relay
 from newsletter.delivery.smtp.outcome import Kind, Result
 from newsletter.delivery.smtp.replies import error_text, reply_text
 from newsletter.models import OutgoingMessage
-from newsletter.wire import dot_stuff
-
-_ANY_EOL = re.compile(rb"\r\n|\r|\n")
-
-
-def _payload(data: bytes) -> bytes:
-    """Return the DATA bytes: CRLF line ends only, leading dots doubled, the final dot."""
-    if not data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"):
-        data = _ANY_EOL.sub(b"\r\n", data)
-    data = dot_stuff(data)
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
+from newsletter.wire import END_OF_DATA, data_payload
 
 
 def transact(
@@ -42,7 +29,7 @@ def transact(
     out (the recipient's claim, and earlier outcomes). With PIPELINING the three commands
     go in one write.
     """
-    payload = message.payload if message.payload is not None else _payload(message.data)
+    payload = message.payload if message.payload is not None else data_payload(message.data)
     needs_utf8 = not (relay.envelope_from.isascii() and message.recipient.isascii())
     options = []
     if client.has_extn("size"):
@@ -134,7 +121,7 @@ def _pipelined_replies(client: smtplib.SMTP, commands: _Commands, relay: Relay) 
             refusal = (stage, code, text)
         if stage == "DATA" and code == 354 and refusal is not None:
             try:
-                client.send(b".\r\n")
+                client.send(END_OF_DATA)
                 client.getreply()
             except (smtplib.SMTPServerDisconnected, OSError) as err:
                 raise _Lost(stage) from err
