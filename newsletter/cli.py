@@ -29,6 +29,7 @@ from newsletter.config import (
     load_settings,
     resource_path,
 )
+from newsletter.dkim import records
 from newsletter.errors import (
     EXIT_NOTHING_NEW,
     EXIT_PROBLEM,
@@ -553,8 +554,6 @@ def _counts(counts: dict[str, int]) -> str:
 )
 def check(config_path: Path | None, check_links: bool, **flags: Any) -> None:
     """Preflight the edition: errors and warnings, with where and how to fix."""
-    from newsletter.dkim import dns_records
-
     settings = _settings(config_path)
     result = pipeline.build_edition(settings, _build_options(settings, **flags))
     findings = pipeline.preflight_edition(settings, result.edition, check_links=check_links)
@@ -566,12 +565,13 @@ def check(config_path: Path | None, check_links: bool, **flags: Any) -> None:
         colour = "red" if finding.level == "error" else "yellow"
         click.secho(f"{finding.level}: [{finding.code}] {finding.message}", fg=colour)
     click.echo("\nDNS records for deliverability:")
-    for line in dns_records(settings.dkim, settings.sender.domain):
+    for line in records.dns_records(settings.dkim, settings.sender.domain):
         click.echo(f"  {line}")
-    problems = [f for f in findings if f.level == "error"]
-    if problems:
-        raise NewsletterError(f"{len(problems)} error(s): fix them before sending")
-    click.echo(f"\nNo errors ({len(findings)} warning(s)).")
+    errors = sum(1 for f in findings if f.level == "error")
+    warnings = len(findings) - errors
+    if errors:
+        raise NewsletterError(f"{errors} error(s): fix them before sending")
+    click.echo(f"\nNo errors ({warnings} warning(s)).")
 
 
 def _preflight(settings: Settings, edition: Any) -> None:

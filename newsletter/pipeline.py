@@ -21,8 +21,9 @@ from newsletter.clock import in_zone, now_utc
 from newsletter.config import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
 from newsletter.delivery.ledger import Ledger
+from newsletter.delivery.signing import sign_ahead
 from newsletter.delivery.smtp import SendSummary, check_smtp_settings, send_messages
-from newsletter.dkim import DkimSigner
+from newsletter.dkim.signer import DkimSigner
 from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError
 from newsletter.history import History
 from newsletter.locks import FileLock
@@ -315,13 +316,9 @@ def _live_send(
         with History(settings.paths.state_db) as history:
             history.record(edition.id, edition.created, _selected_ids(selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
-    payload = settings.dkim is None  # a signature changes the data
-    messages = _buildable(factory, recipients(audience, scan), scan, payload=payload)
-    if settings.dkim is not None:
-        signer = DkimSigner(settings.dkim)
-        messages = (
-            OutgoingMessage(m.recipient, m.message_id, signer.sign(m.data)) for m in messages
-        )
+    messages = _buildable(factory, recipients(audience, scan), scan, payload=True)
+    if settings.dkim is not None:  # signed on other threads, ahead of the sending ones
+        messages = sign_ahead(messages, DkimSigner(settings.dkim))
     with Ledger(settings.paths.state_db) as ledger:
         ledger.start(ledger_id, edition.subject)
         summary = send_messages(

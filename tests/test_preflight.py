@@ -19,7 +19,7 @@ import pytest
 
 from newsletter import placeholders
 from newsletter.config import Settings
-from newsletter.dkim import DkimSettings, parse_dkim
+from newsletter.dkim.settings import DkimSettings, parse_dkim
 from newsletter.models import Digest, Edition
 from newsletter.preflight import (
     ERROR,
