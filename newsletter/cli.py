@@ -552,7 +552,12 @@ def _counts(counts: dict[str, int]) -> str:
     is_flag=True,
     help="Also ask every link and image with HEAD (uses the network).",
 )
-def check(config_path: Path | None, check_links: bool, **flags: Any) -> None:
+@click.option(
+    "--check-dns",
+    is_flag=True,
+    help="Also look up each DKIM key's TXT record and compare it with the key (uses DNS).",
+)
+def check(config_path: Path | None, check_links: bool, check_dns: bool, **flags: Any) -> None:
     """Preflight the edition: errors and warnings, with where and how to fix."""
     settings = _settings(config_path)
     result = pipeline.build_edition(settings, _build_options(settings, **flags))
@@ -569,6 +574,17 @@ def check(config_path: Path | None, check_links: bool, **flags: Any) -> None:
         click.echo(f"  {line}")
     errors = sum(1 for f in findings if f.level == "error")
     warnings = len(findings) - errors
+    if check_dns and settings.dkim is not None:
+        for found in records.published(settings.dkim, records.lookup_txt):
+            if found.level == "ok":
+                click.echo(f"  ; DKIM: {found.message}")
+                continue
+            click.secho(
+                f"{found.level}: [dkim-dns] {found.message}",
+                fg="red" if found.level == "error" else "yellow",
+            )
+            errors += found.level == "error"
+            warnings += found.level == "warning"
     if errors:
         raise NewsletterError(f"{errors} error(s): fix them before sending")
     click.echo(f"\nNo errors ({warnings} warning(s)).")

@@ -1,7 +1,15 @@
-"""The DNS side of DKIM: the TXT records to publish and alignment with the From domain."""
+"""The DNS side of DKIM: the TXT records to publish, alignment, and what DNS publishes now.
+
+The lookup of published records is a function passed in (``lookup_txt`` asks DNS), so
+it can be replaced; the check reports a missing record, another key, or a revoked one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from newsletter.dkim.canon import tags
 from newsletter.dkim.keys import (
     GENERATE_HINT,
     KeyProblem,
@@ -16,6 +24,13 @@ from newsletter.dkim.settings import DkimSettings
 from newsletter.errors import DeliveryError
 
 TXT_CHUNK = 255
+LOOKUP_SECONDS = 5.0
+
+Lookup = Callable[[str], "str | None"]
+"""The text of the TXT record at a DNS name (strings joined), None if there is none.
+
+Raises ``OSError`` when the question cannot be asked or answered (no network, timeout).
+"""
 
 
 def _key(settings: DkimSettings) -> PrivateKey:
@@ -74,3 +89,69 @@ def dns_records(settings: DkimSettings | None, sender_domain: str) -> list[str]:
         "reading the reports)"
     )
     return lines
+
+
+# --------------------------------------------------------------------------- what DNS says
+
+
+@dataclass(frozen=True)
+class Published:
+    """What DNS publishes for one key: ``ok``, ``warning`` (not there yet) or ``error``."""
+
+    level: str
+    message: str
+
+
+def lookup_txt(name: str) -> str | None:
+    """Ask DNS for the TXT record at ``name`` (dnspython, through dkimpy's helper)."""
+    import dkim  # loaded only for this check: the DNS library is slow to import
+    import dkim.dnsplug
+
+    try:
+        found = dkim.dnsplug.get_txt(name.encode("ascii"), timeout=LOOKUP_SECONDS)
+    except (dkim.DnsTimeoutError, OSError) as err:
+        raise OSError(f"DNS lookup failed: {err}") from err
+    except Exception as err:  # the DNS library's own errors: no answer to give
+        raise OSError(f"DNS lookup failed ({type(err).__name__})") from err
+    return None if found is None else bytes(found).decode("ascii", "replace")
+
+
+def published(settings: DkimSettings, lookup: Lookup = lookup_txt) -> list[Published]:
+    """Compare each key with the record DNS publishes at its selector."""
+    return [_compare(one, lookup) for one in settings.keys]
+
+
+def _compare(settings: DkimSettings, lookup: Lookup) -> Published:
+    name = settings.record_name
+    try:
+        text = lookup(name + ".")
+    except OSError as err:
+        return Published("warning", f"could not look up {name}: {err}")
+    if text is None:
+        return Published(
+            "warning", f"{name} has no TXT record yet: publish the record printed above"
+        )
+    key = _key(settings)
+    record = tags(text)
+    want_type = key_type(key)
+    if record.get("v", "DKIM1") != "DKIM1":
+        return Published("error", f"{name} holds a TXT record that is not a DKIM key (v=)")
+    if "p" in record and not record["p"]:
+        return Published(
+            "error", f"{name} publishes a revoked key (empty p=): publish the record above"
+        )
+    if record.get("k", "rsa") != want_type:
+        return Published(
+            "error",
+            f"{name} publishes a k={record.get('k', 'rsa')} key, but {settings.key_origin} is "
+            f"{describe(key)}: publish the record above, or point the selector at its own key",
+        )
+    if "sha256" not in record.get("h", "sha256").split(":"):
+        return Published("error", f"{name} allows only h={record['h']}; remove the h= tag")
+    if record.get("p") != public_key_base64(key):
+        return Published(
+            "error",
+            f"{name} publishes another key than {settings.key_origin}: every signature would "
+            "fail; publish the record above (or use the key the record belongs to)",
+        )
+    return Published("ok", f"{name} publishes this key")
