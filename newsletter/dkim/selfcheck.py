@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding
 from newsletter.dkim.canon import (
     body_part,
     canonical_fields,
-    feed_body,
+    joined_body,
     on_the_wire,
     relaxed_field,
     split_fields,
@@ -44,9 +44,8 @@ def verify(message: bytes, settings: DkimSettings) -> tuple[bool, tuple[str, ...
         fields = canonical_fields(head)
     except ValueError:
         return False, ()
-    hasher = hashlib.sha256()
-    feed_body(hasher, [body_part(body)])
-    body_hash = base64.b64encode(hasher.digest()).decode("ascii")
+    digest = hashlib.sha256(joined_body([body_part(body)])).digest()
+    body_hash = base64.b64encode(digest).decode("ascii")
     covered: list[tuple[str, ...]] = []
     for key_settings in settings.keys:
         try:

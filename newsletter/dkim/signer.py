@@ -27,7 +27,7 @@ from newsletter.dkim.canon import (
     NotAField,
     body_part,
     canonical_fields,
-    feed_body,
+    joined_body,
     on_the_wire,
     relaxed_field,
     split_message,
@@ -101,8 +101,7 @@ class DkimSigner:
         """
         parsed = self._from_pieces(data, pieces) if pieces else None
         fields, parts = parsed or _whole(data)
-        body = hashlib.sha256()
-        feed_body(body, parts)
+        body = hashlib.sha256(joined_body(parts))
         body_hash = base64.b64encode(body.digest()).decode("ascii")
         present: dict[bytes, list[bytes]] = {}
         for name, canonical in fields:
