@@ -1,4 +1,4 @@
-"""Benchmark the newsletter tool: build, message generation, dry run and SMTP, as a table.
+"""Benchmark the newsletter tool: build, message generation, dry run, DKIM and SMTP, as a table.
 
     .venv/bin/python bench/run.py                       # 1k, 10k and 100k subscribers
     .venv/bin/python bench/run.py --sizes 1000,10000    # fewer sizes
@@ -12,8 +12,10 @@ Every stage runs in a fresh process (``bench/stages.py``), so its peak memory is
 own; the peak resident set size comes from the kernel (``wait4``). Subscriber lists
 are generated (``bench/workload.py``). SMTP goes to a sink on 127.0.0.1 only: Postfix's
 ``smtp-sink`` when installed (with Postfix's ``smtp-source`` as the baseline on the
-same sink and message), else an aiosmtpd sink. Results are printed and written as
-JSON to ``bench/results/<date>.json``.
+same sink and message), else an aiosmtpd sink. The live send with 4 connections is
+also run DKIM-signed (RSA-2048 and Ed25519) on the same sink, and compared with the
+unsigned one; the ``dkim`` stage measures signatures per second per core. Results are
+printed and written as JSON to ``bench/results/<date>.json``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ DRY_RUN_SECONDS = 60.0  # 100,000 subscribers
 DRY_RUN_MEMORY_MB = 200.0
 DRY_RUN_TARGET_SIZE = 100_000
 SMTP_RATIO = 0.5  # of smtp-source with the same number of connections
+DKIM_RATIO = 0.8  # a signed live send against the unsigned one, same sink, same run (issue 16)
+DKIM_ALGORITHMS = {"rsa": "rsa-sha256 (RSA-2048)", "ed25519": "ed25519-sha256"}
+SIGN_COUNT = 2000  # messages signed by the signing stage (fewer with a smaller --smtp-count)
 
 
 @dataclass
@@ -344,6 +349,8 @@ class Bench:
     def smtp(self) -> None:
         """Send to a local sink: Postfix's smtp-source, our sender alone, our live send.
 
+        With 4 connections the live send is also run DKIM-signed (RSA-2048, Ed25519).
+
         Each is run ``repeat`` times, interleaved, and the median run is kept: other work
         on a small machine moves single runs a lot.
         """
@@ -369,6 +376,11 @@ class Bench:
                     runs.setdefault("live", []).append(
                         self._our_sender(sink, "smtp", {"csv": str(csv_path)}, count, connections)
                     )
+                    for algorithm in DKIM_ALGORITHMS if connections == 4 else ():
+                        params = {"csv": str(csv_path), "dkim": algorithm}
+                        runs.setdefault(f"live-{algorithm}", []).append(
+                            self._our_sender(sink, "smtp", params, count, connections)
+                        )
                 for rows in runs.values():
                     self.add(median_row(rows))
         finally:
@@ -407,17 +419,35 @@ class Bench:
         self, sink: Sink, stage: str, params: dict[str, Any], count: int, pool: int
     ) -> Row:
         before, sink_cpu = load(), sink.cpu()
-        cwd = self.work / f"smtp-{stage}-{pool}"
+        signing = params.get("dkim")
+        cwd = self.work / f"smtp-{stage}-{pool}{f'-{signing}' if signing else ''}"
         child = run_stage(stage, {**params, "port": sink.port, "pool": pool, "now": NOW}, cwd)
-        variant = (
-            f"newsletter live send, pool {pool}"
-            if stage == "smtp"
-            else f"send_messages only, pool {pool}"
-        )
+        if signing:
+            variant = f"newsletter live send, DKIM {DKIM_ALGORITHMS[signing]}, pool {pool}"
+        elif stage == "smtp":
+            variant = f"newsletter live send, pool {pool}"
+        else:
+            variant = f"send_messages only, pool {pool}"
         row = self._row("smtp", variant, count, child, before)
         row.extra.update(connections=pool, sink_cpu_seconds=round(sink.cpu() - sink_cpu, 2))
         remove(cwd)
         return row
+
+    def dkim_signing(self) -> None:
+        """Sign built messages in one thread, per algorithm: signatures per second per core."""
+        count = min(SIGN_COUNT, self.options.smtp_count)
+        for algorithm, name in DKIM_ALGORITHMS.items():
+            before = load()
+            cwd = self.work / f"sign-{algorithm}"
+            child = run_stage("sign", {"algorithm": algorithm, "count": count, "now": NOW}, cwd)
+            row = self._row("dkim", f"sign {name}, one thread", count, child, before)
+            cpu = child.result["thread_cpu_seconds"]
+            row.extra.update(
+                thread_cpu_seconds=round(cpu, 3),
+                signatures_per_core_second=round(row.messages / cpu) if cpu > 0 else 0,
+            )
+            self.add(row)
+            remove(cwd)
 
     def parallel_smtp(self) -> None:
         """Live send split over 2 processes (--shard, each its own state) of pool 2."""
@@ -523,6 +553,8 @@ class Bench:
                 self.dry_run(size, "eml")
                 self.dry_run(size, "mbox")
                 self.dry_run(size, "eml", sample=min(self.options.sample, size))
+        if "dkim" in chosen:
+            self.dkim_signing()
         if "smtp" in chosen:
             self.smtp()
         if "parallel" in chosen:
@@ -672,7 +704,43 @@ def verdicts(rows: list[Row]) -> list[dict[str, Any]]:
                 None,
             )
         )
+    found.extend(_dkim_verdicts(rows))
     found.extend(_parallel_verdicts(rows))
+    return found
+
+
+def _dkim_verdicts(rows: list[Row]) -> list[dict[str, Any]]:
+    """Signed against unsigned live sends (same sink, same run); signatures per core.
+
+    The ratio is judged only on Postfix's sink: a Python sink is slower than the sender
+    and takes the CPU the signing needs, so there the ratio shows the sink.
+    """
+    found = []
+    plain = _find(rows, "smtp", "newsletter live send, pool 4")
+    judged = bool(_find(rows, "smtp", "Postfix smtp-source"))
+    for name in DKIM_ALGORITHMS.values():
+        signing = _find(rows, "dkim", f"sign {name}")
+        if signing:
+            per_core = signing[0].extra.get("signatures_per_core_second", 0)
+            found.append(
+                _verdict(
+                    f"DKIM {name}: signatures per second per core (one thread)",
+                    f"{per_core:,.0f}",
+                    "(for reference)",
+                    None,
+                )
+            )
+        signed = _find(rows, "smtp", f"newsletter live send, DKIM {name}, pool 4")
+        if signed and plain and plain[0].rate:
+            ratio = signed[0].rate / plain[0].rate
+            found.append(
+                _verdict(
+                    f"SMTP live send signed with {name} vs unsigned, pool 4",
+                    f"{signed[0].rate:,.0f} / {plain[0].rate:,.0f} msgs/s = {ratio:.2f}",
+                    f">= {DKIM_RATIO:.2f}" if judged else "(for reference: not Postfix's sink)",
+                    ratio >= DKIM_RATIO if judged else None,
+                )
+            )
     return found
 
 
@@ -787,7 +855,7 @@ def report(bench: Bench, machine: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- command line
 
-ALL_STAGES = ("generate", "read", "dryrun", "smtp", "parallel")
+ALL_STAGES = ("generate", "read", "dryrun", "dkim", "smtp", "parallel")
 
 
 def _sizes(text: str) -> list[int]:

@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from newsletter.config.settings import Settings, SmtpSettings  # noqa: E402
 from newsletter.delivery.dryrun import write_outbox  # noqa: E402
 from newsletter.delivery.ledger import Ledger  # noqa: E402
 from newsletter.delivery.smtp.pool import send_messages  # noqa: E402
+from newsletter.dkim.settings import DkimSettings, parse_dkim  # noqa: E402
+from newsletter.dkim.signer import DkimSigner  # noqa: E402
 from newsletter.messages import MessageFactory  # noqa: E402
 from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers  # noqa: E402
@@ -38,6 +41,8 @@ from newsletter.subscribers.reader import SubscriberScan, read_subscribers  # no
 IMPORT_SECONDS = time.perf_counter() - _started
 
 import workload  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: E402
 
 Params = dict[str, Any]
 
@@ -162,13 +167,62 @@ def dryrun(params: Params) -> Params:
     }
 
 
+def _dkim(settings: Settings, algorithm: str) -> DkimSettings:
+    """Settings that sign with a key made for this run: RSA-2048 or Ed25519 (not timed)."""
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if algorithm == "rsa"
+        else ed25519.Ed25519PrivateKey.generate()
+    )
+    path = Path(f"dkim-{algorithm}.pem").resolve()
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    table = {"selector": f"bench-{algorithm}", "key_file": str(path)}
+    dkim, problems = parse_dkim(table, path.parent, default_domain=settings.sender.domain)
+    if dkim is None:
+        raise SystemExit(f"DKIM settings: {problems}")
+    return dkim
+
+
+def sign(params: Params) -> Params:
+    """Sign each subscriber's message in one thread: the signing cost per message, per core.
+
+    Messages are built as the live send builds them (with their pieces) and dropped after
+    signing, so memory stays flat; only the signing is timed, in wall time and in CPU
+    time of the thread (signatures per second per core).
+    """
+    settings = _settings()
+    result = _build(settings, params)
+    signer = DkimSigner(_dkim(settings, params["algorithm"]))
+    factory = MessageFactory(result.edition, settings)
+    clock, cpu_clock = time.perf_counter, time.thread_time
+    seconds = cpu_seconds = 0.0
+    count = 0
+    for subscriber in _synthetic(params["count"], None):
+        message = factory.build(subscriber, payload=True)
+        began, cpu = clock(), cpu_clock()
+        signer.signature(message.data, message.pieces)
+        seconds += clock() - began
+        cpu_seconds += cpu_clock() - cpu
+        count += 1
+    return {"seconds": seconds, "thread_cpu_seconds": cpu_seconds, "messages": count}
+
+
 def smtp(params: Params) -> Params:
     """Send the edition to the list through ``newsletter send``'s path to a local sink.
 
     The clock starts when the edition has passed the preflight gate (``ready``), so the
-    time is the send itself: list, messages, ledger and SMTP.
+    time is the send itself: list, messages, ledger and SMTP. With ``dkim`` ("rsa" or
+    "ed25519") every message is signed, as a live send signs.
     """
     settings = _with_sink(_settings(), params)
+    if params.get("dkim"):
+        settings = replace(settings, dkim=_dkim(settings, params["dkim"]))
     audience = pipeline.Audience(
         subscribers_path=Path(params["csv"]),
         shard=tuple(params["shard"]) if params.get("shard") else None,
@@ -214,8 +268,6 @@ def send(params: Params) -> Params:
 
 
 def _with_sink(settings: Settings, params: Params) -> Settings:
-    from dataclasses import replace
-
     smtp_settings = SmtpSettings(
         host="127.0.0.1",
         port=params["port"],
@@ -234,6 +286,7 @@ STAGES: dict[str, Callable[[Params], Params]] = {
     "dryrun": dryrun,
     "smtp": smtp,
     "send": send,
+    "sign": sign,
 }
 
 

@@ -311,7 +311,7 @@ class MessageFactory:
         pieces[1::2] = self._pick(values)
         data = b"".join(pieces)
         if not payload:
-            return OutgoingMessage(recipient=address, message_id=message_id, data=data)
+            return OutgoingMessage(address, message_id, data, pieces=tuple(pieces))
         stuffed = self._stuffed_slots.copy()
         stuffed[1::2] = self._pick(tuple(map(dot_stuff, values)))
-        return OutgoingMessage(address, message_id, data, b"".join(stuffed))
+        return OutgoingMessage(address, message_id, data, b"".join(stuffed), tuple(pieces))

@@ -131,10 +131,14 @@ class OutgoingMessage:
 
     ``payload`` is the SMTP DATA payload for ``data`` (CRLF lines, lines starting with
     "." doubled, ending in CRLF "." CRLF) when the producer made it; a sender makes it
-    from ``data`` otherwise. A copy with other ``data`` must not keep the old ``payload``.
+    from ``data`` otherwise. ``pieces`` are the parts ``data`` is joined from when the
+    producer kept them: each starts at a line start, and those at even positions are the
+    same for every message of an edition (a signer prepares them once). A copy with
+    other ``data`` must keep neither the old ``payload`` nor the old ``pieces``.
     """
 
     recipient: str
     message_id: str
     data: bytes
     payload: bytes | None = field(default=None, repr=False)
+    pieces: tuple[bytes, ...] = field(default=(), repr=False, compare=False)

@@ -25,10 +25,11 @@ from newsletter.clock import in_zone, now_utc
 from newsletter.config.settings import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
 from newsletter.delivery.ledger import Ledger
+from newsletter.delivery.signing import sign_ahead, signed
 from newsletter.delivery.smtp.outcome import SendSummary
 from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.settings import check_smtp_settings
-from newsletter.dkim import DkimSigner
+from newsletter.dkim.signer import DkimSigner
 from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError
 from newsletter.history import History
 from newsletter.locks import FileLock
@@ -240,21 +241,26 @@ def edition_info(result: BuildResult) -> dict[str, Any]:
 class Messages:
     """One edition's messages exactly as a live send makes them: personal, signed with DKIM.
 
-    The preview shows these bytes; a live send hands them to SMTP. Without DKIM the
-    SMTP payload (leading dots doubled) can be built with the message (``payload``);
-    a signature changes the data, so a signed message's payload is made by the sender.
+    The preview shows these bytes; a live send hands them to SMTP. Signatures are made
+    over the finished bytes; a send signs on other threads, ahead of the sending ones
+    (``delivery.signing``).
     """
 
     def __init__(self, settings: Settings, edition: Edition, *, date: datetime | None = None):
         self.factory = MessageFactory(edition, settings, date=date)
         self.signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
 
-    def build(self, subscriber: Subscriber, *, payload: bool = False) -> OutgoingMessage:
+    def build(self, subscriber: Subscriber) -> OutgoingMessage:
         """The message for ``subscriber`` (``DeliveryError`` for an unusable address)."""
-        if self.signer is None:
-            return self.factory.build(subscriber, payload=payload)
         made = self.factory.build(subscriber)
-        return OutgoingMessage(made.recipient, made.message_id, self.signer.sign(made.data))
+        return made if self.signer is None else signed(made, self.signer)
+
+    def stream(
+        self, subscribers: Iterable[Subscriber], scan: SubscriberScan
+    ) -> Iterator[OutgoingMessage]:
+        """Every message with its SMTP payload, in order; unusable addresses warned and skipped."""
+        built = _buildable(self.factory, subscribers, scan)
+        return built if self.signer is None else sign_ahead(built, self.signer)
 
 
 def preflight_edition(
@@ -516,7 +522,7 @@ def _send_through_ledger(
     with Ledger(settings.paths.state_db) as ledger:
         ledger.start(ledger_id, edition.subject)
         summary = send_messages(
-            _buildable(messages, recipients(audience, scan), scan),
+            messages.stream(recipients(audience, scan), scan),
             settings.smtp,
             ledger,
             ledger_id,
@@ -532,12 +538,12 @@ def _send_through_ledger(
 
 
 def _buildable(
-    messages: Messages, subscribers: Iterable[Subscriber], scan: SubscriberScan
+    factory: MessageFactory, subscribers: Iterable[Subscriber], scan: SubscriberScan
 ) -> Iterator[OutgoingMessage]:
     """Build each message and its SMTP payload; skip unusable addresses, warning."""
     for subscriber in subscribers:
         try:
-            yield messages.build(subscriber, payload=True)
+            yield factory.build(subscriber, payload=True)
         except DeliveryError as err:
             scan.invalid += 1
             scan.warnings.append(str(err))

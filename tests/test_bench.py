@@ -92,6 +92,10 @@ def test_quick_bench_prints_the_table_and_writes_json(tmp_path: Path) -> None:
         ("smtp", "newsletter live send, pool 1"),
         ("smtp", "newsletter live send, pool 4"),
         ("smtp", "send_messages only, pool 4"),
+        ("smtp", "newsletter live send, DKIM rsa-sha256 (RSA-2048), pool 4"),
+        ("smtp", "newsletter live send, DKIM ed25519-sha256, pool 4"),
+        ("dkim", "sign rsa-sha256 (RSA-2048), one thread"),
+        ("dkim", "sign ed25519-sha256, one thread"),
         ("parallel", "dry run eml, 2 processes (--shard 1/2, 2/2)"),
         ("parallel", "smtp live send, 2 processes x pool 2"),
     ]:
@@ -99,7 +103,7 @@ def test_quick_bench_prints_the_table_and_writes_json(tmp_path: Path) -> None:
     for entry in rows:
         assert entry["peak_rss_mb"] > 1, entry
         assert entry["seconds"] > 0, entry
-        if entry["stage"] in ("generate", "read", "dry run", "parallel"):
+        if entry["stage"] in ("generate", "read", "dry run", "parallel", "dkim"):
             assert entry["messages"] == 200, entry
         if entry["stage"] == "smtp":
             assert entry["messages"] == 200, entry
@@ -132,6 +136,38 @@ def test_verdicts_follow_the_targets() -> None:
     assert "0.40" in live["measured"]
     alone = found["SMTP send_messages only, pool 4 vs smtp-source 4 session(s)"]
     assert alone["passed"] is None
+
+
+def test_dkim_verdicts_compare_signed_with_unsigned_sends() -> None:
+    rows = [
+        row("smtp", "newsletter live send, pool 4", 10, 10_000, 5.0),  # 2,000/s
+        row("smtp", "newsletter live send, DKIM rsa-sha256 (RSA-2048), pool 4", 10, 10_000, 8.0),
+        row("smtp", "newsletter live send, DKIM ed25519-sha256, pool 4", 10, 10_000, 6.0),
+        row(
+            "dkim",
+            "sign ed25519-sha256, one thread",
+            2000,
+            2000,
+            0.2,
+            extra={"signatures_per_core_second": 9000},
+        ),
+    ]
+    unjudged = {v["what"]: v for v in run.verdicts(rows)}  # no Postfix sink: for reference
+    assert (
+        unjudged["SMTP live send signed with ed25519-sha256 vs unsigned, pool 4"]["passed"] is None
+    )
+    rows.append(
+        row("smtp", "Postfix smtp-source, 4 session(s)", 10, 10_000, 4.0, extra={"connections": 4})
+    )
+    found = {v["what"]: v for v in run.verdicts(rows)}
+    rsa = found["SMTP live send signed with rsa-sha256 (RSA-2048) vs unsigned, pool 4"]
+    assert rsa["passed"] is False  # 1,250 / 2,000 = 0.62
+    assert "0.62" in rsa["measured"]
+    ed = found["SMTP live send signed with ed25519-sha256 vs unsigned, pool 4"]
+    assert ed["passed"] is True  # 1,667 / 2,000 = 0.83
+    per_core = found["DKIM ed25519-sha256: signatures per second per core (one thread)"]
+    assert per_core["measured"] == "9,000"
+    assert per_core["passed"] is None
 
 
 def test_median_row_keeps_the_middle_run_and_the_spread() -> None:

@@ -15,16 +15,10 @@ import dkim
 import pytest
 from dkim import dknewkey
 
-from newsletter.dkim import (
-    ENV_DKIM_KEY,
-    SIGNED_HEADERS,
-    DkimSettings,
-    DkimSigner,
-    dns_records,
-    parse_dkim,
-    txt_strings,
-    verify,
-)
+from newsletter.dkim.records import dns_records, txt_strings
+from newsletter.dkim.selfcheck import verify
+from newsletter.dkim.settings import ENV_DKIM_KEY, DkimSettings, parse_dkim
+from newsletter.dkim.signer import SIGNED_HEADERS, DkimSigner
 from newsletter.errors import DeliveryError
 
 DOMAIN = "meridianpost.example"

@@ -20,7 +20,7 @@ import pytest
 from newsletter import placeholders
 from newsletter.config.load import load_settings
 from newsletter.config.settings import Settings
-from newsletter.dkim import DkimSettings, parse_dkim
+from newsletter.dkim.settings import DkimSettings, parse_dkim
 from newsletter.messages import MessageFactory
 from newsletter.models import Digest, Edition
 from newsletter.pipeline import BuildOptions, build_edition

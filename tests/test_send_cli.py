@@ -226,7 +226,7 @@ def test_live_send_signs_with_dkim_when_a_key_is_configured(tmp_path: Path) -> N
     import shutil
 
     from newsletter.config.load import load_settings
-    from newsletter.dkim import verify
+    from newsletter.dkim.selfcheck import verify
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to generate a test key")

@@ -21,10 +21,11 @@ from newsletter.cli.options import (
 )
 from newsletter.config.load import find_config
 from newsletter.config.paths import CONFIG_NAME, SAMPLE_DIR, resource_path
-from newsletter.dkim import dns_records
+from newsletter.dkim import records
+from newsletter.dkim.settings import DkimSettings
 from newsletter.errors import NewsletterError
 from newsletter.limits import HTML_CLIP_BYTES
-from newsletter.preflight.findings import ERROR, errors
+from newsletter.preflight.findings import ERROR
 from newsletter.sources import collect
 
 
@@ -93,7 +94,12 @@ def build(config_path: Path | None, out_dir: Path | None, force: bool, **flags: 
     is_flag=True,
     help="Also ask every link and image with HEAD (uses the network).",
 )
-def check(config_path: Path | None, check_links: bool, **flags: Any) -> None:
+@click.option(
+    "--check-dns",
+    is_flag=True,
+    help="Also look up each DKIM key's TXT record and compare it with the key (uses DNS).",
+)
+def check(config_path: Path | None, check_links: bool, check_dns: bool, **flags: Any) -> None:
     """Preflight the edition: errors and warnings, with where and how to fix."""
     settings = settings_from(config_path)
     result = pipeline.build_edition(settings, options_from(flags))
@@ -107,12 +113,28 @@ def check(config_path: Path | None, check_links: bool, **flags: Any) -> None:
         colour = "red" if finding.level == ERROR else "yellow"
         click.secho(f"{finding.level}: [{finding.code}] {finding.message}", fg=colour)
     click.echo("\nDNS records for deliverability:")
-    for line in dns_records(settings.dkim, settings.sender.domain):
+    for line in records.dns_records(settings.dkim, settings.sender.domain):
         click.echo(f"  {line}")
-    problems = errors(findings)
+    levels = [f.level for f in findings]
+    if check_dns and settings.dkim is not None:
+        levels += _published_keys(settings.dkim)
+    problems, warnings = levels.count(ERROR), len(levels) - levels.count(ERROR)
     if problems:
-        raise NewsletterError(f"{len(problems)} error(s): fix them before sending")
-    click.echo(f"\nNo errors ({len(findings)} warning(s)).")
+        raise NewsletterError(f"{problems} error(s): fix them before sending")
+    click.echo(f"\nNo errors ({warnings} warning(s)).")
+
+
+def _published_keys(dkim: DkimSettings) -> list[str]:
+    """Compare each DKIM key with the record DNS publishes; print and return the levels."""
+    levels = []
+    for found in records.published(dkim, records.lookup_txt):
+        if found.level == "ok":
+            click.echo(f"  ; DKIM: {found.message}")
+            continue
+        colour = "red" if found.level == ERROR else "yellow"
+        click.secho(f"{found.level}: [dkim-dns] {found.message}", fg=colour)
+        levels.append(found.level)
+    return levels
 
 
 @click.command()

@@ -31,7 +31,7 @@ from newsletter.config.settings import (
     Paths,
     Settings,
 )
-from newsletter.dkim import DkimSettings, parse_dkim
+from newsletter.dkim.settings import DkimSettings, parse_dkim
 from newsletter.errors import ConfigError
 
 

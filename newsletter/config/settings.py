@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from newsletter.config.paths import SAMPLE_DIR, resource_path
-from newsletter.dkim import DkimSettings
+from newsletter.dkim.settings import DkimSettings
 
 ENV_SIGNING_KEY = "NEWSLETTER_SIGNING_KEY"
 ENV_SMTP_PASSWORD = "NEWSLETTER_SMTP_PASSWORD"  # noqa: S105 - a variable name, not a secret

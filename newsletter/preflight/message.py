@@ -11,7 +11,10 @@ from urllib.parse import quote
 
 from newsletter import placeholders
 from newsletter.config.settings import Settings
-from newsletter.dkim import SIGNED_HEADERS, DkimSettings, DkimSigner, aligned, verify
+from newsletter.dkim.records import aligned
+from newsletter.dkim.selfcheck import verify
+from newsletter.dkim.settings import DkimSettings
+from newsletter.dkim.signer import SIGNED_HEADERS, DkimSigner
 from newsletter.errors import DeliveryError
 from newsletter.limits import MAX_LINE_OCTETS
 from newsletter.models import Edition
