@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from dkim_verifier import DOMAIN, make_keys, published, settings_for
 
-from newsletter.cli import cli
+from newsletter.cli.main import cli
 from newsletter.dkim import records
 from newsletter.dkim.records import Published, txt_value
 from newsletter.dkim.settings import DkimSettings
