@@ -30,10 +30,11 @@ _started = time.perf_counter()
 from newsletter import pipeline  # noqa: E402
 from newsletter.config import Settings, SmtpSettings, load_settings  # noqa: E402
 from newsletter.delivery.dryrun import write_outbox  # noqa: E402
-from newsletter.delivery.ledger import Ledger  # noqa: E402
 from newsletter.delivery.smtp import CLAIM_AHEAD, UNRECORDED, send_messages  # noqa: E402
 from newsletter.messages import MessageFactory  # noqa: E402
 from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
+from newsletter.state.api import Ledger  # noqa: E402
+from newsletter.state.openers import open_ledger  # noqa: E402
 from newsletter.subscribers import SubscriberScan, read_subscribers  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - _started
@@ -199,7 +200,7 @@ def send(params: Params) -> Params:
         for n, m in zip(range(params["count"]), itertools.cycle(built))
     )
     envelope = settings.smtp.envelope_from or settings.sender.address
-    with Ledger(settings.paths.state_db) as ledger:
+    with open_ledger(settings.paths.state_db) as ledger:
         began = time.perf_counter()
         summary = send_messages(
             messages, settings.smtp, ledger, result.edition.id, envelope_from=envelope
@@ -245,7 +246,7 @@ def ledger(params: Params) -> Params:
             book.settle(ticket)
             sent.append(book.finish(edition, email, "sent", "250 2.0.0 Ok: queued"))
 
-    with Ledger(Path("state") / "state.sqlite3") as book:
+    with open_ledger(Path("state") / "state.sqlite3") as book:
         began = time.perf_counter()
         book.start(edition, "")
         book.states(edition)

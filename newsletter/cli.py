@@ -657,12 +657,12 @@ def schedule_run(config_path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
 def status(config_path: Path | None, edition_id: str | None, as_json: bool) -> None:
     """Show per edition: sent, failed, deferred, in flight, pending (failures listed)."""
-    from newsletter.delivery.ledger import Ledger
+    from newsletter.state.openers import open_ledger
 
     settings = _settings(config_path)
     editions = []
     if settings.paths.state_db.exists():
-        with Ledger(settings.paths.state_db) as ledger:
+        with open_ledger(settings.paths.state_db) as ledger:
             editions = ledger.editions()
             if edition_id:
                 _edition_status(settings, ledger, edition_id, as_json)

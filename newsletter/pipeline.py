@@ -16,15 +16,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from newsletter.archive import Archive
 from newsletter.clock import in_zone, now_utc
 from newsletter.config import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
-from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp import SendSummary, check_smtp_settings, send_messages
 from newsletter.dkim import DkimSigner
 from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError
-from newsletter.history import History
 from newsletter.locks import FileLock
 from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
@@ -32,6 +29,7 @@ from newsletter.preflight import Finding, preflight, sample_subscriber
 from newsletter.rendering import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect
+from newsletter.state.openers import open_editions, open_history, open_ledger
 from newsletter.subscribers import SubscriberScan, in_shard, read_subscribers
 
 SEND_LOCK = "live-send.lock"
@@ -108,7 +106,7 @@ def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) ->
     specs = options.sources or settings.paths.sources
     strict = settings.strict_sources if options.strict is None else options.strict
     collection = collect(specs, settings, strict=strict, now=now)
-    with History(settings.paths.state_db) as history:
+    with open_history(settings.paths.state_db) as history:
         recent = (
             frozenset()
             if options.allow_repeats
@@ -310,9 +308,9 @@ def _live_send(
     if audience.to:  # a test copy: its own ledger entry, so it can be sent again
         ledger_id = f"{edition.id}+test-{started:%Y%m%dT%H%M%S%f}"
     if record and not audience.to:
-        with Archive(settings.paths.state_db) as archive:
+        with open_editions(settings.paths.state_db) as archive:
             archive.save(edition, selection, started)
-        with History(settings.paths.state_db) as history:
+        with open_history(settings.paths.state_db) as history:
             history.record(edition.id, edition.created, _selected_ids(selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
     payload = settings.dkim is None  # a signature changes the data
@@ -322,7 +320,7 @@ def _live_send(
         messages = (
             OutgoingMessage(m.recipient, m.message_id, signer.sign(m.data)) for m in messages
         )
-    with Ledger(settings.paths.state_db) as ledger:
+    with open_ledger(settings.paths.state_db) as ledger:
         ledger.start(ledger_id, edition.subject)
         summary = send_messages(
             messages,
@@ -335,7 +333,7 @@ def _live_send(
         )
     complete = not summary.paused and not (stop and stop.is_set())
     if record and not audience.to and complete:
-        with Archive(settings.paths.state_db) as archive:
+        with open_editions(settings.paths.state_db) as archive:
             archive.set_status(edition.id, "done", now_utc())
     return summary, scan
 
@@ -367,7 +365,7 @@ def unfinished_edition(settings: Settings) -> tuple[Edition, dict[str, Any]] | N
     """The edition whose live send was interrupted, if any (resumed before building anew)."""
     if not settings.paths.state_db.exists():
         return None
-    with Archive(settings.paths.state_db) as archive:
+    with open_editions(settings.paths.state_db) as archive:
         found = archive.unfinished()
     if found is None:
         return None

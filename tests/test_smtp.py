@@ -24,10 +24,11 @@ from smtp_server import Certificate, Faults, SMTPServer, free_port, make_certifi
 
 from newsletter.config import SmtpSettings
 from newsletter.delivery import smtp as delivery
-from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp import SendSummary, check_smtp_settings, send_messages
 from newsletter.errors import ConfigError
 from newsletter.models import OutgoingMessage
+from newsletter.state.api import Ledger
+from newsletter.state.openers import open_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "bounces@news.example"
@@ -82,7 +83,7 @@ def trusted(certificate: Certificate, monkeypatch: pytest.MonkeyPatch) -> Certif
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "state" / "state.sqlite3") as opened:
+    with open_ledger(tmp_path / "state" / "state.sqlite3") as opened:
         yield opened
 
 
@@ -457,7 +458,7 @@ def test_the_password_never_leaks(
     with SMTPServer(tls=trusted, users={USER: PASSWORD}, faults=Faults(auth_echo=True)) as server:
         good = SmtpSettings(host="127.0.0.1", port=server.port, username=USER, password=PASSWORD)
         bad = dataclasses.replace(good, username="intruder")
-        with caplog.at_level(logging.DEBUG), Ledger(tmp_path / "s.sqlite3") as ledger:
+        with caplog.at_level(logging.DEBUG), open_ledger(tmp_path / "s.sqlite3") as ledger:
             ok = send(addresses(3), good, ledger, "e1")
             refused = send(addresses(3), bad, ledger, "e2")
             seen += [repr(ok), repr(refused), str(ok.as_dict()), str(refused.as_dict())]
@@ -735,7 +736,7 @@ CHILD = r"""
 import sys
 from pathlib import Path
 from newsletter.config import SmtpSettings
-from newsletter.delivery.ledger import Ledger
+from newsletter.state.openers import open_ledger
 from newsletter.delivery.smtp import send_messages
 from newsletter.models import OutgoingMessage
 
@@ -749,7 +750,7 @@ def messages():
         data = f"Subject: n{n}\r\nMessage-ID: <{n}@news.example>\r\n\r\nhello {n}\r\n".encode()
         yield OutgoingMessage(f"reader{n}@example.org", f"<{n}@news.example>", data)
 
-with Ledger(Path(db)) as ledger:
+with open_ledger(Path(db)) as ledger:
     ledger.start("e1", "Digest")
     summary = send_messages(messages(), settings, ledger, "e1",
                             envelope_from="bounces@news.example", backoff_base=0.01)
@@ -780,7 +781,7 @@ def finish(child: subprocess.Popen[str]) -> str:
 
 
 def ledger_states(db: Path) -> dict[str, str]:
-    with Ledger(db) as opened:
+    with open_ledger(db) as opened:
         return opened.states("e1")
 
 

@@ -63,11 +63,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from newsletter.config import ENV_SMTP_PASSWORD, SmtpSettings
-from newsletter.delivery.ledger import Ledger, normalize_email
 from newsletter.errors import ConfigError
 from newsletter.hosts import is_loopback
 from newsletter.messages import dot_stuff
 from newsletter.models import OutgoingMessage
+from newsletter.state.api import Ledger, normalize_email
 
 log = logging.getLogger(__name__)
 

@@ -1,60 +1,44 @@
-"""The edition archive: every edition that started going out, stored whole.
+"""Stored editions: every edition that started going out, kept whole in the state file.
 
-A live send stores its edition before the first message. A send that was
-killed or paused is resumed from here, byte for byte the same edition, even
-when the content has moved on since.
+A live send stores its edition before the first message. A send that was killed or
+paused is resumed from here, byte for byte the same edition, even when the content has
+moved on since. (Not the public archive of past issues: this is the sender's own copy.)
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from newsletter.models import Digest, Edition
-from newsletter.state import open_state
+from newsletter.state.api import ArchivedEdition
+from newsletter.state.connection import connect
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS archive_editions (
-    id          TEXT PRIMARY KEY,
-    created     TEXT NOT NULL,
-    subject     TEXT NOT NULL,
-    preheader   TEXT NOT NULL,
-    html        TEXT NOT NULL,
-    text        TEXT NOT NULL,
-    selection   TEXT NOT NULL,
-    warnings    TEXT NOT NULL,
-    status      TEXT NOT NULL DEFAULT 'sending',
-    started_at  TEXT NOT NULL,
-    finished_at TEXT
-);
-"""
+_COLUMNS = (
+    "id, created, subject, preheader, html, text, selection, warnings, status, started_at,"
+    " finished_at"
+)
 
 
-@dataclass(frozen=True)
-class ArchivedEdition:
-    """An edition as stored, with its send status."""
-
-    edition: Edition
-    selection: Mapping[str, Any]
-    status: str
-    started_at: str
-    finished_at: str | None
-
-
-class Archive:
-    """Store and find editions that started going out."""
+class SqliteEditionStore:
+    """Store and find editions that started going out, in the ``archive_editions`` table."""
 
     def __init__(self, db_path: Path) -> None:
-        self._conn = open_state(db_path, schema=_SCHEMA)
+        self._conn = connect(Path(db_path))
 
-    def __enter__(self) -> Archive:
+    def __enter__(self) -> SqliteEditionStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -90,8 +74,7 @@ class Archive:
     def get(self, edition_id: str) -> ArchivedEdition | None:
         """The stored edition with this id, if any."""
         row = self._conn.execute(
-            "SELECT id, created, subject, preheader, html, text, selection, warnings, status,"
-            " started_at, finished_at FROM archive_editions WHERE id = ?",
+            f"SELECT {_COLUMNS} FROM archive_editions WHERE id = ?",  # noqa: S608 - fixed columns
             (edition_id,),
         ).fetchone()
         return _load(row) if row else None
@@ -99,14 +82,13 @@ class Archive:
     def unfinished(self) -> ArchivedEdition | None:
         """The most recent edition whose send was interrupted, if any."""
         row = self._conn.execute(
-            "SELECT id, created, subject, preheader, html, text, selection, warnings, status,"
-            " started_at, finished_at FROM archive_editions WHERE status = 'sending'"
+            f"SELECT {_COLUMNS} FROM archive_editions WHERE status = 'sending'"  # noqa: S608
             " ORDER BY started_at DESC, id DESC LIMIT 1"
         ).fetchone()
         return _load(row) if row else None
 
     def ids(self) -> list[str]:
-        """Every archived edition id, newest first."""
+        """Every stored edition id, newest first."""
         rows = self._conn.execute(
             "SELECT id FROM archive_editions ORDER BY started_at DESC, id DESC"
         ).fetchall()
