@@ -1,15 +1,16 @@
-"""The state layer: one schema with numbered migrations, every tenant.
+"""The state layer: one schema with numbered migrations, one time format, every tenant.
 
 The migration tests build a state file as the release before schema versions made it,
-in literal SQL (its tables, none of them versioned), and check that opening it adopts
-it in place.
+in literal SQL (its tables, none of them versioned, and its four time formats), and
+check that opening it adopts it in place.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from newsletter.errors import StateError
 from newsletter.models import Digest, Edition
 from newsletter.state import migrations
 from newsletter.state.api import SlotRecord
+from newsletter.state.timestamps import from_stamp, to_stamp
 
 STAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
 TENANT_TABLES = {
@@ -31,6 +33,52 @@ TENANT_TABLES = {
     "ledger_recipients",
     "schedule_slots",
 }
+
+# --------------------------------------------------------------------------- the one format
+
+
+def test_a_time_round_trips_in_utc() -> None:
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    for moment in (
+        datetime(2026, 3, 4, 18, 0, tzinfo=kolkata),
+        datetime(2026, 3, 4, 12, 30, 0, 123456, tzinfo=UTC),
+        datetime(2026, 7, 1, 1, 30, tzinfo=ZoneInfo("America/New_York")),
+    ):
+        stamp = to_stamp(moment)
+        back = from_stamp(stamp)
+        assert back == moment
+        assert back.utcoffset() == timedelta(0)
+    assert to_stamp(datetime(2026, 3, 4, 18, 0, tzinfo=kolkata)) == "2026-03-04T12:30:00.000000Z"
+
+
+def test_stamps_have_one_width_and_sort_as_the_times_do() -> None:
+    rng = random.Random(7)
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    zones = [timezone(timedelta(minutes=m)) for m in (-600, -300, 0, 330, 840)]
+    moments = [
+        (start + timedelta(seconds=rng.uniform(0, 40 * 365 * 86400))).astimezone(rng.choice(zones))
+        for _ in range(500)
+    ]
+    moments += [start, start + timedelta(microseconds=1), datetime(999, 1, 1, tzinfo=UTC)]
+    stamps = [to_stamp(m) for m in moments]
+    assert {len(s) for s in stamps} == {27}
+    assert sorted(stamps) == [to_stamp(m) for m in sorted(moments)]
+    assert to_stamp(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01T00:00:00.000000Z"
+
+
+def test_a_naive_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        to_stamp(datetime(2026, 3, 4, 12, 30))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-03-04T12:30:00+00:00", "2026-03-04T12:30:00.123+00:00", "2026-03-04 12:30:00.000000Z"],
+)
+def test_other_time_text_is_not_read_as_a_stamp(text: str) -> None:
+    with pytest.raises(ValueError, match="not a state timestamp"):
+        from_stamp(text)
+
 
 # --------------------------------------------------------------------------- every tenant
 
@@ -72,6 +120,7 @@ def _use_editions(state: StateBackend, db: Path) -> None:
         found = editions.unfinished()
         assert found is not None
         assert found.edition.created == NOW
+        assert found.started_at == "2026-03-05T12:00:30.000000Z"
 
 
 def _use_ledger(state: StateBackend, db: Path) -> None:
@@ -88,7 +137,8 @@ def _use_slots(state: StateBackend, db: Path) -> None:
         claim = slots.claim(_Slot(), NOW, in_grace=True, retry_failed=False)
         assert claim.kind == "new"
         assert isinstance(claim.record, SlotRecord)
-        assert claim.record.state == "claimed"
+        assert claim.record.slot_utc == "2026-03-05T12:00:00.000000Z"
+        assert claim.record.claimed_at == "2026-03-05T12:00:30.000000Z"
 
 
 TENANTS: dict[str, Callable[[StateBackend, Path], None]] = {
@@ -240,9 +290,26 @@ def test_a_file_of_the_previous_release_is_adopted_in_place(tmp_path: Path) -> N
     assert query(db, "SELECT version FROM schema_version ORDER BY version") == [
         (n,) for n in range(1, migrations.LATEST + 1)
     ]
-    # Every row is still there.
+    # Every row is still there; every instant is now in the one format, same instant.
     assert query(db, "SELECT COUNT(*) FROM ledger_recipients") == [(2,)]
     assert query(db, "SELECT COUNT(*) FROM archive_editions") == [(2,)]
+    for table, column in migrations.TIME_COLUMNS:
+        for (value,) in query(db, f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"):  # noqa: S608
+            assert from_stamp(value), (table, column, value)
+    assert query(
+        db, "SELECT created, started_at, finished_at FROM archive_editions ORDER BY id"
+    ) == [
+        (
+            "2026-03-04T12:30:00.000000Z",
+            "2026-03-04T12:31:00.250000Z",
+            "2026-03-04T12:40:00.000000Z",
+        ),
+        ("2026-03-05T12:00:00.000000Z", "2026-03-05T12:01:00.000000Z", None),
+    ]
+    assert query(db, "SELECT updated FROM ledger_recipients ORDER BY email") == [
+        ("2026-03-04T12:31:01.500000Z",),
+        ("2026-03-04T12:31:02.000000Z",),
+    ]
 
 
 def test_each_tenant_reads_what_the_previous_release_wrote(tmp_path: Path) -> None:
@@ -270,7 +337,12 @@ def test_each_tenant_reads_what_the_previous_release_wrote(tmp_path: Path) -> No
     with SQLITE.open_slots(db) as slots:
         record = slots.latest("daily")
     assert record is not None
-    assert record.slot_local == "2026-03-04T07:00:00-05:00"
+    assert record.slot_utc == "2026-03-04T12:00:00.000000Z"
+    assert record.slot_local == "2026-03-04T07:00:00-05:00"  # a wall time, left as it was
+    assert (record.claimed_at, record.finished_at) == (
+        "2026-03-04T12:00:05.000000Z",
+        "2026-03-04T12:40:00.000000Z",
+    )
     assert datetime.fromisoformat(record.slot_utc) == datetime(2026, 3, 4, 12, tzinfo=UTC)
 
 
@@ -290,9 +362,14 @@ def test_migrations_run_once(tmp_path: Path) -> None:
     with SQLITE.open_history(db):
         pass
     first = query(db, "SELECT version, applied FROM schema_version")
+    conn = sqlite3.connect(db)  # a later write in an old format is not rewritten again
+    with conn:
+        conn.execute("UPDATE ledger_editions SET started = '2026-03-04T12:31:00.250+00:00'")
+    conn.close()
     with SQLITE.open_slots(db), SQLITE.open_history(db):
         pass
     assert query(db, "SELECT version, applied FROM schema_version") == first
+    assert query(db, "SELECT started FROM ledger_editions") == [("2026-03-04T12:31:00.250+00:00",)]
 
 
 def test_a_failing_migration_leaves_the_file_as_it_was(

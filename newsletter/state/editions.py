@@ -17,6 +17,7 @@ from typing import Any
 from newsletter.models import Digest, Edition
 from newsletter.state.api import ArchivedEdition
 from newsletter.state.connection import connect
+from newsletter.state.timestamps import from_stamp, to_stamp
 
 _COLUMNS = (
     "id, created, subject, preheader, html, text, selection, warnings, status, started_at,"
@@ -52,20 +53,20 @@ class SqliteEditionStore:
             " selection, warnings, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 edition.id,
-                edition.created.isoformat(),
+                to_stamp(edition.created),
                 edition.subject,
                 edition.preheader,
                 edition.html,
                 edition.text,
                 json.dumps(selection, ensure_ascii=False, sort_keys=True),
                 json.dumps(list(edition.warnings), ensure_ascii=False),
-                started_at.isoformat(),
+                to_stamp(started_at),
             ),
         )
 
     def set_status(self, edition_id: str, status: str, at: datetime) -> None:
         """Mark an edition ``sending`` or ``done``."""
-        finished = at.isoformat() if status == "done" else None
+        finished = to_stamp(at) if status == "done" else None
         self._conn.execute(
             "UPDATE archive_editions SET status = ?, finished_at = ? WHERE id = ?",
             (status, finished, edition_id),
@@ -96,7 +97,7 @@ class SqliteEditionStore:
 
 
 def _load(row: tuple[Any, ...]) -> ArchivedEdition:
-    created = datetime.fromisoformat(row[1])
+    created = from_stamp(row[1])
     edition = Edition(
         id=row[0],
         subject=row[2],

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
 from newsletter.errors import NewsletterError
 from newsletter.state.connection import connect, state_error
-
-
-def _stamp(moment: datetime) -> str:
-    """A UTC time as text whose order is the time order."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("History needs timezone-aware times")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+from newsletter.state.timestamps import to_stamp
 
 
 class SqliteHistory:
@@ -63,7 +57,7 @@ class SqliteHistory:
 
     def record(self, edition_id: str, created: datetime, article_ids: Sequence[str]) -> None:
         """Record that an edition with these articles went out (again: replaces the record)."""
-        stamp = _stamp(created)
+        stamp = to_stamp(created)
         unique = list(dict.fromkeys(article_ids))
         try:
             with self._db:

@@ -40,13 +40,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from newsletter.clock import now_utc
 from newsletter.errors import DeliveryError
 from newsletter.state.api import FINAL_STATES, MAX_REPLY, STATES, EditionStatus, normalize_email
 from newsletter.state.connection import connect
+from newsletter.state.timestamps import from_stamp, to_stamp
 
 BUSY_TIMEOUT_MS = 10_000
 QUEUE_LIMIT = 1024  # a writer that finds this many writes queued commits them itself
@@ -86,7 +87,7 @@ _START = """
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return to_stamp(now_utc())
 
 
 def _empty_counts() -> dict[str, int]:
@@ -378,7 +379,7 @@ class SqliteLedger:
             EditionStatus(
                 id=edition_id,
                 subject=subject,
-                started=datetime.fromisoformat(started),
+                started=from_stamp(started),
                 counts=per_edition.get(edition_id, _empty_counts()),
             )
             for edition_id, subject, started in heads

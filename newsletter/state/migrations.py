@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.clock import now_utc
 from newsletter.errors import StateError
+from newsletter.state.timestamps import STAMP_LENGTH, from_stamp, to_stamp
 
 # The tables as the releases before schema versions made them, statement for statement.
 _TABLES = (
@@ -95,6 +97,20 @@ _TABLES = (
     "CREATE INDEX IF NOT EXISTS schedule_slots_by_time ON schedule_slots (schedule, slot_utc)",
 )
 
+# Every column holding an instant. ``schedule_slots.slot_local`` is not one: it is the
+# slot's wall time in its own zone, as ``schedule list`` shows it.
+TIME_COLUMNS = (
+    ("history_editions", "created"),
+    ("archive_editions", "created"),
+    ("archive_editions", "started_at"),
+    ("archive_editions", "finished_at"),
+    ("ledger_editions", "started"),
+    ("ledger_recipients", "updated"),
+    ("schedule_slots", "slot_utc"),
+    ("schedule_slots", "claimed_at"),
+    ("schedule_slots", "finished_at"),
+)
+
 
 def _create_tables(conn: sqlite3.Connection) -> None:
     """1: the tables of history, stored editions, ledger and schedules (those missing)."""
@@ -102,7 +118,44 @@ def _create_tables(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_tables,)
+def restamp(text: str | None) -> str | None:
+    """Rewrite a time stored by an earlier release in the one format (a naive one is UTC).
+
+    Text that is no time is left as it is, for a person to look at, rather than lost.
+    """
+    if text is None:
+        return None
+    try:
+        return to_stamp(from_stamp(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return to_stamp(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
+
+
+def _one_time_format(conn: sqlite3.Connection) -> None:
+    """2: every stored instant in the one format of ``newsletter.state.timestamps``.
+
+    Earlier releases wrote four: microseconds with ``Z`` (history), ``isoformat()`` with
+    any offset (stored editions), milliseconds with ``+00:00`` (ledger) and seconds with
+    ``+00:00`` (schedules).
+    """
+    conn.create_function("state_restamp", 1, restamp, deterministic=True)
+    for table, column in TIME_COLUMNS:
+        conn.execute(
+            f"UPDATE {table} SET {column} = state_restamp({column}) "  # noqa: S608 - fixed names
+            f"WHERE {column} IS NOT NULL "
+            f"AND NOT (length({column}) = {STAMP_LENGTH} AND {column} LIKE '%Z')"
+        )
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_tables,
+    _one_time_format,
+)
 LATEST = len(MIGRATIONS)
 
 _VERSION_TABLE = """
@@ -146,7 +199,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         _refuse_newer(path, version)
         if version < LATEST:
             conn.execute(_VERSION_TABLE)
-            applied = now_utc().isoformat()
+            applied = to_stamp(now_utc())
             for number in range(version + 1, LATEST + 1):
                 MIGRATIONS[number - 1](conn)
                 conn.execute(

@@ -7,12 +7,13 @@ fires twice finds the slot taken (``newsletter.schedule`` holds the rules around
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
 from newsletter.state.api import Claim, DeliveryCounts, SlotLike, SlotRecord
 from newsletter.state.connection import connect
+from newsletter.state.timestamps import to_stamp
 
 _COLUMNS = (
     "key, schedule, slot_local, slot_utc, state, reason, edition, sent, failed, deferred,"
@@ -96,7 +97,7 @@ class SqliteSlotStore:
             self._conn.execute(
                 "UPDATE schedule_slots SET state = 'claimed', reason = '', attempts = attempts + 1,"
                 " pid = ?, claimed_at = ?, finished_at = NULL WHERE key = ?",
-                (os.getpid(), _stamp(now), slot.key),
+                (os.getpid(), to_stamp(now), slot.key),
             )
             return Claim("retry", self.get(slot.key))
         self._insert(slot, now, "claimed", "", finished=False)
@@ -112,13 +113,13 @@ class SqliteSlotStore:
                 slot.key,
                 slot.schedule,
                 slot.local.isoformat(),
-                _stamp(slot.at),
+                to_stamp(slot.at),
                 state,
                 reason,
                 0 if finished else 1,
                 os.getpid(),
-                _stamp(now),
-                _stamp(now) if finished else None,
+                to_stamp(now),
+                to_stamp(now) if finished else None,
             ),
         )
 
@@ -147,11 +148,7 @@ class SqliteSlotStore:
                 sent,
                 failed,
                 deferred,
-                None if state == "claimed" else _stamp(now),
+                None if state == "claimed" else to_stamp(now),
                 key,
             ),
         )
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
