@@ -14,13 +14,14 @@ STAMP_LENGTH = len("2026-03-04T12:30:00.000000Z")
 
 def to_stamp(moment: datetime) -> str:
     """Write an aware time as the state file's UTC text; refuse a naive one."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(
-            f"the state file needs timezone-aware times, not the naive {moment.isoformat()}"
-        )
+    # The ledger stamps every state change: UTC times (the clock's) take the short way,
+    # and isoformat is the quickest exact writer.
     if moment.tzinfo is not UTC:
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(
+                f"the state file needs timezone-aware times, not the naive {moment.isoformat()}"
+            )
         moment = moment.astimezone(UTC)
-    # isoformat is the quickest exact writer; the ledger stamps every state change.
     return f"{moment.isoformat(timespec='microseconds')[:26]}Z"
 
 
