@@ -1,9 +1,10 @@
-"""Benchmark the newsletter tool: build, message generation, dry run, DKIM and SMTP, as a table.
+"""Benchmark the newsletter tool: build, message generation, dry run, DKIM, SMTP and ledger.
 
     .venv/bin/python bench/run.py                       # 1k, 10k and 100k subscribers
     .venv/bin/python bench/run.py --sizes 1000,10000    # fewer sizes
     .venv/bin/python bench/run.py --quick               # 200 subscribers, 200 SMTP messages
     .venv/bin/python bench/run.py --stages smtp --repeat 1
+    .venv/bin/python bench/run.py --stages ledger       # the delivery ledger alone
 
 The default run takes about 7 minutes on 2 cores and writes about 9 GB (deleted as it
 goes); each SMTP figure is the median of 3 runs.
@@ -66,6 +67,7 @@ SMTP_RATIO = 0.5  # of smtp-source with the same number of connections
 DKIM_RATIO = 0.8  # a signed live send against the unsigned one, same sink, same run (issue 16)
 DKIM_ALGORITHMS = {"rsa": "rsa-sha256 (RSA-2048)", "ed25519": "ed25519-sha256"}
 SIGN_COUNT = 2000  # messages signed by the signing stage (fewer with a smaller --smtp-count)
+LEDGER_COUNT = 100_000  # recipients claimed and recorded by the ledger stage
 
 
 @dataclass
@@ -194,6 +196,7 @@ class Options:
 
     sizes: list[int]
     smtp_count: int
+    ledger_count: int
     sample: int
     warm_runs: int
     repeat: int
@@ -224,7 +227,8 @@ class Bench:
     def add(self, row: Row) -> None:
         """Keep a row and show it at once."""
         self.rows.append(row)
-        rate = f"{row.rate:,.0f} msgs/s" if row.messages > 1 else ""
+        unit = "changes/s" if row.stage == "ledger" else "msgs/s"
+        rate = f"{row.rate:,.0f} {unit}" if row.messages > 1 else ""
         self.say(
             f"  {row.stage:<9} {row.variant:<34} n={row.size:<7} {row.seconds:8.2f} s "
             f"{rate:>16}  peak {row.peak_rss_mb:6.1f} MB"
@@ -474,6 +478,30 @@ class Bench:
         finally:
             sink.stop()
 
+    # ------------------------------------------------------------------ ledger
+
+    def ledger(self) -> None:
+        """Claim and record outcomes in the delivery ledger alone, as the SMTP pool does.
+
+        The rate is recipient state changes per second (two per recipient: claimed, sent);
+        each figure is the median of ``repeat`` runs, interleaved.
+        """
+        count = self.options.ledger_count
+        runs: dict[int, list[Row]] = {}
+        for _ in range(self.options.repeat):
+            for pool in (1, 4):
+                settle()
+                before = load()
+                cwd = self.work / f"ledger-{pool}"
+                child = run_stage("ledger", {"count": count, "pool": pool}, cwd)
+                variant = f"claim ahead, settle, finish; {pool} thread(s)"
+                row = self._row("ledger", variant, count, child, before)
+                row.extra.update(threads=pool, recipients=child.result["recipients"])
+                runs.setdefault(pool, []).append(row)
+                remove(cwd)
+        for rows in runs.values():
+            self.add(median_row(rows))
+
     # ------------------------------------------------------------------ several processes
 
     def shards(self, size: int) -> None:
@@ -557,6 +585,9 @@ class Bench:
             self.dkim_signing()
         if "smtp" in chosen:
             self.smtp()
+        if "ledger" in chosen:
+            self.say(f"delivery ledger, {self.options.ledger_count:,} recipients")
+            self.ledger()
         if "parallel" in chosen:
             self.say(f"2 processes, {max(sizes):,} subscribers")
             self.shards(max(sizes))
@@ -844,6 +875,7 @@ def report(bench: Bench, machine: dict[str, Any]) -> dict[str, Any]:
         "options": {
             "sizes": bench.options.sizes,
             "smtp_count": bench.options.smtp_count,
+            "ledger_count": bench.options.ledger_count,
             "sample": bench.options.sample,
             "stages": sorted(bench.options.stages),
         },
@@ -855,7 +887,7 @@ def report(bench: Bench, machine: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- command line
 
-ALL_STAGES = ("generate", "read", "dryrun", "dkim", "smtp", "parallel")
+ALL_STAGES = ("generate", "read", "dryrun", "dkim", "smtp", "ledger", "parallel")
 
 
 def _sizes(text: str) -> list[int]:
@@ -882,8 +914,15 @@ def parse_options(argv: list[str] | None = None) -> Options:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=_sizes, help="subscriber counts (default 1k,10k,100k)")
-    parser.add_argument("--quick", action="store_true", help="200 subscribers, 200 SMTP messages")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="200 subscribers, 200 SMTP messages, 1,000 ledger recipients",
+    )
     parser.add_argument("--smtp-count", type=int, help="messages per SMTP run (default 10000)")
+    parser.add_argument(
+        "--ledger-count", type=int, help=f"recipients of the ledger stage (default {LEDGER_COUNT})"
+    )
     parser.add_argument("--sample", type=int, default=100, help="messages saved by a sample run")
     parser.add_argument("--repeat", type=int, help="runs of each SMTP measurement (default 3)")
     parser.add_argument(
@@ -900,8 +939,9 @@ def parse_options(argv: list[str] | None = None) -> Options:
     quick = args.quick
     sizes = args.sizes or ([200] if quick else [1000, 10_000, 100_000])
     smtp_count = args.smtp_count or (200 if quick else 10_000)
-    if smtp_count < 1:
-        parser.error("--smtp-count must be 1 or more")
+    ledger_count = args.ledger_count or (1000 if quick else LEDGER_COUNT)
+    if smtp_count < 1 or ledger_count < 1:
+        parser.error("--smtp-count and --ledger-count must be 1 or more")
     if args.sample < 0 or (args.repeat is not None and args.repeat < 1):
         parser.error("--sample must be 0 or more and --repeat 1 or more")
     if args.sink == "smtp-sink" and not SMTP_SINK.exists():
@@ -910,6 +950,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     return Options(
         sizes=sizes,
         smtp_count=smtp_count,
+        ledger_count=ledger_count,
         sample=args.sample,
         warm_runs=2 if quick else 5,
         repeat=args.repeat or (1 if quick else 3),

@@ -10,11 +10,13 @@ publication keeps its state (history, ledger) there.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -30,12 +32,13 @@ from newsletter import pipeline  # noqa: E402
 from newsletter.config.load import load_settings  # noqa: E402
 from newsletter.config.settings import Settings, SmtpSettings  # noqa: E402
 from newsletter.delivery.dryrun import write_outbox  # noqa: E402
-from newsletter.delivery.ledger import Ledger  # noqa: E402
-from newsletter.delivery.smtp.pool import send_messages  # noqa: E402
+from newsletter.delivery.smtp.pool import CLAIM_AHEAD, UNRECORDED, send_messages  # noqa: E402
 from newsletter.dkim.settings import DkimSettings, parse_dkim  # noqa: E402
 from newsletter.dkim.signer import DkimSigner  # noqa: E402
 from newsletter.messages import MessageFactory  # noqa: E402
 from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
+from newsletter.state.api import Ledger  # noqa: E402
+from newsletter.state.openers import open_ledger  # noqa: E402
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - _started
@@ -256,7 +259,7 @@ def send(params: Params) -> Params:
         for n, m in zip(range(params["count"]), itertools.cycle(built))
     )
     envelope = settings.smtp.envelope_from or settings.sender.address
-    with Ledger(settings.paths.state_db) as ledger:
+    with open_ledger(settings.paths.state_db) as ledger:
         began = time.perf_counter()
         summary = send_messages(
             messages, settings.smtp, ledger, result.edition.id, envelope_from=envelope
@@ -265,6 +268,58 @@ def send(params: Params) -> Params:
     if summary.paused or summary.sent != params["count"]:
         raise SystemExit(f"the send did not complete: {summary.as_dict()}")
     return {"seconds": seconds, "messages": summary.sent}
+
+
+def ledger(params: Params) -> Params:
+    """Claim and record outcomes the way the SMTP pool does, with no network: the ledger alone.
+
+    Each of ``pool`` threads claims ``CLAIM_AHEAD`` recipients ahead (``wait=False``),
+    settles a claim (and its oldest unrecorded ``sent``) where the message data would go
+    out, then records ``sent``. Every recipient changes state twice: claimed, then sent.
+    """
+    count, pool = params["count"], params["pool"]
+    edition = "2026-03-04-bench"
+    numbers = iter(range(count))
+    taking = threading.Lock()
+
+    def take() -> str | None:
+        with taking:
+            number = next(numbers, None)
+        return None if number is None else f"reader{number}@example.com"
+
+    def work(book: Ledger) -> None:
+        ahead: collections.deque[tuple[str, int]] = collections.deque()
+        sent: collections.deque[int] = collections.deque(maxlen=UNRECORDED)
+        while True:
+            if ahead:
+                email, ticket = ahead.popleft()
+            else:
+                found = take()
+                if found is None:
+                    return
+                email, ticket = found, book.claim(edition, found, f"<{found}>", wait=False)
+            while len(ahead) < CLAIM_AHEAD and (fresh := take()) is not None:
+                ahead.append((fresh, book.claim(edition, fresh, f"<{fresh}>", wait=False)))
+            if len(sent) == UNRECORDED:
+                ticket = max(ticket, sent[0])
+            book.settle(ticket)
+            sent.append(book.finish(edition, email, "sent", "250 2.0.0 Ok: queued"))
+
+    with open_ledger(Path("state") / "state.sqlite3") as book:
+        began = time.perf_counter()
+        book.start(edition, "")
+        book.states(edition)
+        threads = [threading.Thread(target=work, args=(book,)) for _ in range(pool)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        book.flush()
+        seconds = time.perf_counter() - began
+        summary = book.summary(edition)
+    if summary["sent"] != count:
+        raise SystemExit(f"the ledger did not record everyone: {summary}")
+    return {"seconds": seconds, "messages": 2 * count, "recipients": count}
 
 
 def _with_sink(settings: Settings, params: Params) -> Settings:
@@ -287,6 +342,7 @@ STAGES: dict[str, Callable[[Params], Params]] = {
     "smtp": smtp,
     "send": send,
     "sign": sign,
+    "ledger": ledger,
 }
 
 

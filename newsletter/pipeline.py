@@ -20,18 +20,15 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from newsletter.archive import Archive
 from newsletter.clock import in_zone, now_utc
 from newsletter.config.settings import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
-from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.signing import sign_ahead, signed
 from newsletter.delivery.smtp.outcome import SendSummary
 from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.dkim.signer import DkimSigner
 from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError
-from newsletter.history import History
 from newsletter.locks import FileLock
 from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
@@ -41,6 +38,7 @@ from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect
+from newsletter.state.openers import open_editions, open_history, open_ledger
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 from newsletter.subscribers.shard import in_shard
 
@@ -121,7 +119,7 @@ def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) ->
     specs = options.sources or settings.paths.sources
     strict = settings.strict_sources if options.strict is None else options.strict
     collection = collect(specs, settings, strict=strict, now=now)
-    with History(settings.paths.state_db) as history:
+    with open_history(settings.paths.state_db) as history:
         recent = (
             frozenset()
             if options.allow_repeats
@@ -514,12 +512,12 @@ def _send_through_ledger(
     if test_copy:  # a test copy: its own ledger entry, so it can be sent again
         ledger_id = f"{edition.id}+test-{started:%Y%m%dT%H%M%S%f}"
     else:
-        with Archive(settings.paths.state_db) as archive:
+        with open_editions(settings.paths.state_db) as archive:
             archive.save(edition, prepared.selection, started)
-        with History(settings.paths.state_db) as history:
+        with open_history(settings.paths.state_db) as history:
             history.record(edition.id, edition.created, _selected_ids(prepared.selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
-    with Ledger(settings.paths.state_db) as ledger:
+    with open_ledger(settings.paths.state_db) as ledger:
         ledger.start(ledger_id, edition.subject)
         summary = send_messages(
             messages.stream(recipients(audience, scan), scan),
@@ -532,7 +530,7 @@ def _send_through_ledger(
         )
     stopped = hooks.stop is not None and hooks.stop.is_set()
     if not test_copy and not summary.paused and not stopped:
-        with Archive(settings.paths.state_db) as archive:
+        with open_editions(settings.paths.state_db) as archive:
             archive.set_status(edition.id, "done", now_utc())
     return summary, scan
 
@@ -560,7 +558,7 @@ def unfinished_edition(settings: Settings) -> tuple[Edition, dict[str, Any]] | N
     """The edition whose live send was interrupted, if any (resumed before building anew)."""
     if not settings.paths.state_db.exists():
         return None
-    with Archive(settings.paths.state_db) as archive:
+    with open_editions(settings.paths.state_db) as archive:
         found = archive.unfinished()
     if found is None:
         return None

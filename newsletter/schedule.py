@@ -35,7 +35,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter
@@ -62,7 +61,8 @@ from newsletter.pipeline import (
     SendPlan,
     send_edition,
 )
-from newsletter.state import open_state
+from newsletter.state.api import SlotRecord, SlotStore
+from newsletter.state.openers import open_slots
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -230,197 +230,6 @@ def count_slots_between(schedule: Schedule, start: datetime, end: datetime, cap:
             break
         count += 1
     return count
-
-
-# --------------------------------------------------------------------------- state
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schedule_slots (
-    key         TEXT PRIMARY KEY,
-    schedule    TEXT NOT NULL,
-    slot_local  TEXT NOT NULL,
-    slot_utc    TEXT NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('claimed', 'sent', 'skipped', 'failed')),
-    reason      TEXT NOT NULL DEFAULT '',
-    edition     TEXT NOT NULL DEFAULT '',
-    sent        INTEGER NOT NULL DEFAULT 0,
-    failed      INTEGER NOT NULL DEFAULT 0,
-    deferred    INTEGER NOT NULL DEFAULT 0,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    pid         INTEGER,
-    claimed_at  TEXT NOT NULL,
-    finished_at TEXT
-);
-CREATE INDEX IF NOT EXISTS schedule_slots_by_time ON schedule_slots (schedule, slot_utc);
-"""
-
-_COLUMNS = (
-    "key, schedule, slot_local, slot_utc, state, reason, edition, sent, failed, deferred,"
-    " attempts, claimed_at, finished_at"
-)
-
-
-@dataclass(frozen=True)
-class SlotRecord:
-    """A recorded slot: ``claimed`` (running or interrupted), ``sent``, ``skipped``, ``failed``."""
-
-    key: str
-    schedule: str
-    slot_local: str
-    slot_utc: str
-    state: str
-    reason: str
-    edition: str
-    sent: int
-    failed: int
-    deferred: int
-    attempts: int
-    claimed_at: str
-    finished_at: str | None
-
-    @property
-    def done(self) -> bool:
-        """Whether nothing more will happen to this slot on its own."""
-        return self.state in ("sent", "skipped", "failed")
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What claiming a slot found: ``new``, ``resume``, ``retry``, ``missed`` or ``done``."""
-
-    kind: str
-    record: SlotRecord | None = None
-
-
-class SlotStore:
-    """The ``schedule_slots`` table: one row per slot that was claimed or skipped."""
-
-    def __init__(self, db_path: Path) -> None:
-        self.path = db_path
-        self._conn = open_state(db_path, schema=_SCHEMA)
-
-    def __enter__(self) -> SlotStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()
-
-    def get(self, key: str) -> SlotRecord | None:
-        """The record of one slot."""
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM schedule_slots WHERE key = ?",  # noqa: S608 - fixed columns
-            (key,),
-        ).fetchone()
-        return SlotRecord(*row) if row else None
-
-    def latest(self, schedule: str) -> SlotRecord | None:
-        """The schedule's most recent recorded slot."""
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM schedule_slots WHERE schedule = ?"  # noqa: S608
-            " ORDER BY slot_utc DESC LIMIT 1",
-            (schedule,),
-        ).fetchone()
-        return SlotRecord(*row) if row else None
-
-    def claim(
-        self, slot: Slot, now: datetime, *, in_grace: bool, retry_failed: bool, reason: str = ""
-    ) -> Claim:
-        """Claim ``slot`` for sending, or record it as missed; atomically."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            claim = self._claim(
-                slot, now, in_grace=in_grace, retry_failed=retry_failed, reason=reason
-            )
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-        return claim
-
-    def _claim(
-        self, slot: Slot, now: datetime, *, in_grace: bool, retry_failed: bool, reason: str
-    ) -> Claim:
-        record = self.get(slot.key)
-        if record is not None and record.state in ("sent", "skipped"):
-            return Claim("done", record)
-        if record is not None and record.state == "failed" and not retry_failed:
-            return Claim("done", record)
-        if record is not None and record.state == "claimed":
-            self._conn.execute(
-                "UPDATE schedule_slots SET attempts = attempts + 1, pid = ? WHERE key = ?",
-                (os.getpid(), slot.key),
-            )
-            return Claim("resume", self.get(slot.key))
-        if not in_grace:
-            if record is None:
-                self._insert(slot, now, "skipped", reason, finished=True)
-            return Claim("missed", self.get(slot.key))
-        if record is not None:
-            self._conn.execute(
-                "UPDATE schedule_slots SET state = 'claimed', reason = '', attempts = attempts + 1,"
-                " pid = ?, claimed_at = ?, finished_at = NULL WHERE key = ?",
-                (os.getpid(), _stamp(now), slot.key),
-            )
-            return Claim("retry", self.get(slot.key))
-        self._insert(slot, now, "claimed", "", finished=False)
-        return Claim("new", self.get(slot.key))
-
-    def _insert(
-        self, slot: Slot, now: datetime, state: str, reason: str, *, finished: bool
-    ) -> None:
-        self._conn.execute(
-            "INSERT INTO schedule_slots (key, schedule, slot_local, slot_utc, state, reason,"
-            " attempts, pid, claimed_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                slot.key,
-                slot.schedule,
-                slot.local.isoformat(),
-                _stamp(slot.at),
-                state,
-                reason,
-                0 if finished else 1,
-                os.getpid(),
-                _stamp(now),
-                _stamp(now) if finished else None,
-            ),
-        )
-
-    def set_edition(self, key: str, edition: str) -> None:
-        """Record which edition the slot sends (before sending it)."""
-        self._conn.execute("UPDATE schedule_slots SET edition = ? WHERE key = ?", (edition, key))
-
-    def finish(
-        self,
-        key: str,
-        state: str,
-        now: datetime,
-        delivery: Delivery | None = None,
-        reason: str = "",
-    ) -> None:
-        """Record the end of a slot (``claimed`` keeps it open for a resume)."""
-        counts = delivery or Delivery()
-        self._conn.execute(
-            "UPDATE schedule_slots SET state = ?, reason = ?, sent = sent + ?, failed = failed + ?,"
-            " deferred = ?, finished_at = ? WHERE key = ?",
-            (
-                state,
-                reason,
-                counts.sent,
-                counts.failed,
-                counts.deferred,
-                None if state == "claimed" else _stamp(now),
-                key,
-            ),
-        )
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------- locks
@@ -679,7 +488,7 @@ def run_slot(
             f"{settings.paths.state_dir}; try again when it has finished"
         )
     try:
-        with SlotStore(settings.paths.state_db) as store:
+        with open_slots(settings.paths.state_db) as store:
             runner = SlotRunner(settings, store, send or pipeline_send, stop)
             outcome = runner.attempt(schedule, slot, moment, retry_failed=True)
     finally:
@@ -720,7 +529,7 @@ def run_forever(
         )
     nap = sleep or stop.wait
     try:
-        with SlotStore(settings.paths.state_db) as store:
+        with open_slots(settings.paths.state_db) as store:
             runner = SlotRunner(settings, store, send or pipeline_send, stop)
             _announce(chosen, clock())
             while not stop.is_set():
@@ -808,7 +617,7 @@ def upcoming(
         found.append(Upcoming(schedule, tuple(slots)))
     if not settings.paths.state_db.exists():
         return found
-    with SlotStore(settings.paths.state_db) as store:
+    with open_slots(settings.paths.state_db) as store:
         return [replace(item, last=store.latest(item.schedule.name)) for item in found]
 
 

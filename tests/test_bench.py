@@ -98,6 +98,8 @@ def test_quick_bench_prints_the_table_and_writes_json(tmp_path: Path) -> None:
         ("dkim", "sign ed25519-sha256, one thread"),
         ("parallel", "dry run eml, 2 processes (--shard 1/2, 2/2)"),
         ("parallel", "smtp live send, 2 processes x pool 2"),
+        ("ledger", "claim ahead, settle, finish; 1 thread(s)"),
+        ("ledger", "claim ahead, settle, finish; 4 thread(s)"),
     ]:
         assert expected in stages, expected
     for entry in rows:
@@ -108,6 +110,9 @@ def test_quick_bench_prints_the_table_and_writes_json(tmp_path: Path) -> None:
         if entry["stage"] == "smtp":
             assert entry["messages"] == 200, entry
             assert f"| {entry['variant']} |" in stdout
+        if entry["stage"] == "ledger":
+            assert entry["messages"] == 2 * 1000, entry  # claimed, then sent
+    assert "changes/s" in done.stderr
     sample = next(r for r in rows if r["variant"].startswith("eml, sample"))
     assert sample["extra"]["files"] == 100 + 3  # the sample, edition.html/.txt, manifest
     eml = next(r for r in rows if r["stage"] == "dry run" and r["variant"] == "eml")

@@ -18,7 +18,6 @@ from smtp_server import SMTPServer
 
 from newsletter import placeholders
 from newsletter.config.settings import Settings, SmtpSettings
-from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.signing import sign_ahead
 from newsletter.delivery.smtp.pool import send_messages
 from newsletter.dkim import signer as signer_module
@@ -27,6 +26,7 @@ from newsletter.dkim.settings import DkimSettings
 from newsletter.dkim.signer import SIGNED_HEADERS, DkimSigner
 from newsletter.messages import MessageFactory
 from newsletter.models import Digest, Edition, Subscriber
+from newsletter.state.openers import open_ledger
 
 SETTINGS = replace(
     Settings(), sender=replace(Settings().sender, reply_to="desk@meridianpost.example")
@@ -101,7 +101,7 @@ def test_signed_ahead_messages_verify_after_an_smtp_round_trip(
     records = published(settings)
     built = [factory.build(reader, payload=True) for reader in READERS]
     signed = sign_ahead(iter(built), DkimSigner(settings), threads=2, batch=3)
-    with SMTPServer() as server, Ledger(keys["rsa"].parent / f"{kind}.db") as ledger:
+    with SMTPServer() as server, open_ledger(keys["rsa"].parent / f"{kind}.db") as ledger:
         smtp = SmtpSettings(host=server.host, port=server.port, security="none", pool=3)
         summary = send_messages(
             signed, smtp, ledger, "e1", envelope_from="bounces@meridianpost.example"

@@ -1,4 +1,4 @@
-"""The sent-articles history in a real SQLite state file."""
+"""The sent-articles history, on every state backend (and in a real SQLite file)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from state_backends import SQLITE, StateBackend
 
 from newsletter.errors import NewsletterError
-from newsletter.history import History
 
 DAY = timedelta(days=1)
 START = datetime(2026, 3, 1, 6, tzinfo=UTC)
@@ -18,22 +18,31 @@ START = datetime(2026, 3, 1, 6, tzinfo=UTC)
 
 def test_new_database_is_empty_and_created_with_its_folder(tmp_path: Path) -> None:
     path = tmp_path / "state" / "nested" / "state.sqlite3"
-    with History(path) as history:
+    with SQLITE.open_history(path) as history:
         assert history.last_edition() is None
         assert history.recent_article_ids(7) == frozenset()
     assert path.is_file()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"history_editions", "history_articles"}
+    # The file has one schema: the history's tables, and every other tenant's.
+    assert tables == {
+        "history_editions",
+        "history_articles",
+        "archive_editions",
+        "ledger_editions",
+        "ledger_recipients",
+        "schedule_slots",
+        "schema_version",
+    }
 
 
-def test_recent_ids_across_editions_and_reopen(tmp_path: Path) -> None:
+def test_recent_ids_across_editions_and_reopen(state: StateBackend, tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    with History(path) as history:
+    with state.open_history(path) as history:
         history.record("2026-03-01", START, ["a", "b"])
         history.record("2026-03-02", START + DAY, ["c", "b"])
-    with History(path) as history:  # a later run sees what earlier runs recorded
+    with state.open_history(path) as history:  # a later run sees what earlier runs recorded
         assert history.last_edition() == "2026-03-02"
         assert history.recent_article_ids(1) == {"c", "b"}
         assert history.recent_article_ids(2) == {"a", "b", "c"}
@@ -42,8 +51,8 @@ def test_recent_ids_across_editions_and_reopen(tmp_path: Path) -> None:
         assert history.recent_article_ids(2) == {"b", "c", "d"}
 
 
-def test_record_is_idempotent_and_replaces(tmp_path: Path) -> None:
-    with History(tmp_path / "s.db") as history:
+def test_record_is_idempotent_and_replaces(state: StateBackend, tmp_path: Path) -> None:
+    with state.open_history(tmp_path / "s.db") as history:
         history.record("e1", START, ["a", "a", "b"])
         history.record("e1", START, ["a", "a", "b"])
         assert history.recent_article_ids(5) == {"a", "b"}
@@ -52,10 +61,10 @@ def test_record_is_idempotent_and_replaces(tmp_path: Path) -> None:
         assert history.last_edition() == "e1"
 
 
-def test_order_is_by_creation_time_in_utc(tmp_path: Path) -> None:
+def test_order_is_by_creation_time_in_utc(state: StateBackend, tmp_path: Path) -> None:
     tokyo = timezone(timedelta(hours=9))
     new_york = timezone(timedelta(hours=-5))
-    with History(tmp_path / "s.db") as history:
+    with state.open_history(tmp_path / "s.db") as history:
         history.record("later", datetime(2026, 3, 4, 5, tzinfo=new_york), ["n"])  # 10:00Z
         history.record("earlier", datetime(2026, 3, 4, 18, tzinfo=tokyo), ["t"])  # 09:00Z
         assert history.last_edition() == "later"
@@ -69,7 +78,7 @@ def test_other_tables_in_the_same_file_are_left_alone(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE ledger_messages (id TEXT)")
         db.execute("INSERT INTO ledger_messages VALUES ('m1')")
-    with History(path) as history:
+    with SQLITE.open_history(path) as history:
         history.record("e", START, ["a"])
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT id FROM ledger_messages").fetchall() == [("m1",)]
@@ -79,12 +88,12 @@ def test_damaged_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(NewsletterError, match=r"state\.sqlite3: cannot use the state database"):
-        History(path)
+        SQLITE.open_history(path)
 
 
 def test_waits_for_another_writer_instead_of_failing(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    with History(path) as history:
+    with SQLITE.open_history(path) as history:
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")
         other.execute("CREATE TABLE ledger_lock (x INTEGER)")

@@ -1,4 +1,8 @@
-"""The delivery ledger: states per recipient, durable claims, batched outcomes, summaries."""
+"""The delivery ledger: states per recipient, durable claims, batched outcomes, summaries.
+
+Most tests run on every state backend (``state``); those that look inside the SQLite
+file, or kill a writer, use ``SQLITE``.
+"""
 
 from __future__ import annotations
 
@@ -14,23 +18,17 @@ import time
 from pathlib import Path
 
 import pytest
+from state_backends import SQLITE, StateBackend
 
-from newsletter.delivery.ledger import STATES, EditionStatus, Ledger
 from newsletter.errors import DeliveryError
+from newsletter.state.api import STATES, EditionStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def peek(db: Path, edition: str = "e1") -> dict[str, str]:
+def peek(state: StateBackend, db: Path, edition: str = "e1") -> dict[str, str]:
     """Read states through a separate connection, as another process would."""
-    conn = sqlite3.connect(db)
-    try:
-        rows = conn.execute(
-            "SELECT email, state FROM ledger_recipients WHERE edition_id = ?", (edition,)
-        )
-        return dict(rows)
-    finally:
-        conn.close()
+    return state.peek_states(db, edition)
 
 
 @pytest.fixture
@@ -39,7 +37,7 @@ def db(tmp_path: Path) -> Path:
 
 
 def test_creates_the_folder_and_uses_wal(db: Path) -> None:
-    with Ledger(db) as ledger:
+    with SQLITE.open_ledger(db) as ledger:
         ledger.start("e1", "Morning")
     assert db.is_file()
     conn = sqlite3.connect(db)
@@ -49,11 +47,13 @@ def test_creates_the_folder_and_uses_wal(db: Path) -> None:
     finally:
         conn.close()
     assert {"ledger_editions", "ledger_recipients"} <= tables
-    assert all(name.startswith(("ledger_", "sqlite_")) for name in tables)
+    # One schema for the file: every name belongs to a tenant, or is the schema's version.
+    tenants = ("history_", "archive_", "ledger_", "schedule_", "schema_version", "sqlite_")
+    assert all(name.startswith(tenants) for name in tables)
 
 
-def test_start_is_idempotent_and_fills_a_blank_subject(db: Path) -> None:
-    with Ledger(db) as ledger:
+def test_start_is_idempotent_and_fills_a_blank_subject(state: StateBackend, db: Path) -> None:
+    with state.open_ledger(db) as ledger:
         ledger.start("e1", "")
         ledger.start("e1", "Tuesday's digest")
         ledger.start("e1", "Another subject")
@@ -63,69 +63,71 @@ def test_start_is_idempotent_and_fills_a_blank_subject(db: Path) -> None:
     assert editions["e1"].subject == "Tuesday's digest"
 
 
-def test_claim_is_visible_to_other_connections_at_once(db: Path) -> None:
-    with Ledger(db) as ledger:
+def test_claim_is_visible_to_other_connections_at_once(state: StateBackend, db: Path) -> None:
+    with state.open_ledger(db) as ledger:
         ledger.start("e1", "S")
         ledger.claim("e1", "Ana@Example.org", "<1@x>")
-        assert peek(db) == {"ana@example.org": "in_flight"}
+        assert peek(state, db) == {"ana@example.org": "in_flight"}
 
 
-def _eventually(db: Path, wanted: dict[str, str], seconds: float = 5.0) -> bool:
+def _eventually(
+    state: StateBackend, db: Path, wanted: dict[str, str], seconds: float = 5.0
+) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if peek(db) == wanted:
+        if peek(state, db) == wanted:
             return True
         time.sleep(0.005)
     return False
 
 
-def test_finish_is_committed_in_the_background(db: Path) -> None:
-    with Ledger(db) as ledger:
+def test_finish_is_committed_in_the_background(state: StateBackend, db: Path) -> None:
+    with state.open_ledger(db) as ledger:
         ledger.start("e1", "S")
         ledger.claim("e1", "a@example.org", "<1@x>")
         ledger.finish("e1", "a@example.org", "sent", "250 ok")
         # Nobody claims or flushes: the committer makes it durable on its own.
-        assert _eventually(db, {"a@example.org": "sent"})
+        assert _eventually(state, db, {"a@example.org": "sent"})
         ledger.finish("e1", "b@example.org", "failed", "550 no such user")
         ledger.flush()
-        assert peek(db)["b@example.org"] == "failed"
+        assert peek(state, db)["b@example.org"] == "failed"
 
 
-def test_a_queued_claim_is_durable_once_settled(db: Path) -> None:
-    with Ledger(db) as ledger:
+def test_a_queued_claim_is_durable_once_settled(state: StateBackend, db: Path) -> None:
+    with state.open_ledger(db) as ledger:
         ledger.start("e1", "S")
         first = ledger.claim("e1", "a@example.org", "<1@x>", wait=False)
         second = ledger.claim("e1", "b@example.org", "<2@x>", wait=False)
         assert second > first
         ledger.settle(second)
-        assert peek(db) == {"a@example.org": "in_flight", "b@example.org": "in_flight"}
+        assert peek(state, db) == {"a@example.org": "in_flight", "b@example.org": "in_flight"}
         ledger.settle(first)  # already durable: returns at once
 
 
-def test_writes_after_close_are_refused(db: Path) -> None:
-    ledger = Ledger(db)
+def test_writes_after_close_are_refused(state: StateBackend, db: Path) -> None:
+    ledger = state.open_ledger(db)
     ledger.finish("e1", "a@example.org", "sent", "250 ok")
     ledger.close()
     with pytest.raises(DeliveryError, match="closed"):
         ledger.finish("e1", "b@example.org", "sent", "250 ok")
-    with Ledger(db) as again:
+    with state.open_ledger(db) as again:
         assert again.states("e1") == {"a@example.org": "sent"}
 
 
-def test_close_commits_pending_outcomes(db: Path) -> None:
-    ledger = Ledger(db)
+def test_close_commits_pending_outcomes(state: StateBackend, db: Path) -> None:
+    ledger = state.open_ledger(db)
     ledger.start("e1", "S")
     ledger.claim("e1", "a@example.org", "<1@x>")
     ledger.finish("e1", "a@example.org", "deferred", "451 later")
     ledger.close()
     ledger.close()
-    with Ledger(db) as again:
+    with state.open_ledger(db) as again:
         assert again.states("e1") == {"a@example.org": "deferred"}
         assert again.failures("e1") == [("a@example.org", "deferred", "451 later")]
 
 
-def test_states_summary_failures(db: Path) -> None:
-    with Ledger(db) as ledger:
+def test_states_summary_failures(state: StateBackend, db: Path) -> None:
+    with state.open_ledger(db) as ledger:
         ledger.start("e1", "S")
         outcomes = {
             "a@example.org": ("sent", "250 2.0.0 queued"),
@@ -155,7 +157,7 @@ def test_states_summary_failures(db: Path) -> None:
 
 
 def test_claim_counts_attempts_and_keeps_the_message_id(db: Path) -> None:
-    with Ledger(db) as ledger:
+    with SQLITE.open_ledger(db) as ledger:
         for n in range(3):
             ledger.claim("e1", "a@example.org", f"<{n}@x>")
             ledger.finish("e1", "a@example.org", "deferred", f"451 try {n}")
@@ -167,21 +169,21 @@ def test_claim_counts_attempts_and_keeps_the_message_id(db: Path) -> None:
     assert row == (3, "<2@x>", "451 try 2")
 
 
-def test_finish_rejects_states_that_are_not_outcomes(db: Path) -> None:
-    with Ledger(db) as ledger, pytest.raises(ValueError, match="in_flight"):
+def test_finish_rejects_states_that_are_not_outcomes(state: StateBackend, db: Path) -> None:
+    with state.open_ledger(db) as ledger, pytest.raises(ValueError, match="in_flight"):
         ledger.finish("e1", "a@example.org", "in_flight", "")
 
 
-def test_long_replies_are_cut(db: Path) -> None:
-    with Ledger(db) as ledger:
+def test_long_replies_are_cut(state: StateBackend, db: Path) -> None:
+    with state.open_ledger(db) as ledger:
         ledger.finish("e1", "a@example.org", "failed", "550 " + "x" * 10_000)
         ((_, _, reply),) = ledger.failures("e1")
     assert reply.startswith("550 x")
     assert len(reply) <= 2000
 
 
-def test_editions_newest_first_with_counts_and_plain_data(db: Path) -> None:
-    with Ledger(db) as ledger:
+def test_editions_newest_first_with_counts_and_plain_data(state: StateBackend, db: Path) -> None:
+    with state.open_ledger(db) as ledger:
         ledger.start("older", "Monday")
         time.sleep(0.01)
         ledger.start("newer", "Tuesday")
@@ -202,8 +204,8 @@ def test_editions_newest_first_with_counts_and_plain_data(db: Path) -> None:
     json.dumps([dataclasses.asdict(e) for e in editions], default=str)
 
 
-def test_threads_share_one_ledger(db: Path) -> None:
-    with Ledger(db) as ledger:
+def test_threads_share_one_ledger(state: StateBackend, db: Path) -> None:
+    with state.open_ledger(db) as ledger:
         ledger.start("e1", "S")
 
         def work(worker: int) -> None:
@@ -224,7 +226,7 @@ def test_threads_share_one_ledger(db: Path) -> None:
 
 
 def test_states_of_a_large_edition_are_quick(db: Path) -> None:
-    with Ledger(db) as ledger:
+    with SQLITE.open_ledger(db) as ledger:
         ledger.finish("big", "first@example.org", "sent", "250 ok")
     conn = sqlite3.connect(db)
     with conn:
@@ -234,7 +236,7 @@ def test_states_of_a_large_edition_are_quick(db: Path) -> None:
             ((f"reader{n}@example.org",) for n in range(1, 100_000)),
         )
     conn.close()
-    with Ledger(db) as ledger:
+    with SQLITE.open_ledger(db) as ledger:
         began = time.perf_counter()
         states = ledger.states("big")
         elapsed = time.perf_counter() - began
@@ -247,7 +249,7 @@ def test_an_unusable_state_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(DeliveryError, match="state folder") as info:
-        Ledger(blocker / "state.sqlite3")
+        SQLITE.open_ledger(blocker / "state.sqlite3")
     assert str(blocker) in str(info.value)
 
 
@@ -255,14 +257,14 @@ def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "state.sqlite3"
     bad.write_bytes(b"this is not a database, just text that happens to be here" * 20)
     with pytest.raises(DeliveryError, match=r"state\.sqlite3"):
-        Ledger(bad)
+        SQLITE.open_ledger(bad)
 
 
 KILLED_WRITER = r"""
 import sys
 from pathlib import Path
-from newsletter.delivery.ledger import Ledger
-ledger = Ledger(Path(sys.argv[1]))
+from newsletter.state.openers import open_ledger
+ledger = open_ledger(Path(sys.argv[1]))
 ledger.start("e1", "S")
 n = 0
 while True:
@@ -291,7 +293,7 @@ def test_a_killed_writer_leaves_a_consistent_file(db: Path) -> None:
             break
     child.send_signal(signal.SIGKILL)
     child.wait()
-    with Ledger(db) as ledger:
+    with SQLITE.open_ledger(db) as ledger:
         states = ledger.states("e1")
     # Every claim announced before the kill is durable; nobody is ahead of their claim.
     assert all(f"r{n}@example.org" in states for n in range(claimed + 1))

@@ -45,7 +45,6 @@ from newsletter.schedule import (
     Slot,
     SlotOutcome,
     SlotRun,
-    SlotStore,
     format_upcoming,
     latest_slot,
     max_age,
@@ -55,6 +54,7 @@ from newsletter.schedule import (
     slots_after,
     upcoming,
 )
+from newsletter.state.openers import open_slots
 
 NEW_YORK = ZoneInfo("America/New_York")
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -398,7 +398,7 @@ def test_the_slot_is_claimed_in_the_database_before_anything_is_sent(settings: S
     seen: list[str | None] = []
 
     def look(run: SlotRun) -> None:
-        with SlotStore(settings.paths.state_db) as store:
+        with open_slots(settings.paths.state_db) as store:
             record = store.get(run.slot.key)
             seen.append(record.state if record else None)
 
@@ -507,7 +507,7 @@ def test_an_interrupted_send_resumes_the_same_slot_and_edition(settings: Setting
     assert [(s.key, s.resuming, s.previous) for s in again.sent] == [
         ("daily@2026-03-04T07:00:00", True, "ed-20260304070000")
     ]
-    with SlotStore(settings.paths.state_db) as store:
+    with open_slots(settings.paths.state_db) as store:
         record = store.get("daily@2026-03-04T07:00:00")
     assert record is not None
     assert (record.state, record.sent, record.attempts) == ("sent", 5, 2)

@@ -23,7 +23,6 @@ import pytest
 from smtp_server import Certificate, Faults, SMTPServer, free_port, make_certificate
 
 from newsletter.config.settings import SmtpSettings
-from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp import connection
 from newsletter.delivery.smtp.outcome import SendSummary
 from newsletter.delivery.smtp.pool import CLAIM_AHEAD, UNRECORDED, send_messages
@@ -31,6 +30,8 @@ from newsletter.delivery.smtp.run import REFUSAL_THRESHOLD
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.errors import ConfigError
 from newsletter.models import OutgoingMessage
+from newsletter.state.api import Ledger
+from newsletter.state.openers import open_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "bounces@news.example"
@@ -85,7 +86,7 @@ def trusted(certificate: Certificate, monkeypatch: pytest.MonkeyPatch) -> Certif
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "state" / "state.sqlite3") as opened:
+    with open_ledger(tmp_path / "state" / "state.sqlite3") as opened:
         yield opened
 
 
@@ -460,7 +461,7 @@ def test_the_password_never_leaks(
     with SMTPServer(tls=trusted, users={USER: PASSWORD}, faults=Faults(auth_echo=True)) as server:
         good = SmtpSettings(host="127.0.0.1", port=server.port, username=USER, password=PASSWORD)
         bad = dataclasses.replace(good, username="intruder")
-        with caplog.at_level(logging.DEBUG), Ledger(tmp_path / "s.sqlite3") as ledger:
+        with caplog.at_level(logging.DEBUG), open_ledger(tmp_path / "s.sqlite3") as ledger:
             ok = send(addresses(3), good, ledger, "e1")
             refused = send(addresses(3), bad, ledger, "e2")
             seen += [repr(ok), repr(refused), str(ok.as_dict()), str(refused.as_dict())]
@@ -738,8 +739,8 @@ CHILD = r"""
 import sys
 from pathlib import Path
 from newsletter.config.settings import SmtpSettings
-from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp.pool import send_messages
+from newsletter.state.openers import open_ledger
 from newsletter.models import OutgoingMessage
 
 port, db, count, policy, pool = sys.argv[1:]
@@ -752,7 +753,7 @@ def messages():
         data = f"Subject: n{n}\r\nMessage-ID: <{n}@news.example>\r\n\r\nhello {n}\r\n".encode()
         yield OutgoingMessage(f"reader{n}@example.org", f"<{n}@news.example>", data)
 
-with Ledger(Path(db)) as ledger:
+with open_ledger(Path(db)) as ledger:
     ledger.start("e1", "Digest")
     summary = send_messages(messages(), settings, ledger, "e1",
                             envelope_from="bounces@news.example", backoff_base=0.01)
@@ -783,7 +784,7 @@ def finish(child: subprocess.Popen[str]) -> str:
 
 
 def ledger_states(db: Path) -> dict[str, str]:
-    with Ledger(db) as opened:
+    with open_ledger(db) as opened:
         return opened.states("e1")
 
 

@@ -11,8 +11,9 @@ import click
 from newsletter import pipeline
 from newsletter.cli.options import config_option, settings_from
 from newsletter.config.settings import Settings
-from newsletter.delivery.ledger import EditionStatus, Ledger
 from newsletter.errors import NewsletterError
+from newsletter.state.api import EditionStatus
+from newsletter.state.openers import open_ledger
 
 
 @click.command()
@@ -37,7 +38,7 @@ def status(config_path: Path | None, edition_id: str | None, as_json: bool) -> N
 def _editions(settings: Settings) -> list[EditionStatus]:
     if not settings.paths.state_db.exists():
         return []
-    with Ledger(settings.paths.state_db) as ledger:
+    with open_ledger(settings.paths.state_db) as ledger:
         return ledger.editions()
 
 
@@ -59,7 +60,7 @@ def _edition_status(settings: Settings, edition_id: str, as_json: bool) -> None:
     counts: dict[str, int] = {}
     failures: list[tuple[str, str, str]] = []
     if settings.paths.state_db.exists():
-        with Ledger(settings.paths.state_db) as ledger:
+        with open_ledger(settings.paths.state_db) as ledger:
             counts, failures = ledger.summary(edition_id), ledger.failures(edition_id)
     if not any(counts.values()):
         raise NewsletterError(

@@ -9,9 +9,9 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from newsletter.delivery.ledger import normalize_email
 from newsletter.delivery.smtp.run import Run
 from newsletter.models import OutgoingMessage
+from newsletter.state.api import normalize_email
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@
 One message per transaction (see ``transaction``). The password is never logged and is
 scrubbed from every reply, reason and error this package produces.
 
-The ledger is written around every transaction (see ``newsletter.delivery.ledger`` for
+The ledger is written around every transaction (see ``newsletter.state.ledger`` for
 the crash guarantee and the ``smtp.in_flight`` policy): each recipient is claimed before
 the message data goes out. Under ``resend`` each connection claims the next
 ``CLAIM_AHEAD`` messages ahead, so their claims are on disk by the time they are sent
@@ -44,7 +44,6 @@ import time
 from collections.abc import Callable, Iterable
 
 from newsletter.config.settings import SmtpSettings
-from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp.backlog import Backlog, Item
 from newsletter.delivery.smtp.connection import ConnectFailed, Connection, Fatal, Relay
 from newsletter.delivery.smtp.outcome import Kind, Result, SendSummary
@@ -65,6 +64,7 @@ from newsletter.delivery.smtp.settings import (
 )
 from newsletter.delivery.smtp.transaction import UNUSABLE_ADDRESS, transact, utf8_problem
 from newsletter.models import OutgoingMessage
+from newsletter.state.api import Ledger
 
 log = logging.getLogger(__name__)
 

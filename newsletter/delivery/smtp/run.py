@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp.connection import Relay
+from newsletter.state.api import Ledger
 
 log = logging.getLogger(__name__)
 

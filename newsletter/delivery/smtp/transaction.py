@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import smtplib
 
-from newsletter.delivery.ledger import Ledger
 from newsletter.delivery.smtp.connection import Relay
 from newsletter.delivery.smtp.outcome import Kind, Result
 from newsletter.delivery.smtp.replies import error_text, reply_text
 from newsletter.models import OutgoingMessage
+from newsletter.state.api import Ledger
 from newsletter.wire import END_OF_DATA, data_payload
 
 

@@ -1,51 +1,29 @@
 """Which articles went out in which edition, so the next editions do not repeat them.
 
-Kept in the SQLite state file (WAL, busy timeout) next to the delivery ledger, in
-its own ``history_*`` tables. Recording an edition again replaces what was recorded
-for it, so a re-run is harmless.
+Kept in the SQLite state file next to the delivery ledger, in its own ``history_*``
+tables. Recording an edition again replaces what was recorded for it, so a re-run is
+harmless.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
 from newsletter.errors import NewsletterError
-from newsletter.state import open_state, state_error
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS history_editions (
-    edition_id TEXT PRIMARY KEY,
-    created TEXT NOT NULL,
-    recorded INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS history_editions_created
-    ON history_editions (created DESC, recorded DESC);
-CREATE TABLE IF NOT EXISTS history_articles (
-    edition_id TEXT NOT NULL REFERENCES history_editions (edition_id) ON DELETE CASCADE,
-    article_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    PRIMARY KEY (edition_id, article_id)
-);
-"""
+from newsletter.state.connection import connect, state_error
+from newsletter.state.timestamps import to_stamp
 
 
-def _stamp(moment: datetime) -> str:
-    """A UTC time as text whose order is the time order."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("History needs timezone-aware times")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class History:
-    """The record of sent editions and their articles in the state database."""
+class SqliteHistory:
+    """The record of sent editions and their articles in the SQLite state file."""
 
     def __init__(self, db_path: Path) -> None:
         self.path = Path(db_path)
-        self._db = open_state(self.path, schema="PRAGMA foreign_keys = ON;\n" + _SCHEMA)
+        self._db = connect(self.path)
 
     def _error(self, what: str, err: BaseException) -> NewsletterError:
         return state_error(self.path, what, err)
@@ -79,7 +57,7 @@ class History:
 
     def record(self, edition_id: str, created: datetime, article_ids: Sequence[str]) -> None:
         """Record that an edition with these articles went out (again: replaces the record)."""
-        stamp = _stamp(created)
+        stamp = to_stamp(created)
         unique = list(dict.fromkeys(article_ids))
         try:
             with self._db:
@@ -106,7 +84,7 @@ class History:
         """Close the database connection."""
         self._db.close()
 
-    def __enter__(self) -> History:
+    def __enter__(self) -> SqliteHistory:
         return self
 
     def __exit__(

@@ -1,60 +1,45 @@
-"""The edition archive: every edition that started going out, stored whole.
+"""Stored editions: every edition that started going out, kept whole in the state file.
 
-A live send stores its edition before the first message. A send that was
-killed or paused is resumed from here, byte for byte the same edition, even
-when the content has moved on since.
+A live send stores its edition before the first message. A send that was killed or
+paused is resumed from here, byte for byte the same edition, even when the content has
+moved on since. (Not the public archive of past issues: this is the sender's own copy.)
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from newsletter.models import Digest, Edition
-from newsletter.state import open_state
+from newsletter.state.api import ArchivedEdition
+from newsletter.state.connection import connect
+from newsletter.state.timestamps import from_stamp, to_stamp
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS archive_editions (
-    id          TEXT PRIMARY KEY,
-    created     TEXT NOT NULL,
-    subject     TEXT NOT NULL,
-    preheader   TEXT NOT NULL,
-    html        TEXT NOT NULL,
-    text        TEXT NOT NULL,
-    selection   TEXT NOT NULL,
-    warnings    TEXT NOT NULL,
-    status      TEXT NOT NULL DEFAULT 'sending',
-    started_at  TEXT NOT NULL,
-    finished_at TEXT
-);
-"""
+_COLUMNS = (
+    "id, created, subject, preheader, html, text, selection, warnings, status, started_at,"
+    " finished_at"
+)
 
 
-@dataclass(frozen=True)
-class ArchivedEdition:
-    """An edition as stored, with its send status."""
-
-    edition: Edition
-    selection: Mapping[str, Any]
-    status: str
-    started_at: str
-    finished_at: str | None
-
-
-class Archive:
-    """Store and find editions that started going out."""
+class SqliteEditionStore:
+    """Store and find editions that started going out, in the ``archive_editions`` table."""
 
     def __init__(self, db_path: Path) -> None:
-        self._conn = open_state(db_path, schema=_SCHEMA)
+        self._conn = connect(Path(db_path))
 
-    def __enter__(self) -> Archive:
+    def __enter__(self) -> SqliteEditionStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -68,20 +53,20 @@ class Archive:
             " selection, warnings, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 edition.id,
-                edition.created.isoformat(),
+                to_stamp(edition.created),
                 edition.subject,
                 edition.preheader,
                 edition.html,
                 edition.text,
                 json.dumps(selection, ensure_ascii=False, sort_keys=True),
                 json.dumps(list(edition.warnings), ensure_ascii=False),
-                started_at.isoformat(),
+                to_stamp(started_at),
             ),
         )
 
     def set_status(self, edition_id: str, status: str, at: datetime) -> None:
         """Mark an edition ``sending`` or ``done``."""
-        finished = at.isoformat() if status == "done" else None
+        finished = to_stamp(at) if status == "done" else None
         self._conn.execute(
             "UPDATE archive_editions SET status = ?, finished_at = ? WHERE id = ?",
             (status, finished, edition_id),
@@ -90,8 +75,7 @@ class Archive:
     def get(self, edition_id: str) -> ArchivedEdition | None:
         """The stored edition with this id, if any."""
         row = self._conn.execute(
-            "SELECT id, created, subject, preheader, html, text, selection, warnings, status,"
-            " started_at, finished_at FROM archive_editions WHERE id = ?",
+            f"SELECT {_COLUMNS} FROM archive_editions WHERE id = ?",  # noqa: S608 - fixed columns
             (edition_id,),
         ).fetchone()
         return _load(row) if row else None
@@ -99,14 +83,13 @@ class Archive:
     def unfinished(self) -> ArchivedEdition | None:
         """The most recent edition whose send was interrupted, if any."""
         row = self._conn.execute(
-            "SELECT id, created, subject, preheader, html, text, selection, warnings, status,"
-            " started_at, finished_at FROM archive_editions WHERE status = 'sending'"
+            f"SELECT {_COLUMNS} FROM archive_editions WHERE status = 'sending'"  # noqa: S608
             " ORDER BY started_at DESC, id DESC LIMIT 1"
         ).fetchone()
         return _load(row) if row else None
 
     def ids(self) -> list[str]:
-        """Every archived edition id, newest first."""
+        """Every stored edition id, newest first."""
         rows = self._conn.execute(
             "SELECT id FROM archive_editions ORDER BY started_at DESC, id DESC"
         ).fetchall()
@@ -114,7 +97,7 @@ class Archive:
 
 
 def _load(row: tuple[Any, ...]) -> ArchivedEdition:
-    created = datetime.fromisoformat(row[1])
+    created = from_stamp(row[1])
     edition = Edition(
         id=row[0],
         subject=row[2],

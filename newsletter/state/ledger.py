@@ -30,8 +30,8 @@ What a resumed send does with ``in_flight`` recipients is ``smtp.in_flight``:
   ``newsletter status``) for a person to decide; ``finish`` records the decision.
 
 The tables live in the shared state file and are all prefixed ``ledger_``. The file is
-in WAL mode, so ``status`` can read while a send writes. A ``Ledger`` may be shared by
-threads.
+in WAL mode, so ``status`` can read while a send writes. A ``SqliteLedger`` may be shared
+by threads.
 """
 
 from __future__ import annotations
@@ -40,45 +40,18 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from newsletter.clock import now_utc
 from newsletter.errors import DeliveryError
-
-STATES = ("pending", "in_flight", "sent", "failed", "deferred")
-FINAL_STATES = ("sent", "failed", "deferred")
-ATTENTION_STATES = ("failed", "deferred", "in_flight")
+from newsletter.state.api import FINAL_STATES, MAX_REPLY, STATES, EditionStatus, normalize_email
+from newsletter.state.connection import connect
+from newsletter.state.timestamps import from_stamp, to_stamp
 
 BUSY_TIMEOUT_MS = 10_000
 QUEUE_LIMIT = 1024  # a writer that finds this many writes queued commits them itself
 COMMIT_INTERVAL = 0.001  # seconds the committer gathers writes before committing them
-
-_SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS ledger_editions (
-        edition_id TEXT PRIMARY KEY,
-        subject    TEXT NOT NULL DEFAULT '',
-        started    TEXT NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS ledger_recipients (
-        edition_id TEXT NOT NULL,
-        email      TEXT NOT NULL,
-        message_id TEXT NOT NULL DEFAULT '',
-        state      TEXT NOT NULL
-                   CHECK (state IN ('pending', 'in_flight', 'sent', 'failed', 'deferred')),
-        attempts   INTEGER NOT NULL DEFAULT 0,
-        reply      TEXT NOT NULL DEFAULT '',
-        updated    TEXT NOT NULL,
-        PRIMARY KEY (edition_id, email)
-    ) WITHOUT ROWID
-    """,
-)
-
-_SCHEMA_STEPS: list[tuple[str, tuple[str, ...]]] = [(statement, ()) for statement in _SCHEMA]
 
 _CLAIM = """
     INSERT INTO ledger_recipients (edition_id, email, message_id, state, attempts, reply, updated)
@@ -112,44 +85,49 @@ _START = """
     WHERE ledger_editions.subject = '' AND excluded.subject != ''
 """
 
-MAX_REPLY = 2000
-
-
-@dataclass(frozen=True)
-class EditionStatus:
-    """One edition's delivery at a glance: when it started and how many are in each state."""
-
-    id: str
-    subject: str
-    started: datetime
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        """Every recipient the ledger knows for this edition."""
-        return sum(self.counts.values())
-
-    @property
-    def needs_attention(self) -> int:
-        """Recipients that are not done: failed, deferred or in flight."""
-        return sum(self.counts.get(state, 0) for state in ATTENTION_STATES)
-
-
-def normalize_email(email: str) -> str:
-    """Return the ledger's key for an address: trimmed and casefolded."""
-    return email.strip().casefold()
-
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return to_stamp(now_utc())
 
 
 def _empty_counts() -> dict[str, int]:
     return dict.fromkeys(STATES, 0)
 
 
-class Ledger:
-    """The per-recipient delivery record of every edition, in one SQLite file."""
+def _error(path: Path, action: str, err: BaseException) -> DeliveryError:
+    """Describe a SQLite error: the file, what failed and a next step."""
+    hint = (
+        "another newsletter process may be using it; wait for it to finish"
+        if "locked" in str(err) or "busy" in str(err)
+        else "check free disk space and the permissions of the state folder"
+    )
+    return DeliveryError(f"{path}: the delivery ledger failed to {action}: {err}; {hint}")
+
+
+class _OpenErrors:
+    """How the ledger explains a state file it cannot open (``connection.Errors``)."""
+
+    def folder(self, path: Path, err: OSError) -> DeliveryError:
+        """The folder of the file cannot be made."""
+        return DeliveryError(
+            f"{path.parent}: cannot create the state folder ({err.strerror}); "
+            "check output.state_dir in the config and its permissions"
+        )
+
+    def database(self, path: Path, action: str, err: BaseException) -> DeliveryError:
+        """SQLite failed to open the file or to set it up."""
+        return _error(path, "open", err)
+
+    def journal(self, path: Path, mode: str) -> DeliveryError:
+        """The file cannot be put in WAL mode, which the crash guarantee needs."""
+        return DeliveryError(
+            f"{path}: SQLite cannot use write-ahead logging here (journal mode "
+            f"{mode!r}); put output.state_dir on a local disk"
+        )
+
+
+class SqliteLedger:
+    """The per-recipient delivery record of every edition, in the SQLite state file."""
 
     def __init__(self, db_path: Path) -> None:
         self.path = Path(db_path)
@@ -165,46 +143,18 @@ class Ledger:
         self._broken: DeliveryError | None = None
         self._closed = False
         self._db = threading.RLock()  # guards the connection
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise DeliveryError(
-                f"{self.path.parent}: cannot create the state folder ({err.strerror}); "
-                "check output.state_dir in the config and its permissions"
-            ) from err
-        with self._guard("open"):
-            self._conn = sqlite3.connect(
-                str(self.path),
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            try:
-                self._configure()
-            except (sqlite3.Error, DeliveryError):
-                self._conn.close()
-                raise
-
-    def _configure(self) -> None:
-        conn = self._conn
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise DeliveryError(
-                f"{self.path}: SQLite cannot use write-ahead logging here (journal mode "
-                f"{mode!r}); put output.state_dir on a local disk"
-            )
-        conn.execute("PRAGMA synchronous = FULL")
-        self._transaction(_SCHEMA_STEPS)
+        # Every commit is on disk when it returns (synchronous = FULL): the crash guarantee.
+        self._conn = connect(
+            self.path,
+            threads=True,
+            durable=True,
+            busy_timeout=BUSY_TIMEOUT_MS / 1000,
+            errors=_OpenErrors(),
+        )
 
     def _error(self, action: str, err: BaseException) -> DeliveryError:
         """Describe a SQLite error: the file, what failed and a next step."""
-        hint = (
-            "another newsletter process may be using it; wait for it to finish"
-            if "locked" in str(err) or "busy" in str(err)
-            else "check free disk space and the permissions of the state folder"
-        )
-        return DeliveryError(f"{self.path}: the delivery ledger failed to {action}: {err}; {hint}")
+        return _error(self.path, action, err)
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
@@ -248,7 +198,7 @@ class Ledger:
                 self._closed = True
                 self._conn.close()
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> SqliteLedger:
         return self
 
     def __exit__(
@@ -429,7 +379,7 @@ class Ledger:
             EditionStatus(
                 id=edition_id,
                 subject=subject,
-                started=datetime.fromisoformat(started),
+                started=from_stamp(started),
                 counts=per_edition.get(edition_id, _empty_counts()),
             )
             for edition_id, subject, started in heads

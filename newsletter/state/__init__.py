@@ -1,0 +1,1 @@
+"""The state file: history, stored editions, the delivery ledger and schedule slots."""

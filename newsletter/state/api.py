@@ -1,0 +1,242 @@
+"""What the rest of newsletter may ask of the state: one protocol per tenant, plain records.
+
+Callers name these protocols (``History``, ``EditionStore``, ``Ledger``, ``SlotStore``)
+and get them from ``newsletter.state.openers``, never from a backend's classes, so a
+second backend (say PostgreSQL) can be added behind the openers without touching them.
+Every backend keeps the promises written here, the ledger's crash guarantee included
+(see ``newsletter.state.ledger``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from newsletter.models import Edition
+
+# --------------------------------------------------------------------------- records
+
+STATES = ("pending", "in_flight", "sent", "failed", "deferred")
+FINAL_STATES = ("sent", "failed", "deferred")
+ATTENTION_STATES = ("failed", "deferred", "in_flight")
+MAX_REPLY = 2000  # characters of a server's reply the ledger keeps
+
+
+def normalize_email(email: str) -> str:
+    """Return the ledger's key for an address: trimmed and casefolded."""
+    return email.strip().casefold()
+
+
+@dataclass(frozen=True)
+class EditionStatus:
+    """One edition's delivery at a glance: when it started and how many are in each state."""
+
+    id: str
+    subject: str
+    started: datetime
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Every recipient the ledger knows for this edition."""
+        return sum(self.counts.values())
+
+    @property
+    def needs_attention(self) -> int:
+        """Recipients that are not done: failed, deferred or in flight."""
+        return sum(self.counts.get(state, 0) for state in ATTENTION_STATES)
+
+
+@dataclass(frozen=True)
+class ArchivedEdition:
+    """An edition as stored, with its send status."""
+
+    edition: Edition
+    selection: Mapping[str, Any]
+    status: str
+    started_at: str
+    finished_at: str | None
+
+
+@dataclass(frozen=True)
+class SlotRecord:
+    """A recorded slot: ``claimed`` (running or interrupted), ``sent``, ``skipped``, ``failed``."""
+
+    key: str
+    schedule: str
+    slot_local: str
+    slot_utc: str
+    state: str
+    reason: str
+    edition: str
+    sent: int
+    failed: int
+    deferred: int
+    attempts: int
+    claimed_at: str
+    finished_at: str | None
+
+    @property
+    def done(self) -> bool:
+        """Whether nothing more will happen to this slot on its own."""
+        return self.state in ("sent", "skipped", "failed")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What claiming a slot found: ``new``, ``resume``, ``retry``, ``missed`` or ``done``."""
+
+    kind: str
+    record: SlotRecord | None = None
+
+
+class SlotLike(Protocol):
+    """What the slot store needs to know of a schedule's slot (``schedule.Slot``)."""
+
+    @property
+    def key(self) -> str:
+        """The slot's identity: schedule name and local wall time."""
+
+    @property
+    def schedule(self) -> str:
+        """The schedule's name."""
+
+    @property
+    def local(self) -> datetime:
+        """When it is due, in the schedule's time zone."""
+
+    @property
+    def at(self) -> datetime:
+        """When it is due (aware)."""
+
+
+class DeliveryCounts(Protocol):
+    """What a slot's send did, as the slot store records it (``schedule.Delivery``)."""
+
+    @property
+    def sent(self) -> int:
+        """Messages the server accepted."""
+
+    @property
+    def failed(self) -> int:
+        """Messages refused for good."""
+
+    @property
+    def deferred(self) -> int:
+        """Messages to try again later."""
+
+
+# --------------------------------------------------------------------------- tenants
+
+
+class _Closing(Protocol):
+    """A store that holds a connection until closed; also a context manager."""
+
+    def close(self) -> None:
+        """Close the connection (after committing anything pending)."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None: ...
+
+
+class History(_Closing, Protocol):
+    """Which articles went out in which edition, so the next editions do not repeat them."""
+
+    def recent_article_ids(self, editions: int) -> frozenset[str]:
+        """The ids of the articles sent in the last ``editions`` editions."""
+
+    def last_edition(self) -> str | None:
+        """The id of the most recently created edition on record, if any."""
+
+    def record(self, edition_id: str, created: datetime, article_ids: Sequence[str]) -> None:
+        """Record that an edition with these articles went out (again: replaces the record)."""
+
+
+class EditionStore(_Closing, Protocol):
+    """Every edition that started going out, stored whole so a send can be resumed."""
+
+    def save(self, edition: Edition, selection: Mapping[str, Any], started_at: datetime) -> None:
+        """Store ``edition`` as sending (kept as it is when it was stored before)."""
+
+    def set_status(self, edition_id: str, status: str, at: datetime) -> None:
+        """Mark an edition ``sending`` or ``done``."""
+
+    def get(self, edition_id: str) -> ArchivedEdition | None:
+        """The stored edition with this id, if any."""
+
+    def unfinished(self) -> ArchivedEdition | None:
+        """The most recent edition whose send was interrupted, if any."""
+
+    def ids(self) -> list[str]:
+        """Every stored edition id, newest first."""
+
+
+class Ledger(_Closing, Protocol):
+    """The per-recipient delivery record of every edition; may be shared by threads."""
+
+    def start(self, edition_id: str, subject: str) -> None:
+        """Record that an edition's delivery began (idempotent; fills in a blank subject)."""
+
+    def claim(self, edition_id: str, email: str, message_id: str, *, wait: bool = True) -> int:
+        """Mark a recipient ``in_flight``; return the write's ticket for ``settle``."""
+
+    def settle(self, ticket: int) -> None:
+        """Return once the write with this ticket (and every one before it) is committed."""
+
+    def release(self, edition_id: str, email: str) -> None:
+        """Undo a claim whose message was not tried after all: the recipient is ``pending``."""
+
+    def finish(self, edition_id: str, email: str, state: str, reply: str) -> int:
+        """Record the outcome (``sent``, ``failed`` or ``deferred``) and the server's reply."""
+
+    def flush(self) -> None:
+        """Commit every queued write."""
+
+    def states(self, edition_id: str) -> dict[str, str]:
+        """Map every known recipient (casefolded address) of an edition to its state."""
+
+    def summary(self, edition_id: str) -> dict[str, int]:
+        """Count an edition's recipients per state (every state present, zero if none)."""
+
+    def failures(self, edition_id: str) -> list[tuple[str, str, str]]:
+        """List ``(email, state, reply)`` of the failed, the deferred and the in-flight."""
+
+    def editions(self) -> list[EditionStatus]:
+        """Every edition in the ledger, newest first, with its counts per state."""
+
+
+class SlotStore(_Closing, Protocol):
+    """One record per schedule slot that was claimed or skipped."""
+
+    def get(self, key: str) -> SlotRecord | None:
+        """The record of one slot."""
+
+    def latest(self, schedule: str) -> SlotRecord | None:
+        """The schedule's most recent recorded slot."""
+
+    def claim(
+        self, slot: SlotLike, now: datetime, *, in_grace: bool, retry_failed: bool, reason: str = ""
+    ) -> Claim:
+        """Claim ``slot`` for sending, or record it as missed; atomically."""
+
+    def set_edition(self, key: str, edition: str) -> None:
+        """Record which edition the slot sends (before sending it)."""
+
+    def finish(
+        self,
+        key: str,
+        state: str,
+        now: datetime,
+        delivery: DeliveryCounts | None = None,
+        reason: str = "",
+    ) -> None:
+        """Record the end of a slot (``claimed`` keeps it open for a resume)."""
