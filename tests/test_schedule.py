@@ -40,20 +40,11 @@ from newsletter.errors import (
 from newsletter.locks import FileLock
 from newsletter.models import Article
 from newsletter.pipeline import StaleNews, check_fresh, lookback_within
-from newsletter.schedule import (
-    Delivery,
-    Slot,
-    SlotOutcome,
-    SlotRun,
-    format_upcoming,
-    latest_slot,
-    max_age,
-    place,
-    run_forever,
-    run_slot,
-    slots_after,
-    upcoming,
-)
+from newsletter.scheduling.listing import format_upcoming, upcoming
+from newsletter.scheduling.outcome import Delivery, SlotOutcome, SlotRun
+from newsletter.scheduling.runner import run_forever, run_slot
+from newsletter.scheduling.sending import max_age
+from newsletter.scheduling.timeline import Slot, latest_slot, place, slots_after
 from newsletter.state.openers import open_slots
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -704,7 +695,7 @@ def test_upcoming_does_not_create_a_state_database(settings: Settings) -> None:
 SCRIPT = textwrap.dedent("""
     import logging, sys, threading
     from pathlib import Path
-    from newsletter import schedule as sch
+    from newsletter.scheduling.runner import run_forever, run_slot
     from newsletter.cli.process import stop_on_signals
     from newsletter.config.load import load_settings
     from newsletter.errors import NewsletterError
@@ -717,9 +708,9 @@ SCRIPT = textwrap.dedent("""
     try:
         with stop_on_signals(stop):
             if sys.argv[2] == "run":
-                sch.run_forever(settings, stop, schedules=schedules)
+                run_forever(settings, stop, schedules=schedules)
             else:
-                outcome = sch.run_slot(settings, sys.argv[3], schedules=schedules, stop=stop)
+                outcome = run_slot(settings, sys.argv[3], schedules=schedules, stop=stop)
                 print(outcome.state, flush=True)
                 sys.exit(outcome.exit_code)
     except NewsletterError as err:

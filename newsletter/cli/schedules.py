@@ -7,10 +7,12 @@ from pathlib import Path
 
 import click
 
-from newsletter import clock, schedule
+from newsletter import clock
 from newsletter.cli.options import config_option, settings_from
 from newsletter.cli.process import log_to_stderr, stop_on_signals
 from newsletter.config.schedules import EXAMPLE
+from newsletter.scheduling.listing import format_upcoming, upcoming
+from newsletter.scheduling.runner import run_forever
 
 
 @click.group("schedule")
@@ -27,7 +29,7 @@ def schedule_list(config_path: Path | None, count: int) -> None:
     if not settings.schedules:
         click.echo("No schedules configured. Add one to the config:\n" + EXAMPLE)
         return
-    for line in schedule.format_upcoming(schedule.upcoming(settings, clock.now_utc(), count)):
+    for line in format_upcoming(upcoming(settings, clock.now_utc(), count)):
         click.echo(line)
 
 
@@ -41,4 +43,4 @@ def schedule_run(config_path: Path | None) -> None:
     log_to_stderr()
     stop = threading.Event()
     with stop_on_signals(stop):
-        schedule.run_forever(settings, stop)
+        run_forever(settings, stop)

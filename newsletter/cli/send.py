@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from newsletter import pipeline, schedule
+from newsletter import pipeline
 from newsletter.cli.options import (
     build_options,
     config_option,
@@ -25,6 +25,7 @@ from newsletter.cli.options import (
 from newsletter.cli.process import log_to_stderr, stop_on_signals
 from newsletter.config.settings import Settings
 from newsletter.errors import NewsletterError
+from newsletter.scheduling.runner import find_schedule, run_slot
 from newsletter.subscribers.shard import parse_shard
 
 
@@ -121,12 +122,12 @@ def run_slot_once(settings: Settings, name: str, yes: bool, *, conflicting: bool
         raise click.UsageError(
             "--slot takes what to send from the schedule; drop --dry-run, --to and --source"
         )
-    if not schedule.find_schedule(settings.schedules, name).dry_run and not yes:
+    if not find_schedule(settings.schedules, name).dry_run and not yes:
         raise click.UsageError(f"schedule {name!r} sends live mail: add --yes")
     log_to_stderr()
     stop = threading.Event()
     with stop_on_signals(stop):
-        outcome = schedule.run_slot(settings, name, stop=stop)
+        outcome = run_slot(settings, name, stop=stop)
     click.echo(outcome.describe())
     raise click.exceptions.Exit(outcome.exit_code)
 

@@ -1,6 +1,6 @@
 """The ``[[schedule]]`` tables of the config, validated into ``Schedule`` settings.
 
-Running them is ``newsletter.schedule``'s job; this module only reads them, so
+Running them is ``newsletter.scheduling``'s job; this module only reads them, so
 the config loader can validate every schedule without importing the pipeline.
 """
 

@@ -1,7 +1,7 @@
 """Schedule slots in the state file: one row per slot that was claimed or skipped.
 
 Claiming a slot is one transaction, so a restart, a second instance or a cron job that
-fires twice finds the slot taken (``newsletter.schedule`` holds the rules around it).
+fires twice finds the slot taken (``newsletter.scheduling`` holds the rules around it).
 """
 
 from __future__ import annotations
