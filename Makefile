@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 ## demo: build the bundled sample edition and dry-run it to subscribers.example.csv
 demo: $(STAMP)
-	$(BIN)/newsletter build --now $(DEMO_NOW) --out demo-output/build --force
+	$(BIN)/newsletter build --now $(DEMO_NOW) --out demo-output/build
 	$(BIN)/newsletter send --dry-run --now $(DEMO_NOW) --outbox demo-output/outbox --force
 
 ## test: the whole test suite

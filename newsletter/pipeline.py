@@ -43,6 +43,7 @@ from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 from newsletter.subscribers.shard import in_shard
 
 SEND_LOCK = "live-send.lock"
+EDITION_FILES = ("edition.html", "edition.txt", "edition.json")  # what write_build writes
 DEV_KEY_WARNING = (
     "NEWSLETTER_SIGNING_KEY is not set: unsubscribe links are signed with a development key; "
     "set it to a long random secret before sending for real"
@@ -205,11 +206,8 @@ def write_build(
     edition = result.edition
     out_dir.mkdir(parents=True, exist_ok=True)
     html, text = MessageFactory(edition, settings).parts(EXAMPLE_READER)  # as a reader sees it
-    targets = {
-        "edition.html": html,
-        "edition.txt": text,
-        "edition.json": json.dumps(edition_info(result), ensure_ascii=False, indent=2) + "\n",
-    }
+    info = json.dumps(edition_info(result), ensure_ascii=False, indent=2) + "\n"
+    targets = dict(zip(EDITION_FILES, (html, text, info), strict=True))
     paths = [out_dir / name for name in targets]
     existing = [p for p in paths if p.exists()]
     if existing and not force:

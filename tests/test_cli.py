@@ -26,8 +26,8 @@ def runner() -> CliRunner:
 
 @pytest.fixture
 def project(tmp_path: Path, runner: CliRunner) -> Path:
-    """A starter project made by ``newsletter init``."""
-    result = runner.invoke(cli, ["init", str(tmp_path / "my-news")])
+    """A starter project made by ``newsletter init``, its articles dated to ``NOW``."""
+    result = runner.invoke(cli, ["init", str(tmp_path / "my-news"), "--now", NOW])
     assert result.exit_code == 0, result.output
     return tmp_path / "my-news"
 
@@ -136,14 +136,29 @@ def test_building_twice_gives_identical_html(project: Path, runner: CliRunner) -
     assert (project / "a/edition.html").read_bytes() == (project / "b/edition.html").read_bytes()
 
 
-def test_build_refuses_to_overwrite_without_force(project: Path, runner: CliRunner) -> None:
-    out = str(project / "out")
-    assert invoke(runner, project, "build", "--now", NOW, "--out", out).exit_code == 0
-    again = invoke(runner, project, "build", "--now", NOW, "--out", out)
-    assert again.exit_code == 1
-    assert "already exists; use --force" in again.output
-    assert "Traceback" not in again.output
-    assert invoke(runner, project, "build", "--now", NOW, "--out", out, "--force").exit_code == 0
+def test_build_replaces_its_own_output_and_refuses_files_it_did_not_write(
+    project: Path, runner: CliRunner
+) -> None:
+    out = project / "out"
+    assert invoke(runner, project, "build", "--now", NOW, "--out", str(out)).exit_code == 0
+    again = invoke(runner, project, "build", "--now", NOW, "--out", str(out))
+    assert again.exit_code == 0, again.output
+
+    mine = project / "mine"
+    mine.mkdir()
+    (mine / "edition.html").write_text("my own page", encoding="utf-8")
+    (mine / "notes.txt").write_text("kept", encoding="utf-8")
+    refused = invoke(runner, project, "build", "--now", NOW, "--out", str(mine))
+    assert refused.exit_code == 1
+    assert f"{mine / 'edition.html'} already exists and was not written by" in refused.output
+    assert "use --force" in refused.output
+    assert "Traceback" not in refused.output
+    assert (mine / "edition.html").read_text(encoding="utf-8") == "my own page"
+    assert not (mine / "preview.html").exists()  # nothing written when it refuses
+    forced = invoke(runner, project, "build", "--now", NOW, "--out", str(mine), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "kept"  # not one of its files
+    assert invoke(runner, project, "build", "--now", NOW, "--out", str(mine)).exit_code == 0
 
 
 def test_dry_run_refuses_to_overwrite_an_edition_folder(project: Path, runner: CliRunner) -> None:

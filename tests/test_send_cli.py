@@ -25,7 +25,7 @@ PASSWORD = "s3cret-pass-word"
 def make_project(tmp_path: Path, port: int, people: int, extra_smtp: str = "") -> Path:
     runner = CliRunner()
     project = tmp_path / "news"
-    assert runner.invoke(cli, ["init", str(project)]).exit_code == 0
+    assert runner.invoke(cli, ["init", str(project), "--now", NOW]).exit_code == 0
     rows = ["email,name,status"]
     rows += [f"reader{i:04d}@example.org,Reader {i},active" for i in range(people)]
     rows += ["gone@example.org,Gone,unsubscribed"]

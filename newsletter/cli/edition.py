@@ -3,57 +3,55 @@
 from __future__ import annotations
 
 import json
-import shutil
+import shlex
 from pathlib import Path
 from typing import Any
 
 import click
 
-from newsletter import clock, pipeline
+from newsletter import build_output, clock, pipeline
 from newsletter import preview as pv
+from newsletter.cli.invocation import PROGRAM, command_name
 from newsletter.cli.options import (
     build_options,
+    config_file,
     config_option,
     options_from,
     print_warnings,
     settings_from,
+    shown,
     warn,
 )
-from newsletter.config.load import find_config
-from newsletter.config.paths import CONFIG_NAME, SAMPLE_DIR, resource_path
+from newsletter.config import starter
 from newsletter.dkim import records
 from newsletter.dkim.settings import DkimSettings
 from newsletter.errors import NewsletterError
 from newsletter.limits import HTML_CLIP_BYTES
+from newsletter.models import Edition
 from newsletter.preflight.findings import ERROR
+from newsletter.preflight.project import check_project
 from newsletter.sources import collect
+from newsletter.subscribers.reader import SubscriberScan
 
 
 @click.command()
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-def init(directory: Path) -> None:
-    """Create a working starter project in DIRECTORY."""
-    if directory.exists() and any(directory.iterdir()):
-        raise NewsletterError(
-            f"{directory} is not empty; choose a new folder so nothing is overwritten"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(SAMPLE_DIR / "content", directory / "content")
-    shutil.copytree(resource_path("templates"), directory / "templates")
-    shutil.copyfile(resource_path("subscribers.example.csv"), directory / "subscribers.csv")
-    config = (SAMPLE_DIR / CONFIG_NAME).read_text(encoding="utf-8")
-    config += (
-        '\n[subscribers]\nfile = "subscribers.csv"\n'
-        '\n[templates]\ndir = "templates"   # edit these to restyle the email\n'
-        '\n[output]\nbuild_dir = "out"\noutbox = "outbox"\nstate_dir = ".newsletter"\n'
-        '\n[smtp]\n# host = "smtp.example.org"\n# port = 587\n# security = "starttls"\n'
-        '# username = "newsletter"   # password: NEWSLETTER_SMTP_PASSWORD\n'
-    )
-    (directory / CONFIG_NAME).write_text(config, encoding="utf-8")
-    click.echo(f"Created a newsletter project in {directory}")
-    click.echo(f"  cd {directory}")
-    click.echo("  newsletter build --out out/")
-    click.echo("  newsletter send --dry-run --outbox outbox/")
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--now",
+    metavar="ISO_TIME",
+    help="Date the sample articles as if it were this time (default: now).",
+)
+def init(directory: Path, now: str | None) -> None:
+    """Create a working starter project in DIR, its sample articles dated to now."""
+    starter.write_starter(directory, clock.parse_time(now) or clock.now_utc())
+    program = command_name()
+    click.echo(f"Created a newsletter project in {directory}. Next steps:")
+    click.echo(f"  cd {shlex.quote(str(directory))}")
+    click.echo(f"  {program} build             # the edition in out/: open out/preview.html")
+    click.echo(f"  {program} check             # what to change before sending for real")
+    click.echo(f"  {program} send --dry-run    # one .eml per subscriber in outbox/")
+    if program != PROGRAM:
+        click.echo(f"('{PROGRAM}' alone works once its folder is on PATH: activate its venv.)")
 
 
 @click.command()
@@ -63,27 +61,31 @@ def init(directory: Path) -> None:
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
     help="Folder for edition.html/.txt/.json (default: [output] build_dir).",
 )
-@click.option("--force", is_flag=True, help="Replace existing files in --out.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also replace files in --out that an earlier build did not write.",
+)
 def build(config_path: Path | None, out_dir: Path | None, force: bool, **flags: Any) -> None:
-    """Build the edition: edition.html, .txt, .json and a static preview.html."""
+    """Build the edition: edition.html, .txt, .json and a static preview.html.
+
+    A rebuild replaces what the last build wrote in the folder.
+    """
     settings = settings_from(config_path)
     result = pipeline.build_edition(settings, options_from(flags))
     print_warnings(result.warnings)
     target = out_dir or settings.paths.build_dir
-    if (target / "preview.html").exists() and not force:
-        raise NewsletterError(
-            f"{target / 'preview.html'} already exists; use --force to replace it "
-            "or choose another --out"
-        )
-    paths = pipeline.write_build(settings, result, target, force=force)
-    paths.append(pv.write_static_preview(result, settings, target, force=force))
+    build_output.claim(target, (*pipeline.EDITION_FILES, pv.STATIC_NAME), force=force)
+    paths = pipeline.write_build(settings, result, target, force=True)
+    paths.append(pv.write_static_preview(result, settings, target, force=True))
     edition = result.edition
     click.echo(f"Edition {edition.id}: {edition.subject}")
     click.echo(f"  HTML {edition.html_size / 1000:.1f} KB, text {len(edition.text)} chars")
     for path in paths:
-        click.echo(f"  wrote {path}")
+        click.echo(f"  wrote {shown(path)}")
 
 
 @click.command()
@@ -100,14 +102,14 @@ def build(config_path: Path | None, out_dir: Path | None, force: bool, **flags: 
     help="Also look up each DKIM key's TXT record and compare it with the key (uses DNS).",
 )
 def check(config_path: Path | None, check_links: bool, check_dns: bool, **flags: Any) -> None:
-    """Preflight the edition: errors and warnings, with where and how to fix."""
+    """Preflight the edition, the config and the subscriber list: what to fix, and where."""
     settings = settings_from(config_path)
     result = pipeline.build_edition(settings, options_from(flags))
-    findings = pipeline.preflight_edition(settings, result.edition, check_links=check_links)
     edition = result.edition
-    click.echo(f"Edition {edition.id}: {edition.subject}")
-    clip = HTML_CLIP_BYTES // 1000
-    click.echo(f"  HTML {edition.html_size / 1000:.1f} KB (Gmail clips at {clip} KB)")
+    project = check_project(settings, edition)
+    findings = pipeline.preflight_edition(settings, edition, check_links=check_links)
+    findings = sorted([*findings, *project.findings], key=lambda f: f.level != ERROR)
+    _print_summary(edition, project.subscribers)
     print_warnings(result.warnings)
     for finding in findings:
         colour = "red" if finding.level == ERROR else "yellow"
@@ -122,6 +124,17 @@ def check(config_path: Path | None, check_links: bool, check_dns: bool, **flags:
     if problems:
         raise NewsletterError(f"{problems} error(s): fix them before sending")
     click.echo(f"\nNo errors ({warnings} warning(s)).")
+
+
+def _print_summary(edition: Edition, scan: SubscriberScan | None) -> None:
+    click.echo(f"Edition {edition.id}: {edition.subject}")
+    clip = HTML_CLIP_BYTES // 1000
+    click.echo(f"  HTML {edition.html_size / 1000:.1f} KB (Gmail clips at {clip} KB)")
+    if scan is not None:
+        click.echo(
+            f"  subscribers: {scan.active} to mail in {shown(scan.path)} ({scan.skipped_status} "
+            f"not active, {scan.invalid} invalid, {scan.duplicates} duplicate row(s))"
+        )
 
 
 def _published_keys(dkim: DkimSettings) -> list[str]:
@@ -196,11 +209,12 @@ def _counts(counts: dict[str, int]) -> str:
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
+    metavar="PORT",
     help="Port (default 8025, else a free one; 0: any free port).",
 )
-@click.option("--host", metavar="ADDR", help="Listen on ADDR instead of 127.0.0.1 (warns).")
+@click.option("--host", metavar="HOST", help="Listen on HOST instead of 127.0.0.1 (warns).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the preview in a browser.")
-@click.option("--subscriber", metavar="EMAIL", help="Show this subscriber's message first.")
+@click.option("--subscriber", metavar="ADDRESS", help="Show this subscriber's message first.")
 def preview(
     config_path: Path | None,
     port: int | None,
@@ -211,6 +225,6 @@ def preview(
 ) -> None:
     """Serve a live-reloading preview of the edition on 127.0.0.1; never sends mail."""
     options = pv.PreviewOptions(
-        config=find_config(config_path), build=options_from(flags), subscriber=subscriber or ""
+        config=config_file(config_path), build=options_from(flags), subscriber=subscriber or ""
     )
     pv.serve(options, host=host, port=port, open_browser=open_browser, echo=click.echo, warn=warn)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from newsletter import __version__
 from newsletter.cli.edition import build, check, init, preview, sources
+from newsletter.cli.options import group_config_option
 from newsletter.cli.schedules import schedule_group
 from newsletter.cli.send import send
 from newsletter.cli.status import status
@@ -41,11 +43,50 @@ class NothingNew(UserError):
         click.echo(self.format_message(), err=True)
 
 
+class UsageMistake(click.UsageError):
+    """A click usage error shown as ``error: …`` under the usage line (exit code 2)."""
+
+    def show(self, file: Any = None) -> None:
+        """Print the usage, where to get help, and the message, to stderr."""
+        if self.ctx is not None:
+            click.echo(self.ctx.get_usage(), err=True, color=self.ctx.color)
+            click.echo(f"Try '{self.ctx.command_path} --help' for help.\n", err=True)
+        click.secho(f"error: {self.format_message()}", fg="red", err=True)
+
+
+def _as_ours(err: click.ClickException) -> click.ClickException:
+    """Click's own errors in the tool's words; errors that print themselves stay as they are."""
+    if isinstance(err, click.UsageError) and type(err).show is click.UsageError.show:
+        return UsageMistake(err.format_message(), err.ctx)
+    if type(err).show is click.ClickException.show:
+        return UserError(err.format_message())
+    return err
+
+
 class Commands(click.Group):
     """The command group: turns ``NewsletterError`` into a message and its exit code."""
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """Parse the group's own options; click's usage errors read ``error: …``."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as err:
+            raise _as_ours(err) from err
+
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; known errors become ``UserError``."""
+        try:
+            return self._invoke(ctx)
+        except click.ClickException as err:
+            raise _as_ours(err) from err
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except NothingToSend as err:
@@ -66,8 +107,14 @@ class Commands(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="newsletter")
-def cli() -> None:
-    """Build an email digest from your publication's content and deliver it."""
+@group_config_option
+def cli(config_path: Path | None) -> None:
+    """Build an email digest from your publication's content and deliver it.
+
+    Every command but init finds its config in --config FILE (before or after the
+    command), else $NEWSLETTER_CONFIG, else ./newsletter.toml, else it uses the
+    bundled sample publication.
+    """
 
 
 for command in (init, build, send, preview, check, sources, status, schedule_group):

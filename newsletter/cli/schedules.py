@@ -22,7 +22,13 @@ def schedule_group() -> None:
 
 @schedule_group.command("list")
 @config_option
-@click.option("--count", default=3, type=click.IntRange(1, 100), help="Runs to show per schedule.")
+@click.option(
+    "--count",
+    default=3,
+    type=click.IntRange(1, 100),
+    metavar="N",
+    help="Runs to show per schedule (default 3).",
+)
 def schedule_list(config_path: Path | None, count: int) -> None:
     """Show each schedule's next runs, in its time zone and in UTC."""
     settings = settings_from(config_path)

@@ -19,6 +19,7 @@ from newsletter.cli.options import (
     options_from,
     print_warnings,
     settings_from,
+    shown,
     warn,
     with_smtp_flags,
 )
@@ -36,12 +37,14 @@ from newsletter.subscribers.shard import parse_shard
     "--subscribers",
     "subscribers_path",
     type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
     help="Subscriber CSV (default: [subscribers] file).",
 )
 @click.option("--dry-run", is_flag=True, help="Write .eml files instead of sending; no network.")
 @click.option(
     "--outbox",
     type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
     help="Dry-run output folder (default: [output] outbox).",
 )
 @click.option(
@@ -56,13 +59,26 @@ from newsletter.subscribers.shard import parse_shard
 @click.option("--force", is_flag=True, help="Dry run: replace this edition's existing folder.")
 @click.option("--to", "to_address", metavar="ADDRESS", help="Send a test copy to one address.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (for cron and scripts).")
-@click.option("--limit", type=click.IntRange(min=1), help="Send to at most N subscribers.")
-@click.option("--shard", metavar="K/N", help="Send only shard K of N (split by address).")
-@click.option("--smtp-host", help="SMTP relay host (overrides [smtp] host).")
-@click.option("--smtp-port", type=click.IntRange(1, 65535), help="SMTP port.")
-@click.option("--smtp-security", type=click.Choice(["starttls", "ssl", "none"]))
 @click.option(
-    "--smtp-user", help="SMTP username; the password comes from NEWSLETTER_SMTP_PASSWORD."
+    "--limit", type=click.IntRange(min=1), metavar="N", help="Send to at most N subscribers."
+)
+@click.option("--shard", metavar="K/N", help="Send only shard K of N (split by address).")
+@click.option("--smtp-host", metavar="HOST", help="SMTP relay host (overrides [smtp] host).")
+@click.option(
+    "--smtp-port",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="SMTP port (overrides [smtp] port).",
+)
+@click.option(
+    "--smtp-security",
+    type=click.Choice(["starttls", "ssl", "none"]),
+    help="How to secure the SMTP connection (overrides [smtp] security).",
+)
+@click.option(
+    "--smtp-user",
+    metavar="USER",
+    help="SMTP username; the password comes from NEWSLETTER_SMTP_PASSWORD.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option(
@@ -248,8 +264,8 @@ def print_dry_run(report: pipeline.SendReport, as_json: bool) -> None:
         return
     click.echo(f"Edition {edition.id}: {edition.subject}")
     saved = "" if outcome.saved == outcome.written else f" ({outcome.saved} saved as files)"
-    click.echo(f"  {outcome.written} message(s) built{saved}, in {outcome.folder}")
-    click.echo(f"  manifest: {outcome.manifest}")
+    click.echo(f"  {outcome.written} message(s) built{saved}, in {shown(outcome.folder)}")
+    click.echo(f"  manifest: {shown(outcome.manifest)}")
     if skipped:
         click.echo(
             f"  not mailed: {scan.skipped_status} inactive, {scan.invalid} invalid, "

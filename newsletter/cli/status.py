@@ -18,10 +18,10 @@ from newsletter.state.openers import open_ledger
 
 @click.command()
 @config_option
-@click.argument("edition_id", required=False)
+@click.argument("edition_id", metavar="[EDITION]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable output.")
 def status(config_path: Path | None, edition_id: str | None, as_json: bool) -> None:
-    """Show per edition: sent, failed, deferred, in flight, pending (failures listed)."""
+    """Show per edition: sent, failed, deferred, in flight, pending; EDITION: its failures too."""
     settings = settings_from(config_path)
     if edition_id:
         _edition_status(settings, edition_id, as_json)

@@ -142,6 +142,24 @@ def find_config(
     return here if here.is_file() else None
 
 
+def read_config(file: Path) -> dict[str, Any]:
+    """Read the TOML of the config ``file``; a ``ConfigError`` names the file and what to do."""
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            "no such config file; run 'newsletter init DIR' to create one", file
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read the config file: {err.strerror}", file) from err
+    try:
+        return tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not UTF-8 text (byte {err.start}); save it as UTF-8", file) from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}", file) from err
+
+
 def load_settings(
     path: Path | None = None,
     *,
@@ -154,25 +172,15 @@ def load_settings(
     """
     is_sample = path is None
     file = SAMPLE_DIR / CONFIG_NAME if path is None else Path(path)
+    data = read_config(file)
     try:
-        raw = file.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(
-            "no such config file; run 'newsletter init DIR' to create one", file
-        ) from None
-    except OSError as err:
-        raise ConfigError(f"cannot read the config file: {err.strerror}", file) from err
-    try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"not UTF-8 text (byte {err.start}); save it as UTF-8", file) from err
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"not valid TOML: {err}", file) from err
-    settings = parse_settings(
-        data,
-        file.resolve().parent,
-        config_file=file.resolve(),
-        environ=environ,
-        is_sample=is_sample,
-    )
+        settings = parse_settings(
+            data,
+            file.resolve().parent,
+            config_file=file.resolve(),
+            environ=environ,
+            is_sample=is_sample,
+        )
+    except ConfigError as err:  # name the file as the user gave it
+        raise ConfigError(err.problems, file) from None
     return overrides(settings) if overrides else settings
