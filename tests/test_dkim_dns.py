@@ -121,7 +121,7 @@ def test_the_result_never_shows_the_private_key(dual: DkimSettings, keys: dict[s
 
 def _project(tmp_path: Path, keys: dict[str, Path]) -> Path:
     project = tmp_path / "news"
-    assert CliRunner().invoke(cli, ["init", str(project)]).exit_code == 0
+    assert CliRunner().invoke(cli, ["init", str(project), "--now", NOW]).exit_code == 0
     config = project / "newsletter.toml"
     config.write_text(
         config.read_text(encoding="utf-8")

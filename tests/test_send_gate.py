@@ -8,13 +8,11 @@ footer intact proves the same setup does deliver.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,23 +36,9 @@ grace_minutes = 60
 
 
 def make_project(tmp_path: Path, port: int, *, broken: bool) -> Path:
-    """A starter project with fresh content, three readers, the test SMTP server and a schedule."""
+    """A starter project (its content dated to now), three readers, the test server, a schedule."""
     project = tmp_path / "news"
     assert CliRunner().invoke(cli, ["init", str(project)]).exit_code == 0
-    articles = project / "content" / "articles.json"
-    data = json.loads(articles.read_text(encoding="utf-8"))
-    stamps = [
-        datetime.fromisoformat(a[k])
-        for a in data["articles"]
-        for k in ("published", "updated")
-        if a.get(k)
-    ]
-    shift = datetime.now(UTC) - timedelta(minutes=30) - max(stamps)
-    for item in data["articles"]:
-        for key in ("published", "updated"):
-            if item.get(key):
-                item[key] = (datetime.fromisoformat(item[key]) + shift).isoformat()
-    articles.write_text(json.dumps(data), encoding="utf-8")
     (project / "subscribers.csv").write_text(
         "email,name\nana@example.org,Ana\nbo@example.org,Bo\ncy@example.org,Cy\n",
         encoding="utf-8",
