@@ -249,11 +249,13 @@ class Messages:
         self.factory = MessageFactory(edition, settings, date=date)
         self.signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
 
-    def build(self, subscriber: Subscriber, *, payload: bool = False) -> OutgoingMessage:
+    def build(
+        self, subscriber: Subscriber, *, payload: bool = False, token: str | None = None
+    ) -> OutgoingMessage:
         """The message for ``subscriber`` (``DeliveryError`` for an unusable address)."""
         if self.signer is None:
-            return self.factory.build(subscriber, payload=payload)
-        made = self.factory.build(subscriber)
+            return self.factory.build(subscriber, payload=payload, token=token)
+        made = self.factory.build(subscriber, token=token)
         return OutgoingMessage(made.recipient, made.message_id, self.signer.sign(made.data))
 
 
