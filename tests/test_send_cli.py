@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -347,3 +348,40 @@ def test_a_wrong_password_is_tried_once_per_run(
         fixed = send_live(project, NEWSLETTER_SMTP_PASSWORD=PASSWORD)
         assert fixed.exit_code == 0, fixed.output
         assert len(server.messages()) == 40
+
+
+def test_a_hostile_relay_never_gets_the_password_into_output_or_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert = make_certificate(tmp_path / "tls")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert.cert))
+    forms = [
+        form
+        for password in (PASSWORD, PASSWORD + "-old")
+        for form in (
+            password,
+            base64.b64encode(password.encode()).decode().rstrip("="),
+            base64.b64encode(f"\0news\0{password}".encode()).decode().rstrip("="),
+        )
+    ]
+    faults = Faults(rcpt_echo_login=True, auth_echo=True)
+    with SMTPServer(tls=cert, users={"news": PASSWORD}, faults=faults) as server:
+        project = make_project(
+            tmp_path, server.port, 0, 'security = "starttls"\nusername = "news"\npool = 2'
+        )
+        mixed_list(project, 30)
+        config = str(project / "newsletter.toml")
+        sent = send_live(project, NEWSLETTER_SMTP_PASSWORD=PASSWORD)
+        assert sent.exit_code == 1
+        assert "you sent ***" in sent.output  # the relay's echo, in the pause reason
+        status = CliRunner().invoke(cli, ["status", "--config", config])
+        edition = status.output.splitlines()[1].split()[0]
+        detail = CliRunner().invoke(cli, ["status", "--config", config, edition])
+        assert "you sent ***" in detail.output
+        # A wrong password the relay repeats back, with what AUTH sent for it.
+        wrong = send_live(project, NEWSLETTER_SMTP_PASSWORD=PASSWORD + "-old")
+        assert "refused the login" in wrong.output
+        assert "***" in wrong.output
+    for text in (sent.output, status.output, detail.output, wrong.output):
+        for form in forms:
+            assert form not in text
