@@ -91,6 +91,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
         ("550 5.4.1 Recipient address rejected: Access denied", Blame.POLICY),
         ("554 5.6.0 Message content rejected", Blame.RELAY),
         ("552 5.3.4 Message size exceeds fixed limit", Blame.RELAY),
+        ("550 5.5.0 Requested action not taken: mailbox unavailable", Blame.ADDRESS),
         # No enhanced code: the words decide, then the code.
         ("550 No such user here", Blame.ADDRESS),
         ("550 Requested action not taken: mailbox unavailable", Blame.ADDRESS),

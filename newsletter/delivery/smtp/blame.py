@@ -5,14 +5,15 @@ sender or the content), yet go on past any number of unknown users. The reply sa
 
 - an enhanced status code (RFC 3463) ``X.1.x`` is about the address and ``X.2.x`` about
   the mailbox: the address's fault. ``X.1.7`` and ``X.1.8`` name the *sender's* address:
-  the relay's concern. ``X.7.x`` is policy and ``X.4.x`` routing: they may concern one
-  recipient or everyone, so they count against the relay only when they repeat across
-  domains (see ``run.RefusalWindow``). Any other class (the mail system, the protocol,
-  the content) is the relay's.
+  the relay's concern. ``X.7.x`` is policy, ``X.4.x`` routing and ``X.0.x`` undefined:
+  they may concern one recipient or everyone, so they count against the relay only when
+  they repeat across domains (see ``run.RefusalWindow``). Any other class (the mail
+  system, the protocol, the content) is the relay's.
 - a reply without one is judged by its words, then its code.
 
-Words that name the sender, relaying or authentication make a policy refusal the
-relay's on its face, in any domain.
+Words come first beyond ``X.1.x`` and ``X.2.x``: the sender, relaying or authentication
+named make a refusal the relay's on its face, in any domain; "mailbox unavailable" and
+its kin make it the address's, whatever the class (servers use ``5.5.0`` for that too).
 """
 
 from __future__ import annotations
@@ -61,9 +62,7 @@ def blame(reply: str) -> Blame:
             return Blame.RELAY if about_sender else Blame.ADDRESS
         if subject == 2:
             return Blame.ADDRESS
-        if subject in (0, 4, 7):
-            return _by_words(reply, Blame.POLICY)
-        return Blame.RELAY
+        return _by_words(reply, Blame.POLICY if subject in (0, 4, 7) else Blame.RELAY)
     code = _CODE.match(reply)
     return _by_words(reply, _by_code(int(code.group(1)) if code else 0))
 
