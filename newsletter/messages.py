@@ -262,10 +262,14 @@ class MessageFactory:
         html_text, plain = str(html_part.get_content()), str(text_part.get_content())
         return html_text.replace("\r\n", "\n"), plain.replace("\r\n", "\n")
 
-    def build(self, subscriber: Subscriber, *, payload: bool = False) -> OutgoingMessage:
+    def build(
+        self, subscriber: Subscriber, *, payload: bool = False, token: str | None = None
+    ) -> OutgoingMessage:
         """Fill the edition for one subscriber; raise ``DeliveryError`` for an unusable address.
 
         With ``payload`` the message also carries its SMTP DATA payload, made from pieces.
+        ``token`` stands in for the signed unsubscribe token (a preview of an address that
+        is not in the list gets no valid one).
         """
         email = subscriber.email
         try:
@@ -276,7 +280,7 @@ class MessageFactory:
                 f"subscriber {email!r}{where}: not a usable email address: {err}; "
                 "fix or remove the row"
             ) from err
-        token = self._token(email)
+        token = self._token(email) if token is None else token
         quoted = subscriber_ref(email)
         url = f"{self._url_head}{quoted}&token={token}{self._url_tail}"
         if len(url) > _MAX_URL:

@@ -246,9 +246,13 @@ class Messages:
         self.factory = MessageFactory(edition, settings, date=date)
         self.signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
 
-    def build(self, subscriber: Subscriber) -> OutgoingMessage:
-        """The message for ``subscriber`` (``DeliveryError`` for an unusable address)."""
-        made = self.factory.build(subscriber)
+    def build(self, subscriber: Subscriber, *, token: str | None = None) -> OutgoingMessage:
+        """The message for ``subscriber`` (``DeliveryError`` for an unusable address).
+
+        ``token`` replaces the signed unsubscribe token (the preview's stand-in for an
+        address that is not on the list).
+        """
+        made = self.factory.build(subscriber, token=token)
         return made if self.signer is None else signed(made, self.signer)
 
     def stream(

@@ -68,6 +68,8 @@ MAX_QUERY = 2048
 MAX_ADDRESS = 320
 CACHE_SIZE = 32
 STATIC_NAME = "preview.html"
+# The unsubscribe token of an address that is not in the list: visibly not a signature.
+STAND_IN_TOKEN = "PREVIEW-ONLY-address-not-in-the-list"  # noqa: S105 - not a secret
 
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -370,7 +372,13 @@ class PreviewApp:
         sample = snapshot.settings is not None and subscriber == sample_subscriber(
             snapshot.settings
         )
-        made = personalize(snapshot.result, snapshot.messages, subscriber, is_sample=sample)
+        made = personalize(
+            snapshot.result,
+            snapshot.messages,
+            subscriber,
+            is_sample=sample,
+            signed=sample or bool(subscriber.line),  # listed rows have their CSV line
+        )
         with self._cache_lock:
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
@@ -390,10 +398,20 @@ def _find_subscriber(settings: Settings, key: str) -> Subscriber | None:
 
 
 def personalize(
-    result: BuildResult, messages: Messages, subscriber: Subscriber, *, is_sample: bool
+    result: BuildResult,
+    messages: Messages,
+    subscriber: Subscriber,
+    *,
+    is_sample: bool,
+    signed: bool = True,
 ) -> Personal:
-    """Build one subscriber's exact message bytes and decode them for display."""
-    outgoing = messages.build(subscriber)
+    """Build one subscriber's exact message bytes and decode them for display.
+
+    Unless ``signed``, the unsubscribe links carry ``STAND_IN_TOKEN``: the preview shows
+    any address typed into it, and must not hand out a working unsubscribe link for
+    someone else's address.
+    """
+    outgoing = messages.build(subscriber, token=None if signed else STAND_IN_TOKEN)
     message = email.message_from_bytes(outgoing.data, policy=email.policy.default)
     if not isinstance(message, EmailMessage):
         raise DeliveryError("the message could not be read back")

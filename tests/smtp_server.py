@@ -17,6 +17,7 @@ opened), ``multi_rcpt`` (transactions with more than one RCPT) and ``auth_attemp
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import socket
 import ssl
@@ -135,6 +136,9 @@ class Faults:
     reject: set[str] = field(default_factory=set)  # addresses refused with 550 at RCPT
     reject_data: set[str] = field(default_factory=set)  # refused with 554 at end of data
     reject_all: bool = False  # every RCPT refused (a relay that denies relaying)
+    rcpt_reply: str = ""  # refuse every RCPT with this reply (e.g. a policy refusal)
+    refuse: dict[str, str] = field(default_factory=dict)  # address -> its RCPT refusal
+    rcpt_echo_login: bool = False  # a hostile server: RCPT refusals repeat the AUTH PLAIN data
     mail_reply: str = ""  # answer every MAIL with this (e.g. "421 ..." or "550 ...")
     data_delay: float = 0.0  # seconds before answering the end of data
     slow: dict[str, float] = field(default_factory=dict)  # address -> delay, first time only
@@ -201,6 +205,14 @@ class _Handler:
             return "421 4.3.2 Service shutting down, try again later"
         if faults.reject_all:
             return f"554 5.7.1 <{address}>: Relay access denied"
+        if faults.rcpt_echo_login and session.auth_data is not None:
+            login, password = session.auth_data.login, session.auth_data.password
+            plain = base64.b64encode(b"\0" + login + b"\0" + password).decode().rstrip("=")
+            return f"550 5.7.1 <{address}>: not for {login.decode()} (you sent {plain})"
+        if faults.rcpt_reply:
+            return faults.rcpt_reply
+        if address in faults.refuse:
+            return faults.refuse[address]
         if address in faults.reject:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         if tries <= faults.tempfail.get(address, 0):
@@ -285,8 +297,10 @@ class _Authenticator:
         if owner.users.get(login) == password:
             return AuthResult(success=True, auth_data=data)
         message = "535 5.7.8 Error: authentication failed"
-        if owner.faults.auth_echo:
-            message += f" for {login} with password {password}"
+        if owner.faults.auth_echo:  # the password, and what AUTH PLAIN and LOGIN sent for it
+            plain = base64.b64encode(b"\0" + data.login + b"\0" + data.password).decode()
+            alone = base64.b64encode(data.password).decode().rstrip("=")
+            message += f" for {login} with password {password} ({plain}, {alone})"
         return AuthResult(success=False, handled=False, message=message)
 
 

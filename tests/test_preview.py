@@ -39,6 +39,7 @@ from newsletter.pipeline import BuildOptions, BuildResult, build_edition
 from newsletter.preflight.sample import sample_subscriber
 from newsletter.preview import (
     EMAIL_CSP,
+    STAND_IN_TOKEN,
     PreviewApp,
     PreviewOptions,
     PreviewServer,
@@ -50,9 +51,11 @@ from newsletter.preview import (
 )
 from newsletter.preview_page.page import explain, force_dark, locate
 from newsletter.sources import Collection
+from newsletter.tokens import unsubscribe_token, verify_token
 
 NOW = datetime.fromisoformat("2026-03-04T18:00:00+05:30")
 WILDCARD = "0.0.0.0"  # noqa: S104 - only checked, never bound
+PARTS = ("/", "/email.html", "/email.txt", "/message.eml")
 HOSTILE = '</title><script>alert(1)</script>"><img src=x onerror=alert(2)>'
 
 
@@ -507,6 +510,32 @@ def test_an_unlisted_address_gets_the_anonymous_greeting(server: PreviewServer) 
     mail = fetch(server, "/email.html?subscriber=new.person%40example.org").text
     assert "Hello," in mail
     assert "Hello Sample" not in mail
+
+
+def test_an_unlisted_address_never_gets_a_working_unsubscribe_link(
+    server: PreviewServer, project: Path
+) -> None:
+    settings = load_settings(project)
+    factory = MessageFactory(build_edition(settings, BuildOptions(now=NOW)).edition, settings)
+    stranger = "victim@example.org"
+    signed = unsubscribe_token(factory.signing_key, settings.list.id, stranger)
+    query = "?subscriber=victim%40example.org"
+    shown = {path: fetch(server, path + query) for path in PARTS}
+    assert all(reply.status == 200 for reply in shown.values())
+    for path, reply in shown.items():
+        assert signed.encode() not in reply.body, path
+        for token in re.findall(rb"token=([\w-]+)", reply.body):
+            assert not verify_token(factory.signing_key, settings.list.id, stranger, token.decode())
+    assert f"token={STAND_IN_TOKEN}" in shown["/email.html"].text
+    assert f"token={STAND_IN_TOKEN}" in shown["/email.txt"].text
+    assert f"token={STAND_IN_TOKEN}" in str(parse(shown["/message.eml"].body)["List-Unsubscribe"])
+    # A listed subscriber's preview keeps the real, working link.
+    ana = fetch(server, "/email.html?subscriber=ana.silva%40example.com").text
+    assert (
+        f"token={unsubscribe_token(factory.signing_key, settings.list.id, 'ana.silva@example.com')}"
+        in ana
+    )
+    assert STAND_IN_TOKEN not in ana
 
 
 def test_an_unsubscribed_address_is_marked(server: PreviewServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -9,14 +10,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from smtp_server import Faults, SMTPServer, make_certificate
+from click.testing import CliRunner, Result
+from smtp_server import Faults, SMTPServer, free_port, make_certificate
 
 from newsletter.cli.main import cli
 from newsletter.delivery.smtp.pool import UNRECORDED
+from newsletter.delivery.smtp.run import REFUSAL_MINIMUM
 
 NOW = "2026-03-04T18:00:00+05:30"
 PASSWORD = "s3cret-pass-word"
@@ -254,3 +257,131 @@ def test_live_send_signs_with_dkim_when_a_key_is_configured(tmp_path: Path) -> N
             assert {"from", "to", "subject", "list-unsubscribe", "list-unsubscribe-post"} <= set(
                 signed
             )
+
+
+# --------------------------------------------------------------------------- safety stops
+
+
+DOMAINS = ("example.org", "example.net", "example.com", "mail.example", "post.example")
+
+
+def mixed_list(project: Path, people: int) -> list[str]:
+    """Replace the subscriber list with ``people`` addresses over several domains."""
+    emails = [f"reader{n:04d}@{DOMAINS[n % len(DOMAINS)]}" for n in range(people)]
+    rows = ["email,name,status", *(f"{e},Reader {n},active" for n, e in enumerate(emails))]
+    (project / "subscribers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return emails
+
+
+def send_live(project: Path, **extra_env: str) -> Result:
+    args = ["send", "--config", str(project / "newsletter.toml"), "--now", NOW, "--yes"]
+    return CliRunner().invoke(cli, args, env=env(**extra_env))
+
+
+def test_unknown_users_at_the_top_of_the_list_do_not_stop_the_send(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        project = make_project(tmp_path, server.port, 0, 'security = "none"')
+        emails = mixed_list(project, 100)
+        server.faults = Faults(reject=set(emails[:60]))
+        result = send_live(project)
+        assert result.exit_code == 1, result.output
+        assert "sent 40, failed 60" in result.output
+        assert "60 recipient(s) not delivered" in result.output
+        assert "refuse everyone" not in result.output
+        assert set(server.per_recipient()) == set(emails[60:])
+
+
+def test_a_relay_refusing_everyone_pauses_early_and_loses_nobody(tmp_path: Path) -> None:
+    with SMTPServer(faults=Faults(reject_all=True)) as server:
+        project = make_project(tmp_path, server.port, 0, 'security = "none"\npool = 2')
+        emails = mixed_list(project, 200)
+        result = send_live(project)
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        reason = f"the server at 127.0.0.1:{server.port} refused"
+        assert result.output.count(reason) == 1, result.output  # one message, not two
+        assert "554 5.7.1" in result.output
+        assert "failed 0" in result.output
+        assert sum(server.rcpt_attempts.values()) <= REFUSAL_MINIMUM + 2  # early
+        assert server.messages() == []
+
+        # The relay is fixed: the next run sends to everyone, those refused included.
+        server.faults = Faults()
+        again = send_live(project)
+        assert again.exit_code == 0, again.output
+        assert "Resuming edition" in again.output
+        assert server.per_recipient() == Counter(emails)
+
+
+def test_a_dead_port_pauses_at_once_with_one_message(tmp_path: Path) -> None:
+    port = free_port()
+    project = make_project(tmp_path, port, 0, 'security = "none"')
+    mixed_list(project, 50)
+    began = time.monotonic()
+    result = send_live(project)
+    assert time.monotonic() - began < 5, "no retries with backoff"
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    reason = f"cannot reach 127.0.0.1:{port}: nothing is listening there (connection refused)"
+    assert result.output.count(reason) == 1, result.output
+    assert "smtp.port" in result.output
+    assert "sent 0, failed 0, deferred 0" in result.output
+
+
+def test_a_wrong_password_is_tried_once_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert = make_certificate(tmp_path / "tls")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert.cert))
+    with SMTPServer(tls=cert, users={"news": PASSWORD}) as server:
+        project = make_project(
+            tmp_path, server.port, 0, 'security = "starttls"\nusername = "news"\npool = 4'
+        )
+        mixed_list(project, 40)
+        for run in (1, 2):
+            result = send_live(project, NEWSLETTER_SMTP_PASSWORD="not-the-password")
+            assert result.exit_code == 1, result.output
+            assert result.output.count("refused the login of 'news'") == 1, result.output
+            assert "not-the-password" not in result.output
+            assert len(server.auth_attempts) == run  # one AUTH per run, whatever the pool
+        assert server.messages() == []
+        fixed = send_live(project, NEWSLETTER_SMTP_PASSWORD=PASSWORD)
+        assert fixed.exit_code == 0, fixed.output
+        assert len(server.messages()) == 40
+
+
+def test_a_hostile_relay_never_gets_the_password_into_output_or_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert = make_certificate(tmp_path / "tls")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert.cert))
+    forms = [
+        form
+        for password in (PASSWORD, PASSWORD + "-old")
+        for form in (
+            password,
+            base64.b64encode(password.encode()).decode().rstrip("="),
+            base64.b64encode(f"\0news\0{password}".encode()).decode().rstrip("="),
+        )
+    ]
+    faults = Faults(rcpt_echo_login=True, auth_echo=True)
+    with SMTPServer(tls=cert, users={"news": PASSWORD}, faults=faults) as server:
+        project = make_project(
+            tmp_path, server.port, 0, 'security = "starttls"\nusername = "news"\npool = 2'
+        )
+        mixed_list(project, 30)
+        config = str(project / "newsletter.toml")
+        sent = send_live(project, NEWSLETTER_SMTP_PASSWORD=PASSWORD)
+        assert sent.exit_code == 1
+        assert "you sent ***" in sent.output  # the relay's echo, in the pause reason
+        status = CliRunner().invoke(cli, ["status", "--config", config])
+        edition = status.output.splitlines()[1].split()[0]
+        detail = CliRunner().invoke(cli, ["status", "--config", config, edition])
+        assert "you sent ***" in detail.output
+        # A wrong password the relay repeats back, with what AUTH sent for it.
+        wrong = send_live(project, NEWSLETTER_SMTP_PASSWORD=PASSWORD + "-old")
+        assert "refused the login" in wrong.output
+        assert "***" in wrong.output
+    for text in (sent.output, status.output, detail.output, wrong.output):
+        for form in forms:
+            assert form not in text

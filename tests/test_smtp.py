@@ -26,7 +26,7 @@ from newsletter.config.settings import SmtpSettings
 from newsletter.delivery.smtp import connection
 from newsletter.delivery.smtp.outcome import SendSummary
 from newsletter.delivery.smtp.pool import CLAIM_AHEAD, UNRECORDED, send_messages
-from newsletter.delivery.smtp.run import REFUSAL_THRESHOLD
+from newsletter.delivery.smtp.run import REFUSAL_MINIMUM
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.errors import ConfigError
 from newsletter.models import OutgoingMessage
@@ -444,9 +444,13 @@ def test_a_relay_refusing_everyone_pauses(server: SMTPServer, ledger: Ledger) ->
     server.faults = Faults(reject_all=True)
     summary = send(addresses(80), plain(server, pool=1), ledger)
     assert summary.paused
-    assert "in a row" in summary.pause_reason
-    assert summary.failed == REFUSAL_THRESHOLD
-    assert sum(server.rcpt_attempts.values()) == REFUSAL_THRESHOLD
+    assert "seems to refuse everyone" in summary.pause_reason
+    assert "554 5.7.1" in summary.pause_reason
+    # Nobody is failed for the relay's refusal: they are tried again by the next run.
+    assert (summary.failed, summary.deferred) == (0, REFUSAL_MINIMUM)
+    assert sum(server.rcpt_attempts.values()) == REFUSAL_MINIMUM
+    assert ledger.summary("e1")["deferred"] == REFUSAL_MINIMUM
+    assert ledger.summary("e1")["failed"] == 0
 
 
 def test_the_password_never_leaks(

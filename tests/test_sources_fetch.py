@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import sys
 import threading
@@ -11,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -30,6 +32,8 @@ FEED = b"""<?xml version="1.0" encoding="utf-8"?>
 PAGE = b"""<!doctype html><html><head><title>Home</title>
 <link rel="alternate" type="application/rss+xml" href="/feed.xml"></head><body></body></html>"""
 ETAG = '"feed-v1"'
+USER, SECRET = "reader", "s3cret/feed:pw"  # characters that must be %-encoded in a URL
+LOGIN = "Basic " + base64.b64encode(f"{USER}:{SECRET}".encode()).decode()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -129,6 +133,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def route_page(self) -> None:
         self.send(200, PAGE, "text/html; charset=utf-8")
+
+    def logged_in(self) -> bool:
+        if self.headers.get("Authorization") == LOGIN:
+            return True
+        self.send(401, b"who are you?", "text/plain", WWW_Authenticate='Basic realm="feeds"')
+        return False
+
+    def route_private_xml(self) -> None:
+        if self.logged_in():
+            self.send(200, FEED, "application/rss+xml", ETag=ETAG)
+
+    def route_private_away(self) -> None:
+        if self.logged_in():
+            port = self.server.server_address[1]
+            self.redirect(302, f"http://localhost:{port}/plain.xml")
 
 
 class Server(ThreadingHTTPServer):
@@ -293,3 +312,59 @@ def test_unreachable_port_is_a_warning(tmp_path: Path) -> None:
     report = read_source(f"http://127.0.0.1:{port}/feed.xml", Settings(), fetcher=fetcher(tmp_path))
     assert report.error is not None
     assert "cannot connect" in report.error
+
+
+def private(server: Server, path: str, secret: str = SECRET) -> str:
+    """The address of a route with a user name and password in it."""
+    port = server.server_address[1]
+    return f"http://{USER}:{quote(secret, safe='')}@127.0.0.1:{port}{path}"
+
+
+def test_a_password_in_the_url_logs_in_and_never_shows(server: Server, tmp_path: Path) -> None:
+    spec = private(server, "/private.xml")
+    report = read_source(spec, make_settings(tmp_path), fetcher=fetcher(tmp_path))
+    assert report.error is None, report.error
+    assert [a.title for a in report.articles] == ["Served story"]
+    assert report.spec == f"http://{USER}:***@127.0.0.1:{server.server_address[1]}/private.xml"
+    assert server.requests[-1][1]["Authorization"] == LOGIN
+    # Links resolved against the feed's address carry no credentials either.
+    assert [a.url for a in report.articles] == [url(server, "/stories/1")]
+    cached = "".join(p.read_text("latin-1") for p in (tmp_path / "cache").iterdir())
+    for secret in (SECRET, quote(SECRET, safe="")):
+        assert secret not in repr(report)
+        assert secret not in cached
+
+
+def test_a_wrong_password_is_named_without_showing_it(server: Server, tmp_path: Path) -> None:
+    spec = private(server, "/private.xml", secret="not-the-s3cret")
+    report = read_source(spec, Settings(), fetcher=fetcher(tmp_path))
+    assert report.error is not None
+    assert report.error.startswith(f"http://{USER}:***@127.0.0.1:")
+    assert "HTTP 401" in report.error
+    assert "user name and password" in report.error
+    assert "not-the-s3cret" not in repr(report)
+    with pytest.raises(ContentError) as raised:
+        read_source(spec, Settings(), strict=True, fetcher=fetcher(tmp_path))
+    assert "not-the-s3cret" not in str(raised.value)
+
+
+def test_credentials_are_not_sent_where_a_redirect_leads_away(
+    server: Server, tmp_path: Path
+) -> None:
+    report = read_source(private(server, "/private-away"), Settings(), fetcher=fetcher(tmp_path))
+    assert report.error is None, report.error
+    path, headers = server.requests[-1]
+    assert (path, headers["Host"].split(":")[0]) == ("/plain.xml", "localhost")
+    assert "Authorization" not in headers
+
+
+def test_an_unreachable_private_feed_does_not_show_the_password(tmp_path: Path) -> None:
+    with Server(("127.0.0.1", 0), Handler) as probe:
+        port = probe.server_address[1]
+    spec = f"http://{USER}:{quote(SECRET, safe='')}@127.0.0.1:{port}/feed.xml?token=abc123xyz"
+    report = read_source(spec, Settings(), fetcher=fetcher(tmp_path))
+    assert report.error is not None
+    assert "cannot connect" in report.error
+    assert report.spec == f"http://{USER}:***@127.0.0.1:{port}/feed.xml?token=***"
+    for secret in (SECRET, quote(SECRET, safe=""), "abc123xyz"):
+        assert secret not in repr(report)

@@ -8,6 +8,10 @@ RSS/Atom reader, and a web page is refused with the feed links it advertises.
 A source that fails as a whole becomes a ``SourceReport`` with ``error`` set and the
 others go on; with ``strict=True`` it raises ``ContentError`` instead, and so does any
 item that would be skipped.
+
+A source is named in every report, warning, error and article by ``masking.masked``
+(a feed URL's password never shows), and a source that is not a feed is described
+without repeating its bytes (it may be any file, ``/etc/passwd`` as well).
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from .fetch import MAX_BYTES, Fetcher, is_url
 from .json_reader import decode_json, read_articles
 from .jsonfeed import is_json_feed, read_json_feed
 from .mapping import Mapper
+from .masking import hide, masked
 from .merge import deduplicate
-from .sniff import as_text, first_char, html_page_error, is_html_page
+from .sniff import describe_bytes, first_char, html_page_error, is_html_page
 
 __all__ = [
     "Collection",
@@ -72,16 +77,19 @@ def read_source(
     spec: str, settings: Settings, *, strict: bool = False, fetcher: Fetcher | None = None
 ) -> SourceReport:
     """Read one source (path or URL); a failure is reported, not raised (unless strict)."""
-    notes = Notes(spec, strict)
+    name = masked(spec)
+    notes = Notes(name, strict)
     try:
         kind, articles = _read(spec, settings, notes, fetcher or Fetcher.from_settings(settings))
     except ContentError as err:
+        err.args = (hide(str(err), spec),)
         if strict:
             raise
-        return SourceReport(spec, "failed", (), tuple(notes.warnings), error=str(err))
+        warnings = tuple(hide(w, spec) for w in notes.warnings)
+        return SourceReport(name, "failed", (), warnings, error=str(err))
     if not articles:
         notes.warn("no usable articles in this source")
-    return SourceReport(spec, kind, tuple(articles), tuple(notes.warnings))
+    return SourceReport(name, kind, tuple(articles), tuple(hide(w, spec) for w in notes.warnings))
 
 
 def collect(
@@ -132,43 +140,44 @@ def _read(
 ) -> tuple[str, list[Article]]:
     url: str | None = None
     content_type: str | None = None
+    name = notes.source  # the spec as shown: masked
     if is_url(spec):
         fetched = fetcher.get(spec.strip())
         notes.warnings.extend(fetched.warnings)
         data, url, content_type = fetched.body, fetched.url, fetched.content_type
     else:
-        data = _read_file(spec)
-    return _parse(data, spec, url, content_type, settings, notes)
+        data = _read_file(spec, name)
+    return _parse(data, name, url, content_type, settings, notes)
 
 
-def _read_file(spec: str) -> bytes:
-    path = _local_path(spec)
+def _read_file(spec: str, name: str) -> bytes:
+    path = _local_path(spec, name)
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise ContentError(
-                f"{spec}: the file is {size // 1048576} MB, over the "
+                f"{name}: the file is {size // 1048576} MB, over the "
                 f"{MAX_BYTES // 1048576} MB limit for a content source"
             )
         return path.read_bytes()
     except FileNotFoundError:
         raise ContentError(
-            f"{spec}: no such file; check [content] sources in the config or the --source option"
+            f"{name}: no such file; check [content] sources in the config or the --source option"
         ) from None
     except IsADirectoryError:
         raise ContentError(
-            f"{spec}: this is a folder; give a content file or feed inside it"
+            f"{name}: this is a folder; give a content file or feed inside it"
         ) from None
     except OSError as err:
-        raise ContentError(f"{spec}: cannot read the file ({err.strerror or err})") from err
+        raise ContentError(f"{name}: cannot read the file ({err.strerror or err})") from err
 
 
-def _local_path(spec: str) -> Path:
+def _local_path(spec: str, name: str) -> Path:
     if spec.lower().startswith("file://"):
         return Path(url2pathname(urlsplit(spec).path))
     if _SCHEME.match(spec):
         raise ContentError(
-            f"{spec}: only http(s) addresses and file paths can be sources; "
+            f"{name}: only http(s) addresses and file paths can be sources; "
             "write the address with http:// or https://"
         )
     return Path(spec).expanduser()
@@ -206,10 +215,10 @@ def _json_or_neither(data: bytes, name: str, first: str) -> object:
     except ContentError:
         if first in '{["' or name.lower().endswith(".json"):
             raise
-    start = one_line(as_text(data, 40), 30)
+    # Say what it looks like, never what it says: it may be any file (a key, a password list).
     raise ContentError(
-        f"{name}: neither JSON nor an RSS/Atom feed (it starts with {start!r}); "
-        "give a JSON content file, an RSS/Atom feed or a JSON Feed"
+        f"{name}: neither JSON nor an RSS/Atom feed ({describe_bytes(data)}; its content is "
+        "not repeated here); give a JSON content file, an RSS/Atom feed or a JSON Feed"
     )
 
 

@@ -89,9 +89,10 @@ def parse_feed(
             resolve_relative_uris=True,
         )
     except PARSER_FAILURES as err:
+        # The parser's own words may quote the document: only the kind of failure is shown.
         raise ContentError(
-            f"{name}: the feed is too damaged to read ({type(err).__name__}: "
-            f"{one_line(str(err), 120)}); check it with a feed validator"
+            f"{name}: the feed is too damaged to read ({type(err).__name__} in the feed "
+            "parser); check it with a feed validator"
         ) from err
     version = str(parsed.get("version") or "")
     entries = list(parsed.get("entries") or [])

@@ -5,10 +5,15 @@ the next fetch sends ``If-None-Match``/``If-Modified-Since`` and a ``304 Not Mod
 reuses the cached body. Redirects are followed by hand (at most ``MAX_REDIRECTS``,
 only to http or https). Each wait is bounded by ``timeout`` and the whole fetch by
 ``total_time``, so a body that trickles in is cut off too.
+
+A user name and password in the URL (``https://user:secret@host/feed``) are sent as
+HTTP Basic authentication, to that scheme, host and port only (not to where it
+redirects elsewhere), and never shown: messages name the URL masked (``masking``).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -22,11 +27,13 @@ from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from newsletter import __version__
 from newsletter.config.settings import Settings
 from newsletter.errors import ContentError
+
+from .masking import hide, masked
 
 MAX_BYTES = 10 * 1024 * 1024
 TIMEOUT = 20.0  # seconds to connect and between bytes
@@ -67,6 +74,23 @@ def is_url(spec: str) -> bool:
     return urlsplit(spec.strip()).scheme.lower() in ("http", "https")
 
 
+def without_credentials(url: str) -> tuple[str, str | None]:
+    """Split a URL's user name and password off; return it and the Basic credentials, if any."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
 def ascii_url(url: str) -> str:
     """Make a URL sendable: IDNA host, percent-encoded non-ASCII path and query."""
     parts = urlsplit(url)
@@ -101,19 +125,30 @@ class Fetcher:
         return cls(user_agent=agent, cache_dir=settings.paths.state_dir / "feeds")
 
     def get(self, url: str) -> Fetched:
-        """Fetch ``url``; raise ``FetchError`` on any failure."""
+        """Fetch ``url``; raise ``FetchError`` on any failure (the URL masked in it)."""
+        try:
+            return self._get(url)
+        except FetchError as err:
+            err.args = (hide(str(err), url),)
+            raise
+
+    def _get(self, url: str) -> Fetched:
         cached = self._load_cache(url)
+        shown = masked(url)
+        bare, credentials = without_credentials(url)
         visited: list[str] = []
-        current = url
+        current = bare
         deadline = time.monotonic() + self.total_time
         opener = urllib.request.build_opener(_NoRedirect)
         while True:
             visited.append(current)
             if not is_url(current):
-                raise FetchError(f"{url}: only http(s) addresses can be fetched")
+                raise FetchError(f"{shown}: only http(s) addresses can be fetched")
+            # The credentials go only where the user sent them, never after a redirect away.
+            login = credentials if _origin(current) == _origin(bare) else None
             try:
                 request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
-                    ascii_url(current), headers=self._headers(cached)
+                    ascii_url(current), headers=self._headers(cached, login)
                 )
                 with opener.open(request, timeout=self.timeout) as response:
                     return self._ok(url, current, response, deadline)
@@ -123,8 +158,8 @@ class Fetcher:
                         return self._not_modified(url, current, cached)
                     if err.code not in _REDIRECTS:
                         raise FetchError(
-                            f"{url}: HTTP {err.code} {err.reason}{_via(current, url)}; "
-                            "check the address, or remove the source if it has moved"
+                            f"{shown}: HTTP {err.code} {err.reason}{_via(current, bare)}; "
+                            f"{_next_step(err.code, credentials)}"
                         ) from None
                     current = self._next_hop(url, current, err.headers, visited)
             except (
@@ -136,10 +171,12 @@ class Fetcher:
                 UnicodeError,
             ) as err:
                 problem = _describe(err, self.timeout)
-                raise FetchError(f"{url}: {problem}{_via(current, url)}") from err
+                raise FetchError(f"{shown}: {problem}{_via(current, bare)}") from err
 
-    def _headers(self, cached: dict[str, Any] | None) -> dict[str, str]:
+    def _headers(self, cached: dict[str, Any] | None, login: str | None) -> dict[str, str]:
         headers = {"User-Agent": self.user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip"}
+        if login is not None:
+            headers["Authorization"] = login
         if cached is not None:
             if cached.get("etag"):
                 headers["If-None-Match"] = str(cached["etag"])
@@ -148,17 +185,21 @@ class Fetcher:
         return headers
 
     def _next_hop(self, url: str, current: str, headers: Message, visited: list[str]) -> str:
+        shown = masked(url)
         location = headers.get("Location")
         if not location:
-            raise FetchError(f"{url}: a redirect without a Location{_via(current, url)}")
+            raise FetchError(f"{shown}: a redirect without a Location{_via(current, visited[0])}")
         target = urljoin(current, location.strip())
         if urlsplit(target).scheme.lower() not in ("http", "https"):
-            raise FetchError(f"{url}: redirected to {target[:200]!r}, which is not http(s)")
+            raise FetchError(
+                f"{shown}: redirected to {masked(target)[:200]!r}, which is not http(s)"
+            )
         if target in visited:
-            raise FetchError(f"{url}: redirect loop ({' → '.join([*visited, target])[:500]})")
+            hops = " → ".join(masked(hop) for hop in [*visited, target])
+            raise FetchError(f"{shown}: redirect loop ({hops[:500]})")
         if len(visited) > self.max_redirects:
             raise FetchError(
-                f"{url}: more than {self.max_redirects} redirects; give the final address"
+                f"{shown}: more than {self.max_redirects} redirects; give the final address"
             )
         return target
 
@@ -174,18 +215,20 @@ class Fetcher:
     def _read(self, url: str, response: Any, deadline: float) -> bytes:
         length = response.headers.get("Content-Length") or ""
         if length.strip().isdigit() and int(length) > self.max_bytes:
-            raise FetchError(f"{url}: {_too_large(int(length), self.max_bytes)}")
+            raise FetchError(f"{masked(url)}: {_too_large(int(length), self.max_bytes)}")
         chunks: list[bytes] = []
         total = 0
         while True:
             if time.monotonic() > deadline:
-                raise FetchError(f"{url}: timed out after {self.total_time:g} s while reading")
+                raise FetchError(
+                    f"{masked(url)}: timed out after {self.total_time:g} s while reading"
+                )
             chunk = response.read1(CHUNK)
             if not chunk:
                 return b"".join(chunks)
             total += len(chunk)
             if total > self.max_bytes:
-                raise FetchError(f"{url}: {_too_large(total, self.max_bytes)}")
+                raise FetchError(f"{masked(url)}: {_too_large(total, self.max_bytes)}")
             chunks.append(chunk)
 
     def _gunzip(self, url: str, body: bytes) -> bytes:
@@ -193,9 +236,11 @@ class Fetcher:
         try:
             out = inflater.decompress(body, self.max_bytes + 1)
         except zlib.error as err:
-            raise FetchError(f"{url}: the gzip-compressed body is damaged ({err})") from err
+            raise FetchError(f"{masked(url)}: the gzip-compressed body is damaged ({err})") from err
         if len(out) > self.max_bytes:
-            raise FetchError(f"{url}: {_too_large(len(out), self.max_bytes)} once uncompressed")
+            raise FetchError(
+                f"{masked(url)}: {_too_large(len(out), self.max_bytes)} once uncompressed"
+            )
         return out
 
     def _not_modified(self, url: str, final: str, cached: dict[str, Any]) -> Fetched:
@@ -203,7 +248,9 @@ class Fetcher:
         try:
             body = path.read_bytes()
         except OSError as err:
-            raise FetchError(f"{url}: not modified, but the cached copy is gone ({err})") from err
+            raise FetchError(
+                f"{masked(url)}: not modified, but the cached copy is gone ({err})"
+            ) from err
         return Fetched(
             url=str(cached.get("final_url") or final),
             body=body,
@@ -224,7 +271,7 @@ class Fetcher:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not isinstance(meta, dict) or meta.get("url") != url or not body_path.is_file():
+        if not isinstance(meta, dict) or meta.get("url") != masked(url) or not body_path.is_file():
             return None
         return meta
 
@@ -233,7 +280,7 @@ class Fetcher:
         if self.cache_dir is None or not (etag or modified):
             return None
         meta = {
-            "url": url,
+            "url": masked(url),  # the file is keyed by a hash of the whole URL
             "final_url": fetched.url,
             "etag": etag,
             "last_modified": modified,
@@ -245,7 +292,8 @@ class Fetcher:
             _write_atomic(body_path, fetched.body)
             _write_atomic(meta_path, json.dumps(meta).encode("utf-8"))
         except OSError as err:
-            return f"{url}: could not cache the feed in {self.cache_dir} ({err.strerror or err})"
+            problem = err.strerror or err
+            return f"{masked(url)}: could not cache the feed in {self.cache_dir} ({problem})"
         return None
 
 
@@ -272,7 +320,15 @@ def _with_warning(fetched: Fetched, warning: str) -> Fetched:
 
 
 def _via(current: str, url: str) -> str:
-    return "" if current == url else f" (after a redirect to {current[:200]})"
+    return "" if current == url else f" (after a redirect to {masked(current)[:200]})"
+
+
+def _next_step(code: int, credentials: str | None) -> str:
+    if code in (401, 403):
+        if credentials:
+            return "check the user name and password in the address"
+        return "the feed needs a login: put it in the address (https://user:password@host/…)"
+    return "check the address, or remove the source if it has moved"
 
 
 def _too_large(size: int, limit: int) -> str:

@@ -11,6 +11,8 @@ from html.parser import HTMLParser
 from newsletter.errors import ContentError
 from newsletter.sanitize import absolute_url
 
+from .masking import masked
+
 SNIFF_BYTES = 65536
 _EBCDIC_XML = b"\x4c\x6f\xa7\x94"
 _SKIP_PROLOG = re.compile(
@@ -44,6 +46,32 @@ def as_text(data: bytes, limit: int | None = None) -> str:
     if chunk.startswith(_EBCDIC_XML):
         return chunk.decode("cp037", "replace")
     return chunk.replace(b"\x00", b"").decode("latin-1")
+
+
+_SIGNATURES = (
+    (b"\x89PNG", "a PNG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive or an office document"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x7fELF", "a program"),
+)
+_CONTROL_BYTES = frozenset(range(32)) - {9, 10, 12, 13}
+
+
+def describe_bytes(data: bytes) -> str:
+    """Say what kind of file the bytes look like, without repeating any of them."""
+    for magic, what in _SIGNATURES:
+        if data.startswith(magic):
+            return f"it looks like {what}"
+    sample = data[:SNIFF_BYTES]
+    if sum(byte in _CONTROL_BYTES for byte in sample) > len(sample) // 100:
+        return "it looks like binary data"
+    lines = sample.count(b"\n") + (not sample.endswith(b"\n"))
+    more = "+" if len(data) > len(sample) else ""
+    return f"it is {lines}{more} line(s) of text starting with neither {{ nor <"
 
 
 def first_char(data: bytes) -> str:
@@ -142,7 +170,7 @@ def html_page_error(data: bytes, name: str, page_url: str | None) -> ContentErro
     """The error for a web page given where a feed was expected."""
     feeds = advertised_feeds(data, page_url)
     if feeds:
-        listed = "\n".join(f"  - {url}" for url in feeds)
+        listed = "\n".join(f"  - {masked(url)}" for url in feeds)
         return ContentError(
             f"{name}: this is a web page, not a feed; it advertises these feeds, "
             f"use one of them as the source instead:\n{listed}"

@@ -1,11 +1,15 @@
 """One worker's SMTP connection: open it (TLS, EHLO, STARTTLS, AUTH), reuse it, renew it.
 
 Setup problems are sorted into ``ConnectFailed`` (worth another try later) and
-``Fatal`` (no retry will fix them: the run pauses).
+``Fatal`` (no retry will fix them: the run pauses). Before any connection of the run
+has worked, a refused connection or a host name that does not exist is ``Fatal``: it
+means nothing listens there, and trying again only delays the one message that says
+so. A refused login is tried once per run (see ``LoginGate``).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import select
 import smtplib
@@ -15,7 +19,7 @@ import struct
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from newsletter.config.settings import ENV_SMTP_PASSWORD, SmtpSettings
 from newsletter.delivery.smtp.replies import Scrubber, error_text
@@ -34,6 +38,45 @@ class Fatal(Exception):
     """A problem no retry will fix: the run pauses with this reason."""
 
 
+AUTH_MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")  # the ones smtplib speaks, best first
+# Replies that refuse a mechanism rather than the credentials: the next one may be tried.
+_MECHANISM_REFUSED = (504, 534)
+_NO_SUCH_HOST = {
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+}
+
+
+class LoginGate:
+    """Let one connection of a run log in at a time until a login worked; after a refusal, none.
+
+    A refused login is tried once per run, not once per connection: relays lock an
+    account out after a few failures. Once a login worked, connections log in freely.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._worked = False
+        self._refused = ""
+
+    def log_in(self, attempt: Callable[[], None]) -> None:
+        """Run ``attempt`` (which raises ``Fatal`` for a refusal) unless a login was refused."""
+        with self._lock:
+            if not self._worked:
+                self._try(attempt)
+                return
+        self._try(attempt)
+
+    def _try(self, attempt: Callable[[], None]) -> None:
+        if self._refused:
+            raise Fatal(self._refused)
+        try:
+            attempt()
+        except Fatal as err:
+            self._refused = str(err)
+            raise
+        self._worked = True
+
+
 @dataclass(frozen=True)
 class Relay:
     """The server a run sends through, and what each connection to it needs to know."""
@@ -44,6 +87,7 @@ class Relay:
     clock: Callable[[], float]
     context: ssl.SSLContext | None
     local_hostname: str
+    login: LoginGate = field(default_factory=LoginGate)
 
     @property
     def where(self) -> str:
@@ -174,7 +218,7 @@ class Connection:
         except (OSError, smtplib.SMTPException) as err:
             client.close()
             raise self._classify(err, "set up a session with") from err
-        except Fatal:
+        except (Fatal, ConnectFailed):
             client.close()
             raise
         _kernel_timeouts(client, smtp.timeout)
@@ -199,12 +243,44 @@ class Connection:
                     f"{self._relay.where} does not offer AUTH, but smtp.username is set; "
                     "check smtp.security and smtp.port, or remove smtp.username"
                 )
-            client.login(smtp.username, smtp.password)
+            self._relay.login.log_in(lambda: self._log_in(client))
+
+    def _log_in(self, client: smtplib.SMTP) -> None:
+        """Authenticate once: the next mechanism is tried only when one is refused as such."""
+        smtp = self._relay.smtp
+        offered = client.esmtp_features.get("auth", "").upper().split()
+        mechanisms = [m for m in AUTH_MECHANISMS if m in offered]
+        if not mechanisms:
+            raise Fatal(
+                f"{self._relay.where} offers no AUTH mechanism this program speaks "
+                f"({', '.join(AUTH_MECHANISMS)}); it offers: {' '.join(offered)[:100] or 'none'}"
+            )
+        client.user, client.password = smtp.username, smtp.password
+        for mechanism in mechanisms:
+            answer = getattr(client, "auth_" + mechanism.lower().replace("-", "_"))
+            try:
+                client.auth(mechanism, answer)
+                return
+            except smtplib.SMTPAuthenticationError as err:
+                if err.smtp_code not in _MECHANISM_REFUSED or mechanism == mechanisms[-1]:
+                    raise self._classify(err, "log in to") from err
+            except UnicodeEncodeError:
+                raise Fatal(
+                    f"the smtp.username or {ENV_SMTP_PASSWORD} holds characters outside ASCII, "
+                    "which SMTP AUTH here cannot send; use an ASCII password"
+                ) from None
+            except ValueError:  # a challenge that is not base64
+                raise Fatal(
+                    f"{self._relay.where} answered AUTH {mechanism} with a challenge that "
+                    "cannot be read; check smtp.host and smtp.port"
+                ) from None
+            except (OSError, smtplib.SMTPException) as err:
+                raise self._classify(err, "log in to") from err
 
     def _classify(self, err: BaseException, doing: str) -> Exception:
         """Turn a setup error into ``ConnectFailed`` (worth retrying) or ``Fatal``."""
-        where, scrub = self._relay.where, self._relay.scrub
-        text = scrub(error_text(err))
+        where = self._relay.where
+        text = error_text(err, self._relay.scrub)
         if isinstance(err, ssl.SSLCertVerificationError):
             return Fatal(
                 f"the TLS certificate of {where} is not trusted ({err.verify_message}); "
@@ -225,4 +301,22 @@ class Connection:
             return Fatal(f"{where} refused the session ({text}); check smtp.host and smtp.port")
         if isinstance(err, smtplib.SMTPNotSupportedError) or (type(err) is smtplib.SMTPException):
             return Fatal(f"could not {doing} {where}: {text}")
+        if not self._reached.is_set():
+            nobody = self._nobody_there(err)
+            if nobody:
+                return Fatal(
+                    f"cannot reach {where}: {nobody}; check smtp.host and smtp.port (587 for "
+                    "starttls, 465 for ssl) and that the relay is running; nothing was sent; "
+                    "run send again to resume"
+                )
         return ConnectFailed(f"could not {doing} {where}: {text}")
+
+    def _nobody_there(self, err: BaseException) -> str:
+        """Say why nothing can answer at host:port (refused, no such host), or ''."""
+        if isinstance(err, ConnectionRefusedError) or (
+            isinstance(err, OSError) and err.errno == errno.ECONNREFUSED
+        ):
+            return "nothing is listening there (connection refused)"
+        if isinstance(err, socket.gaierror) and err.errno in _NO_SUCH_HOST:
+            return f"the host name {self._relay.smtp.host!r} is not known (DNS)"
+        return ""

@@ -3,17 +3,20 @@
 ``send_messages`` hands finished messages to a relay. How each reply is treated:
 
 - 2xx after the data: ``sent`` (the reply is stored).
-- 5xx to RCPT or DATA: ``failed`` for that recipient, with the reply; final, never retried.
+- 5xx to RCPT or DATA: ``failed`` for that recipient, with the reply; final, never retried
+  (unless the relay turns out to refuse everyone: then ``deferred``, see below).
 - 4xx to RCPT or DATA: retried later with exponential backoff and jitter, up to
   ``smtp.retries`` times, then ``deferred`` (tried again by the next run).
 - 421, timeouts, dropped connections, 4xx to MAIL: the connection is dropped, the
   worker backs off and reconnects, the message is retried like a 4xx.
 - A run-level problem pauses the run instead of failing anyone: the server refuses the
-  sender (5xx to MAIL: no recipient is at fault), authentication or the TLS certificate
-  fails, STARTTLS is not offered, the server cannot be reached after ``smtp.retries``
-  tries, ``BREAKER_THRESHOLD`` connection-level failures happen in a row, or
-  ``REFUSAL_THRESHOLD`` recipients in a row are refused (a relay that denies relaying
-  refuses everyone). Nothing left is marked failed; running the send again resumes.
+  sender (5xx to MAIL: no recipient is at fault), the login is refused (tried once per
+  run: relays lock accounts out), the TLS certificate fails, STARTTLS is not offered,
+  nothing listens at host:port (at once, with one message), the server cannot be reached
+  after ``smtp.retries`` tries, ``BREAKER_THRESHOLD`` connection-level failures happen in
+  a row, or the relay seems to refuse everyone (see ``run.RefusalWindow``: judged by what
+  the refusals blame and their share of the last outcomes, so unknown users only fail
+  one by one). Nothing left is marked failed; running the send again resumes.
 
 One message per transaction (see ``transaction``). The password is never logged and is
 scrubbed from every reply, reason and error this package produces.
@@ -183,13 +186,13 @@ class _Worker:
         if kind is Kind.SENT:
             self._sent.append(run.ledger.finish(run.edition_id, email, "sent", reply))
             self._trouble = 0
-            run.went_well()
+            run.went_well(email)
             run.outcome(email, "sent")
+        elif kind is Kind.FAILED and claimed:
+            run.refused(email, reply)  # the server's refusal: judged by the refusal breaker
         elif kind is Kind.FAILED:
             run.ledger.finish(run.edition_id, email, "failed", reply)
             run.outcome(email, "failed")
-            if claimed:
-                run.refused(reply)
         elif kind is Kind.FATAL:
             run.pause(reply)
             if claimed:

@@ -68,7 +68,7 @@ def transact(
         kind = Kind.UNKNOWN if stage == "reply" else Kind.RECONNECT
         return Result(kind, _lost_reply(stage, err, relay.clock() - began, relay))
     if 200 <= code < 300:
-        return Result(Kind.SENT, relay.scrub(reply_text(code, text)))
+        return Result(Kind.SENT, reply_text(code, text, relay.scrub))
     return _refused(client, "end of data", code, text, relay)
 
 
@@ -76,7 +76,7 @@ def _lost_reply(stage: str, err: BaseException, waited: float, relay: Relay) -> 
     """Describe a dropped connection; one silent for the whole timeout is said to be so."""
     if waited >= relay.smtp.timeout:
         return f"no answer during {stage} within {relay.smtp.timeout:g} s (smtp.timeout)"
-    return f"connection lost during {stage} ({relay.scrub(error_text(err))})"
+    return f"connection lost during {stage} ({error_text(err, relay.scrub)})"
 
 
 _Commands = tuple[tuple[str, str, tuple[int, ...]], ...]
@@ -131,7 +131,7 @@ def _pipelined_replies(client: smtplib.SMTP, commands: _Commands, relay: Relay) 
 
 
 def _refused(client: smtplib.SMTP, stage: str, code: int, text: bytes, relay: Relay) -> Result:
-    reply = relay.scrub(reply_text(code, text))
+    reply = reply_text(code, text, relay.scrub)
     if code == 421 or not 400 <= code < 600:
         return Result(Kind.RECONNECT, f"{reply} (to {stage})")
     if stage != "end of data":
