@@ -243,6 +243,23 @@ def test_check_reports_and_passes_on_the_sample(project: Path, runner: CliRunner
     assert "No errors" in result.output
 
 
+def test_check_names_a_section_the_theme_leaves_light_in_dark_mode(
+    project: Path, runner: CliRunner
+) -> None:
+    clean = invoke(runner, project, "check", "--now", NOW)
+    assert "dark-mode-light-block" not in clean.output
+    opinion = project / "templates" / "_opinion.mjml.j2"
+    text = opinion.read_text(encoding="utf-8")
+    assert 'css-class="nl-s opr"' in text
+    opinion.write_text(text.replace('css-class="nl-s opr"', 'css-class="opr"'), encoding="utf-8")
+    result = invoke(runner, project, "check", "--now", NOW)
+    assert result.exit_code == 0, result.output  # a warning: the mail still arrives
+    line = next(x for x in result.output.splitlines() if "[dark-mode-light-block]" in x)
+    assert '<div class="opr"> #ffffff' in line
+    assert 'css-class="nl-s opr"' in line
+    assert "dark.css" in line
+
+
 def test_schedule_list_and_a_slot_run_through_the_cli(project: Path, runner: CliRunner) -> None:
     config = project / "newsletter.toml"
     config.write_text(
