@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from test_preview import NOW, make_project
@@ -19,10 +19,11 @@ from test_preview_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _missing, _
 
 from newsletter.config.load import load_settings
 from newsletter.pipeline import BuildOptions, build_edition
-from newsletter.rendering.palette import LIGHT_BACKGROUND
+from newsletter.rendering.palette import DARK_MUTED, LIGHT_BACKGROUND
+from newsletter.rendering.stories import ALT_ICON_PX
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, Route
 
 pytestmark = pytest.mark.browser
 
@@ -51,6 +52,36 @@ LIGHT_BLOCKS = """([limit, line, minWidth]) => {
   }
   return found;
 }"""
+
+
+ALT_LAYOUT = """(icon) => [...document.querySelectorAll('img.thumb')].map((img) => {
+  const style = getComputedStyle(img);
+  const pen = document.createElement('canvas').getContext('2d');
+  pen.font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+  const box = img.getBoundingClientRect();
+  const words = img.alt.split(' ').map((word) => pen.measureText(word).width);
+  const space = pen.measureText(' ').width;
+  let lines = 1, used = icon, start = icon;  // the first line starts after a client's icon
+  for (const word of words) {
+    if (used > start && used + space + word > box.width) {
+      lines += 1; used = word; start = 0;
+    } else {
+      used += (used > start ? space : 0) + word;
+    }
+  }
+  const planned = img.getAttribute('height') && img.getAttribute('width')
+    ? box.width * img.getAttribute('height') / img.getAttribute('width') : null;
+  return {alt: img.alt, width: box.width, height: box.height, planned: planned,
+          widest: Math.max(...words), lines: lines, line: parseFloat(style.lineHeight)};
+})"""
+STYLE = """(selector) => { const s = getComputedStyle(document.querySelector(selector));
+  return {color: s.color, size: s.fontSize, family: s.fontFamily, weight: s.fontWeight}; }"""
+
+
+def rgb(colour: str) -> str:
+    """Write a hex colour the way getComputedStyle does."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +113,17 @@ def edition_html(config: Path) -> str:
     return result.edition.html
 
 
-def open_email(browser: Browser, html: str, *, dark: bool = False, width: int = 700) -> Page:
-    """Show an edition's HTML in a fresh tab, in light or dark mode."""
+def _block_images(route: Route) -> None:
+    """Refuse images, as a client that blocks them does; refuse everything else too."""
+    route.abort()
+
+
+def open_email(
+    browser: Browser, html: str, *, dark: bool = False, width: int = 700, images: bool = True
+) -> Page:
+    """Show an edition's HTML in a fresh tab, in light or dark mode, with or without images."""
     context = browser.new_context(viewport={"width": width, "height": 900})
-    context.route("**/*", _route)
+    context.route("**/*", _route if images else _block_images)
     page = context.new_page()
     page.emulate_media(color_scheme="dark" if dark else "light")
     page.set_content(html, wait_until="load")
@@ -139,3 +177,60 @@ def test_a_section_the_dark_rules_miss_is_caught(browser: Browser, project: Path
         assert light_blocks(light), "in light mode the page is light, as it should be"
     finally:
         light.context.close()
+
+
+# --------------------------------------------------------------------------- images blocked
+
+
+@pytest.mark.parametrize("width", [375, 700])
+def test_with_images_blocked_the_alt_text_reads_as_part_of_the_design(
+    browser: Browser, project: Path, width: int
+) -> None:
+    settings = load_settings(project / "newsletter.toml")
+    colors = settings.publication.colors
+    page = open_email(browser, edition_html(project / "newsletter.toml"), width=width, images=False)
+    try:
+        screenshot(page, f"email-images-blocked-{width}.png")
+        logo = page.evaluate(STYLE, ".logo-img")
+        masthead = page.evaluate(
+            "(() => { const img = document.querySelector('.logo-img');"
+            " return {alt: img.alt, height: img.getBoundingClientRect().height}; })()"
+        )
+        lead = page.evaluate(STYLE, ".lead-img")
+        thumbs = cast(list[dict[str, Any]], page.evaluate(ALT_LAYOUT, ALT_ICON_PX))
+        underlined = page.evaluate(
+            "[...document.images].filter((img) => img.closest('a') &&"
+            " getComputedStyle(img.closest('a')).textDecorationLine !== 'none').length"
+        )
+    finally:
+        page.context.close()
+    # The masthead reads without its logo: the publication's name in its own serif and colour.
+    assert masthead["alt"] == settings.publication.name
+    assert masthead["height"] >= 30, "the name shows in the logo's place"
+    assert logo["family"].startswith("Georgia")
+    assert (logo["size"], logo["weight"], logo["color"]) == ("30px", "700", rgb(colors.primary))
+    assert (lead["size"], lead["color"]) == ("14px", rgb(colors.muted))
+    assert underlined == 0, "alt text inside links is not underlined"
+    assert len(thumbs) == 4
+    for thumb in thumbs:  # the alt text fits the box the picture would fill
+        assert thumb["widest"] <= thumb["width"], f"a word of {thumb['alt']!r} is cut mid-way"
+        assert thumb["planned"] is not None
+        room = int(thumb["planned"] // thumb["line"])
+        assert thumb["lines"] <= room, f"{thumb['alt']!r} needs {thumb['lines']} lines"
+        assert thumb["height"] <= thumb["planned"] + 1, "the row keeps its height"
+
+
+def test_with_images_blocked_in_dark_mode_the_alt_text_is_light(
+    browser: Browser, project: Path
+) -> None:
+    html = edition_html(project / "newsletter.toml")
+    page = open_email(browser, html, dark=True, width=375, images=False)
+    try:
+        screenshot(page, "email-images-blocked-dark.png")
+        lead = page.evaluate(STYLE, ".lead-img")
+        thumb = page.evaluate(STYLE, ".thumb")
+        found = light_blocks(page)
+    finally:
+        page.context.close()
+    assert lead["color"] == thumb["color"] == rgb(DARK_MUTED)
+    assert found == [], "only the logo's own plate may be light, and it is an image"
