@@ -251,11 +251,60 @@ def test_strict_makes_a_failing_source_fatal(project: Path, runner: CliRunner) -
     assert "missing.json" in result.output
 
 
+MEDIA_FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel>
+<title>Harbour</title><link>https://harbour.example/</link>
+<item><title>Ferries return to the old harbour</title>
+<link>https://harbour.example/news/ferries</link>
+<pubDate>Wed, 04 Mar 2026 10:00:00 +0000</pubDate>
+<description>The first ferry in a year left the quay at dawn.</description>
+<media:content url="https://harbour.example/img/ferry.jpg" medium="image" width="1200" height="800">
+<media:description>A white ferry leaving the quay at dawn, gulls overhead</media:description>
+</media:content></item>
+</channel></rss>
+"""
+
+
+def test_build_uses_the_feeds_own_picture_description_as_alt_text(
+    project: Path, runner: CliRunner
+) -> None:
+    feed = project / "harbour.xml"
+    feed.write_text(MEDIA_FEED, encoding="utf-8")
+    out = project / "out"
+    result = invoke(
+        runner, project, "build", "--now", NOW, "--source", str(feed), "--out", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    html = (out / "edition.html").read_text(encoding="utf-8")
+    image = re.search(
+        r'<img class="lead-img" src="https://harbour.example/img/ferry.jpg"[^>]*>', html
+    )
+    assert image, html[:2000]
+    assert 'alt="A white ferry leaving the quay at dawn, gulls overhead"' in image.group(0)
+
+
 def test_check_reports_and_passes_on_the_sample(project: Path, runner: CliRunner) -> None:
     result = invoke(runner, project, "check", "--now", NOW)
     assert result.exit_code == 0, result.output
     assert "_dmarc." in result.output
     assert "No errors" in result.output
+
+
+def test_check_names_a_section_the_theme_leaves_light_in_dark_mode(
+    project: Path, runner: CliRunner
+) -> None:
+    clean = invoke(runner, project, "check", "--now", NOW)
+    assert "dark-mode-light-block" not in clean.output
+    opinion = project / "templates" / "_opinion.mjml.j2"
+    text = opinion.read_text(encoding="utf-8")
+    assert 'css-class="nl-s opr"' in text
+    opinion.write_text(text.replace('css-class="nl-s opr"', 'css-class="opr"'), encoding="utf-8")
+    result = invoke(runner, project, "check", "--now", NOW)
+    assert result.exit_code == 0, result.output  # a warning: the mail still arrives
+    line = next(x for x in result.output.splitlines() if "[dark-mode-light-block]" in x)
+    assert '<div class="opr"> #ffffff' in line
+    assert 'css-class="nl-s opr"' in line
+    assert "dark.css" in line
 
 
 def test_schedule_list_and_a_slot_run_through_the_cli(project: Path, runner: CliRunner) -> None:

@@ -24,6 +24,7 @@ from newsletter.dkim.settings import DkimSettings, parse_dkim
 from newsletter.messages import MessageFactory
 from newsletter.models import Digest, Edition
 from newsletter.pipeline import BuildOptions, build_edition
+from newsletter.preflight.dark import light_blocks
 from newsletter.preflight.findings import (
     ERROR,
     WARNING,
@@ -97,8 +98,8 @@ def good_html(
         f"color:#e6edf3!important}}}}</style>{head_extra}</head>"
         '<body style="margin:0;background:#f3f4f6">'
         f'<div style="{preheader_style}">{PREHEADER}</div>'
-        '<table role="presentation" width="100%" style="background:#f3f4f6"><tr><td>'
-        '<table role="presentation" width="600" style="background:#ffffff"><tr>'
+        '<table role="presentation" width="100%" class="bg" style="background:#f3f4f6"><tr><td>'
+        '<table role="presentation" width="600" class="bg" style="background:#ffffff"><tr>'
         '<td style="color:#1f2933;padding:16px"><p>Hello Ana,</p>'
         f"{image}"
         '<h1><a href="https://meridianpost.example/news/barrier" style="color:#12355b">'
@@ -471,6 +472,39 @@ def test_theme_regressions_are_warnings() -> None:
     findings = check(message(html=html))
     assert {"html-lang", "table-role", "dark-mode-missing"} <= codes(findings, WARNING)
     assert "html-lang" in codes(check(message(html=good_html(lang='lang="und"'))), WARNING)
+
+
+def test_a_block_the_dark_rules_miss_is_named_with_a_fix() -> None:
+    html = good_html().replace('width="600" class="bg"', 'width="600" class="card"')
+    findings = check(message(html=html))
+    light = [f for f in findings if f.code == "dark-mode-light-block"]
+    assert len(light) == 1
+    assert light[0].level == WARNING
+    assert '<table class="card"> #ffffff' in light[0].message
+    assert 'css-class="bg card"' in light[0].message
+    assert ".card, .card > table { background: #161b22 !important; }" in light[0].message
+
+
+def test_dark_rules_darken_by_class_tag_and_combinator() -> None:
+    def left(dark_css: str, body: str) -> list[str]:
+        html = f"<html><head><style>@media (prefers-color-scheme: dark){{{dark_css}}}</style>"
+        facts = scan_html(f"{html}</head><body>{body}</body></html>")
+        return [box.path[-1][0] for box in light_blocks(facts)[0]]
+
+    section = '<div class="s x" style="background:#fff"><table style="background:#fff">'
+    section += "<tr><td><p>text</p></td></tr></table></div>"
+    assert left(".s, .s > table { background: #111 !important; }", section) == []
+    assert left(".s, .s table { background-color: #111 !important; }", section) == []
+    assert left("div.s.x, u + .s > table { background: #111 !important; }", section) == []
+    assert left(".s:hover, [data-x] .s > table { background: #111 !important; }", section) == []
+    assert left(".s { background: #111 !important; }", section) == ["table"]
+    assert left(".s > tr, .s { background: #111 !important; }", section) == ["table"]
+    assert left(".s, .s > table { background: #eeeeee !important; }", section) == ["div", "table"]
+    assert left(".s, .s > table { color: #fff !important; }", section) == ["div", "table"]
+    # A chip (a button's cell, a link) is not a block; neither is a hidden element.
+    chip = '<table><tr><td style="background:#fff"><a style="background:#fff">Go</a></td></tr>'
+    hidden = '<div style="display:none;background:#fff"><p>preheader</p></div>'
+    assert left("", chip + "</table>" + hidden) == []
 
 
 def test_hidden_preheader_tricks_are_flagged() -> None:

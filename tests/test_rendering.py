@@ -37,7 +37,7 @@ from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
 from newsletter.models import Article, Digest, Edition, Image
 from newsletter.rendering.palette import DARK_SURFACE, DARK_TEXT, contrast, palette
 from newsletter.rendering.renderer import Renderer, render_edition, size_warnings
-from newsletter.rendering.stories import shorten, tag_url
+from newsletter.rendering.stories import fit_box, shorten, tag_url
 from newsletter.sanitize import clean_html
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -212,6 +212,46 @@ def test_alt_text_falls_back_to_the_headline() -> None:
     lead = next(i for i in images if i["src"] == "https://ledger.example/img/x.jpg")
     assert lead["alt"] == "Quay opens"
     assert "height" not in lead
+
+
+def test_thumbnail_alt_is_cut_at_a_word_to_fit_its_box() -> None:
+    long_alt = "A farmer in a straw hat looks up at dark rain clouds over green paddy fields"
+    row = article(1, image=Image(url="https://ledger.example/img/t.jpg", alt=long_alt))
+    lead_image = Image(url="https://ledger.example/img/l.jpg", alt=long_alt, width=1200)
+    digest = replace(make_digest(image=lead_image), trending=(row,))
+    images = tags(render_edition(make_settings(), digest).html).of("img")
+    thumb = next(i for i in images if i["src"] == "https://ledger.example/img/t.jpg")
+    lead = next(i for i in images if i["src"] == "https://ledger.example/img/l.jpg")
+    assert lead["alt"] == long_alt, "the lead's wide box holds the whole description"
+    alt = thumb["alt"] or ""
+    assert alt.endswith("…")
+    assert long_alt.startswith(alt[:-1])
+    assert long_alt[len(alt) - 1] == " ", "cut between words"
+    assert 4 <= len(alt) <= 24
+
+
+def test_fit_box_keeps_whole_words_and_marks_the_cut() -> None:
+    assert fit_box("Picture 1", 72, 28, 11, 14) == "Picture 1"
+    assert fit_box("Tall blue container cranes lifting boxes", 72, 28, 11, 14) == "Tall blue…"
+    assert fit_box("Tall blue container cranes lifting boxes", 88, 42, 11, 14) == (
+        "Tall blue container cranes…"
+    )
+    assert fit_box("Donaudampfschifffahrtsgesellschaft", 72, 28, 11, 14) == "Donaud…"
+    assert fit_box("Ab Donaudampfschifffahrtsgesellschaft ab", 72, 28, 11, 14) == "Ab…"
+    assert fit_box("  spaced\n  out  ", 72, 28, 11, 14) == "spaced out"
+
+
+def test_images_style_their_alt_text_for_when_they_are_blocked() -> None:
+    settings = make_settings(logo_url="https://ledger.example/logo.png")
+    images = tags(render_edition(settings, make_digest()).html).of("img")
+    logo = next(i for i in images if i["src"] == "https://ledger.example/logo.png")
+    assert "font-family:Georgia" in (logo["style"] or "")
+    assert "color:#12355b" in (logo["style"] or "")
+    for img in images:
+        style = img["style"] or ""
+        assert "font-size:" in style, img
+        assert "color:#" in style, img
+        assert "font-family:" in style, img
 
 
 def test_layout_tables_are_presentational(edition: Edition) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 import time
 from dataclasses import replace
@@ -190,6 +191,88 @@ def test_images_categories_and_relative_links() -> None:
     assert week.image is not None
     assert week.image.url == "https://media.example/img/week.png"  # not the audio enclosure
     assert any("item 4 has neither a title nor a link" in w for w in report.warnings)
+
+
+def test_alt_text_is_the_feeds_own_description_of_the_picture() -> None:
+    report = read(DATA / "media_alt.xml")
+    alt = {a.title: a.image.alt for a in report.articles if a.image is not None}
+    assert alt == {
+        "Own words": "A ferry leaves the quay at dawn",  # its media:description, as text
+        "Title only": "Gulls over the breakwater",  # its media:title (a relative URL too)
+        "Group words": "Cranes & containers at night",  # the media:group's description
+        "Item words": "A lighthouse in fog",  # the item's media:description
+        "Enclosure alt": "A map of the new tram line",
+        "Content alt": "Divers check the gate hinges",  # the same picture's alt in the content
+        "No words": "No words",  # nothing said: the headline stands in
+    }
+
+
+def test_atom_enclosure_title_is_the_alt_text(tmp_path: Path) -> None:
+    path = tmp_path / "atom.xml"
+    path.write_text(
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+        "<id>urn:feed</id><updated>2026-03-04T00:00:00Z</updated><entry><title>Ferry</title>"
+        "<id>urn:e</id><updated>2026-03-04T00:00:00Z</updated>"
+        '<link href="https://alt.example/e"/><link rel="enclosure" type="image/png" '
+        'href="https://alt.example/e.png" title="A ferry at the quay"/></entry></feed>',
+        encoding="utf-8",
+    )
+    (article,) = read(path).articles
+    assert article.image is not None
+    assert article.image.alt == "A ferry at the quay"
+
+
+def test_a_damaged_feed_keeps_its_pictures_with_the_headline_as_alt(tmp_path: Path) -> None:
+    text = (DATA / "media_alt.xml").read_text(encoding="utf-8")
+    path = tmp_path / "damaged.xml"
+    path.write_text(text.replace("</channel>", "<oops></channel>"), encoding="utf-8")
+    report = read(path)
+    alt = {a.title: a.image.alt for a in report.articles if a.image is not None}
+    assert alt["Own words"] == "Own words"  # the strict XML reader gave up: no descriptions
+    assert alt["Enclosure alt"] == "A map of the new tram line"  # feedparser still has this
+    assert alt["Content alt"] == "Divers check the gate hinges"
+
+
+def test_json_feed_alt_text_comes_from_attachments_and_content(tmp_path: Path) -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Pictures",
+        "items": [
+            {
+                "id": "1",
+                "url": "https://jf.example/1",
+                "title": "Attachment title",
+                "image": "https://jf.example/1.jpg",
+                "content_html": '<p><img src="/1.jpg" alt="Less specific"></p>',
+                "attachments": [
+                    {"url": "/1.jpg", "mime_type": "image/jpeg", "title": "A tram at night"}
+                ],
+            },
+            {
+                "id": "2",
+                "url": "https://jf.example/2",
+                "title": "Content alt",
+                "banner_image": "/2.jpg",
+                "content_html": '<p><img src="https://jf.example/2.jpg" alt="Kites on the beach">'
+                '<img src="/other.jpg" alt="Not this one"></p>',
+            },
+            {
+                "id": "3",
+                "url": "https://jf.example/3",
+                "title": "No words",
+                "image": "https://jf.example/3.jpg",
+                "content_html": '<p><img src="/other.jpg" alt="Not this one"></p>',
+            },
+        ],
+    }
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    alt = {a.title: a.image.alt for a in read(path).articles if a.image is not None}
+    assert alt == {
+        "Attachment title": "A tram at night",
+        "Content alt": "Kites on the beach",
+        "No words": "No words",
+    }
 
 
 def test_skipped_items_raise_in_strict_mode() -> None:

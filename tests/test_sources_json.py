@@ -156,6 +156,15 @@ def test_relative_urls_resolve_against_the_site_and_html_is_sanitized(tmp_path: 
     assert item.image.width == 640
 
 
+def test_image_alt_is_the_pictures_own_description(tmp_path: Path) -> None:
+    described = {"url": "img/metro.jpg", "alt": "  A <i>silver</i> train\nat the platform "}
+    doc = [article(image=described), article(id="b", url="https://daily.example/b", title="B")]
+    first, second = read(write(tmp_path, doc)).articles
+    assert first.image is not None
+    assert first.image.alt == "A silver train at the platform"
+    assert second.image is None
+
+
 def test_fields_are_normalized(tmp_path: Path) -> None:
     doc = {
         "articles": [

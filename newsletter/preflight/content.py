@@ -7,6 +7,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 from newsletter.limits import HTML_CLIP_BYTES, HTML_WARN_BYTES
+from newsletter.preflight.dark import check_dark_mode
 from newsletter.preflight.findings import Report, listing, show
 from newsletter.preflight.scan import MJML_PREFIX, HtmlFacts, hex_color
 
@@ -22,6 +23,7 @@ def check_html(html_text: str, facts: HtmlFacts, out: Report) -> None:
     _check_urls(facts, out)
     _check_active(facts, html_text, out)
     _check_theme(facts, out)
+    check_dark_mode(facts, out)
     _check_hidden_text(facts, out)
     _check_image_only(facts, html_text, out)
 
@@ -140,7 +142,7 @@ def _check_active(facts: HtmlFacts, html_text: str, out: Report) -> None:
 
 
 def _check_theme(facts: HtmlFacts, out: Report) -> None:
-    """Check the theme's accessibility: lang, layout table roles, dark mode."""
+    """Check the theme's accessibility: lang and layout table roles."""
     lang = (facts.lang or "").strip()
     if not lang or lang.lower() == "und":
         out.warning(
@@ -153,12 +155,6 @@ def _check_theme(facts: HtmlFacts, out: Report) -> None:
             "table-role",
             f'{facts.tables_unmarked} of {facts.tables} table(s) lack role="presentation"; '
             "screen readers announce layout tables as data",
-        )
-    if not facts.has_dark_mode:
-        out.warning(
-            "dark-mode-missing",
-            "no @media (prefers-color-scheme: dark) rules in the HTML; include the theme's "
-            "dark.css",
         )
 
 

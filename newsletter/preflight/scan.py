@@ -24,6 +24,7 @@ ACTIVE_TAGS = tag_names(
 )
 VOID_TAGS = tag_names("area base br col embed hr img input link meta param source track wbr")
 HIDDEN_TEXT_TAGS = tag_names("style script title head template noscript")
+BLOCK_TAGS = tag_names("div p table h1 h2 h3 h4 h5 h6 ul ol blockquote img")
 URL_ATTRIBUTES = tag_names(
     "href src background action formaction poster xlink:href lowsrc dynsrc data"
 )
@@ -47,6 +48,18 @@ _RGB = re.compile(r"rgba?\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})", re.IGN
 _DARK_MODE = re.compile(r"prefers-color-scheme\s*:\s*dark", re.IGNORECASE)
 
 
+Step = tuple[str, frozenset[str]]  # an element as selectors see it: its tag and its classes
+
+
+@dataclass
+class Box:
+    """A visible element with a background colour of its own, and where it sits."""
+
+    path: tuple[Step, ...]  # from the outermost element down to this one
+    color: RGB
+    holds_blocks: bool = False  # a section or a frame around other blocks, not a chip or a link
+
+
 @dataclass
 class _Style:
     tag: str
@@ -54,6 +67,8 @@ class _Style:
     bg: RGB | None
     tiny: bool = False
     hidden: bool = False
+    classes: frozenset[str] = frozenset()
+    box: Box | None = None
 
 
 @dataclass
@@ -70,6 +85,8 @@ class HtmlFacts:
     tables: int = 0
     tables_unmarked: int = 0
     css: list[str] = field(default_factory=list)  # <style> blocks and style attributes
+    style_blocks: list[str] = field(default_factory=list)  # the <style> blocks alone
+    boxes: list[Box] = field(default_factory=list)
     visible_text: list[str] = field(default_factory=list)
     all_text: list[str] = field(default_factory=list)
     low_contrast: list[tuple[str, RGB, RGB]] = field(default_factory=list)
@@ -152,6 +169,7 @@ class _HtmlScan(HTMLParser):
         top, facts = self.stack[-1], self.facts
         if top.tag == "style":
             facts.css.append(data)
+            facts.style_blocks.append(data)
             facts.has_dark_mode = facts.has_dark_mode or bool(_DARK_MODE.search(data))
         if self.raw_depth or not data.strip():
             return
@@ -165,15 +183,16 @@ class _HtmlScan(HTMLParser):
 
     def _style(self, tag: str, values: dict[str, str]) -> _Style:
         parent = self.stack[-1]
-        style = _Style(tag, parent.fg, parent.bg, parent.tiny, parent.hidden)
-        if "bgcolor" in values:
-            style.bg = parse_color(values["bgcolor"]) or style.bg
+        classes = tag_names(values.get("class", ""))
+        style = _Style(tag, parent.fg, parent.bg, parent.tiny, parent.hidden, classes)
+        own_bg = parse_color(values["bgcolor"]) if "bgcolor" in values else None
         if tag in ("font", "body") and (values.get("color") or values.get("text")):
             style.fg = parse_color(values.get("color") or values.get("text", "")) or style.fg
         css = _declarations(values.get("style", ""))
         for name in ("background-color", "background"):
             if name in css:
-                style.bg = parse_color(css[name]) or style.bg
+                own_bg = parse_color(css[name]) or own_bg
+        style.bg = own_bg or style.bg
         if "color" in css:
             transparent = css["color"].lower().startswith("transparent")
             style.fg = style.bg if transparent else (parse_color(css["color"]) or style.fg)
@@ -181,10 +200,18 @@ class _HtmlScan(HTMLParser):
             px = _font_px(css["font-size"])
             style.tiny = px is not None and px < 2
         style.hidden = style.hidden or css.get("display", "").lower().startswith("none")
+        if own_bg is not None and not style.hidden:
+            path = (*((s.tag, s.classes) for s in self.stack[1:]), (tag, classes))
+            style.box = Box(path, own_bg)
+            self.facts.boxes.append(style.box)
         return style
 
     def _record(self, tag: str, values: dict[str, str]) -> None:
         facts = self.facts
+        if tag in BLOCK_TAGS:
+            for outer in self.stack:
+                if outer.box is not None:
+                    outer.box.holds_blocks = True
         if tag == "html":
             facts.lang = values.get("lang")
         if tag in ACTIVE_TAGS or tag.startswith(MJML_PREFIX):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from newsletter.config.settings import Colors
 
+LIGHT_BACKGROUND = 0.4  # relative luminance from which a background reads as light (#aaa and up)
+
 
 def _rgb(colour: str) -> tuple[float, float, float]:
     """Split ``#rgb`` or ``#rrggbb`` into channels from 0 to 1."""
@@ -29,6 +31,11 @@ def luminance(colour: str) -> float:
 
     r, g, b = (channel(c) for c in _rgb(colour))
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def is_light(colour: str) -> bool:
+    """Tell whether a background colour reads as light, a bright patch on a dark page."""
+    return luminance(colour) >= LIGHT_BACKGROUND
 
 
 def contrast(first: str, second: str) -> float:

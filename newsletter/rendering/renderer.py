@@ -29,7 +29,10 @@ from newsletter.rendering.plaintext import join_fit, underline, wrap
 from newsletter.rendering.stories import (
     CONTENT_WIDTH,
     PREHEADER_PAD,
+    THUMB_ALT_LINE_PX,
+    THUMB_ALT_PX,
     THUMB_WIDTH,
+    THUMB_WIDTH_PHONE,
     one_line,
     opinion_heading,
     preheader_text,
@@ -180,7 +183,13 @@ class Renderer:
         trending = [story(a, settings, thumb=True) for a in digest.trending]
         opinion = [story(a, settings) for a in digest.opinion]
         date = long_date(now, zone)
-        theme = {"colors": self.palette, "content_width": CONTENT_WIDTH, "thumb": THUMB_WIDTH}
+        theme = {
+            "colors": self.palette,
+            "content_width": CONTENT_WIDTH,
+            "thumb": THUMB_WIDTH,
+            "thumb_phone": THUMB_WIDTH_PHONE,
+            "thumb_alt": {"size": THUMB_ALT_PX, "line": THUMB_ALT_LINE_PX},
+        }
         preheader = preheader_text(settings, lead, trending)
         return {
             **theme,

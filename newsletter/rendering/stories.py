@@ -21,6 +21,12 @@ PREHEADER_MAX = 130
 PREHEADER_PAD = 60
 CONTENT_WIDTH = 600
 THUMB_WIDTH = 88
+THUMB_WIDTH_PHONE = 72  # mobile.css narrows thumbnails to this on phones
+THUMB_ALT_PX = 11  # size of the alt text shown in a thumbnail's place when images are blocked
+THUMB_ALT_LINE_PX = 14
+THUMB_ALT_LINES = 2  # when the picture's height is unknown
+LETTER_EM = 0.65  # a generous average advance of a sans-serif letter, in ems
+ALT_ICON_PX = 20  # the broken-image icon some clients show ahead of the alt text
 
 _SPACE = re.compile(r"\s+")
 _BLOCK_END = re.compile(r"(?i)</(p|ul|ol|blockquote)\s*>")  # a blank line after each block
@@ -85,12 +91,46 @@ def shorten(text: str, limit: int, floor: int = 0) -> str:
     return cut.rstrip(" ,;:.-–—") + "…"
 
 
+def fit_box(text: str, width: int, height: int, font_px: int, line_px: int) -> str:
+    """Cut ``text`` at a word boundary to what fits a box, never breaking a word across lines.
+
+    A blocked image shows its alt text inside the image's box (after an icon, in some
+    clients): a narrow box wraps a long word mid-way and cuts the last lines, so keep
+    only the whole words that fit, and end with an ellipsis when something is left out.
+    """
+    letter = font_px * LETTER_EM
+    first, other = (max(1, int((width - icon) / letter)) for icon in (ALT_ICON_PX, 0))
+    lines = max(1, height // line_px)
+    rows: list[str] = []
+    for word in one_line(text).split(" "):
+        if rows and len(rows[-1]) + 1 + len(word) <= (first if len(rows) == 1 else other):
+            rows[-1] += " " + word
+        elif len(rows) < lines and len(word) <= (other if rows else first):
+            rows.append(word)
+        else:
+            return _ellipsis(rows, word, first if len(rows) <= 1 else other)
+    return " ".join(rows)
+
+
+def _ellipsis(rows: list[str], word: str, room: int) -> str:
+    """End the fitted rows with an ellipsis in the last row's ``room``; a long first word is cut."""
+    if not rows:
+        return word[: room - 1] + "…"
+    last = rows[-1]
+    while len(last) + 1 > room and " " in last:
+        last = last.rsplit(" ", 1)[0]
+    rows[-1] = last[: room - 1].rstrip(" ,;:.-–—")
+    return " ".join(r for r in rows if r) + "…"
+
+
 def _section_label(section: str) -> str:
     section = one_line(section)
     return section[:1].upper() + section[1:]
 
 
-def _picture(image: Image | None, fallback_alt: str, width: int) -> Picture | None:
+def _picture(
+    image: Image | None, fallback_alt: str, width: int, *, thumb: bool = False
+) -> Picture | None:
     """Size an image for a slot ``width`` pixels wide; alt text falls back to the headline."""
     if image is None or not image.url:
         return None
@@ -98,14 +138,26 @@ def _picture(image: Image | None, fallback_alt: str, width: int) -> Picture | No
     height = None
     if image.width and image.height:
         height = max(1, round(image.height * shown / image.width))
+    alt = one_line(image.alt) or one_line(fallback_alt)
+    if thumb:
+        alt = _thumb_alt(alt, shown, height)
     return Picture(
         src=image.url,
-        alt=one_line(image.alt) or one_line(fallback_alt),
+        alt=alt,
         width=shown,
         height=height,
         caption=one_line(image.caption),
         credit=one_line(image.credit),
     )
+
+
+def _thumb_alt(alt: str, shown: int, height: int | None) -> str:
+    """Fit a thumbnail's alt text to its box at the narrowest, phone width."""
+    lines = THUMB_ALT_LINES
+    if height is not None:
+        lines = max(1, round(height * THUMB_WIDTH_PHONE / shown) // THUMB_ALT_LINE_PX)
+    box_height = lines * THUMB_ALT_LINE_PX
+    return fit_box(alt, THUMB_WIDTH_PHONE, box_height, THUMB_ALT_PX, THUMB_ALT_LINE_PX)
 
 
 def _byline(article: Article, zone: tzinfo) -> tuple[str, ...]:
@@ -138,7 +190,7 @@ def story(article: Article, settings: Settings, *, thumb: bool = False) -> Story
         summary_html=summary,
         summary_text=paragraphs_text(_BLOCK_END.sub(r"\g<0><br>", summary)),
         picture=None if thumb else _picture(article.image, article.title, CONTENT_WIDTH),
-        thumb=_picture(article.image, article.title, THUMB_WIDTH) if thumb else None,
+        thumb=_picture(article.image, article.title, THUMB_WIDTH, thumb=True) if thumb else None,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
@@ -15,6 +16,10 @@ MAX_TITLE = 300
 MAX_LINE = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _SPACE = re.compile(r"\s+")
+_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_ATTR = re.compile(
+    r"""\b(src|width|height|alt)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE
+)
 
 
 @dataclass
@@ -113,6 +118,29 @@ def make_image(
         width=positive_int(width),
         height=positive_int(height),
     )
+
+
+def img_tags(text: str) -> Iterator[dict[str, str]]:
+    """Yield the src, width, height and alt of each ``<img>`` in a piece of HTML, unescaped."""
+    for tag in _IMG_TAG.findall(text):
+        yield {
+            m.group(1).lower(): html.unescape(m.group(2) or m.group(3) or m.group(4) or "")
+            for m in _ATTR.finditer(tag)
+        }
+
+
+def content_alts(texts: Iterable[object], base: str | None) -> dict[str, str]:
+    """Map each picture in the HTML ``texts`` (by absolute URL) to its own alt text."""
+    found: dict[str, str] = {}
+    for text in texts:
+        if not isinstance(text, str):
+            continue
+        for attrs in img_tags(text):
+            url = absolute_url(attrs.get("src", ""), base)
+            alt = one_line(attrs.get("alt", ""))
+            if url and alt:
+                found.setdefault(url, alt)
+    return found
 
 
 def has_link(title: str, link: str | None, where: str, notes: Notes) -> bool:

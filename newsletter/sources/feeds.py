@@ -9,7 +9,10 @@ is not globally unique on its own, like ``42``), else the canonical link; times
 are UTC; undated items are kept (``published=None``) with a warning; summaries
 prefer the longer of content and description and are sanitized; images come from
 ``media:content``, ``media:thumbnail``, image enclosures, or the first picture in
-the content. Items with neither title nor link are skipped with a warning; an
+the content. A picture's alt text is the feed's own description of it (its
+``media:description`` or ``media:title``, the enclosure's ``alt`` or ``title``, the
+same picture's ``alt`` in the content, then its media group's or item's description),
+else the headline. Items with neither title nor link are skipped with a warning; an
 item without a link is skipped too (an email item must link somewhere); an item
 without a title gets one from the start of its text.
 """
@@ -22,7 +25,7 @@ import io
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from xml.sax import SAXParseException
@@ -35,21 +38,20 @@ from newsletter.sanitize import canonical_url, clean_html, plain_text
 
 from .common import (
     Notes,
+    content_alts,
     has_link,
     http_url,
+    img_tags,
     make_image,
     one_line,
     title_or_fallback,
     title_text,
 )
 from .mapping import Mapper
+from .media import MediaText, media_texts
 from .sniff import check_entities
 
 _IMAGE_EXT = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)(?:$|[?#])", re.IGNORECASE)
-_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
-_ATTR = re.compile(
-    r"""\b(src|width|height|alt)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE
-)
 _DATE_KEYS = ("published", "created", "updated")
 # feedparser's loose parser can trip over damaged documents in these ways
 PARSER_FAILURES = (LookupError, TypeError, AttributeError, ValueError, RecursionError)
@@ -65,6 +67,7 @@ class FeedContext:
     mapper: Mapper
     feed_terms: tuple[str, ...]
     source: str
+    media: Mapping[str, MediaText] = field(default_factory=dict)  # picture URL → its words
 
 
 def parse_feed(
@@ -111,6 +114,7 @@ def parse_feed(
         mapper=mapper,
         feed_terms=tuple(_terms(feed.get("tags") or [])),
         source=name,
+        media=media_texts(data),
     )
     articles = []
     for number, entry in enumerate(entries, start=1):
@@ -177,7 +181,7 @@ def _entry_article(
         published=published,
         updated=updated,
         author=_author(entry),
-        image=_image(entry, title, link),
+        image=_image(entry, title, link, context.media),
         tags=found.tags,
         source=context.source,
     )
@@ -272,15 +276,49 @@ def _author(entry: Mapping[str, Any]) -> str:
     return one_line(text)
 
 
-def _image(entry: Mapping[str, Any], title: str, base: str) -> Image | None:
+def _image(
+    entry: Mapping[str, Any], title: str, base: str, media: Mapping[str, MediaText]
+) -> Image | None:
     credit = _credit(entry)
     for item in _media_candidates(entry):
-        url = http_url(item.get("url") or item.get("href"), base)
+        raw = item.get("url") or item.get("href")
+        url = http_url(raw, base)
         if url:
             return make_image(
-                url, title, credit=credit, width=item.get("width"), height=item.get("height")
+                url,
+                title,
+                alt=_alt(entry, item, (str(raw).strip(), url, base), media),
+                credit=credit,
+                width=item.get("width"),
+                height=item.get("height"),
             )
     return _content_image(entry, title, base, credit)
+
+
+def _alt(
+    entry: Mapping[str, Any],
+    item: Mapping[str, Any],
+    where: tuple[str, str, str],
+    media: Mapping[str, MediaText],
+) -> str:
+    """The feed's own words for a picture: its own first, then what its group or item says.
+
+    ``where`` is the picture's URL as written, the same made absolute, and the item's link.
+    """
+    raw, url, base = where
+    said = media.get(raw) or media.get(url) or MediaText()
+    for value in (said.own, item.get("alt"), item.get("title")):
+        if isinstance(value, str) and value.strip():
+            return value
+    return content_alts(_content_texts(entry), base).get(url) or said.shared
+
+
+def _content_texts(entry: Mapping[str, Any]) -> list[object]:
+    texts: list[object] = [
+        c.get("value") for c in entry.get("content") or [] if isinstance(c, Mapping)
+    ]
+    texts.append(entry.get("summary"))
+    return texts
 
 
 def _media_candidates(entry: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
@@ -311,24 +349,18 @@ def _credit(entry: Mapping[str, Any]) -> str:
 
 
 def _content_image(entry: Mapping[str, Any], title: str, base: str, credit: str) -> Image | None:
-    texts = [c.get("value") for c in entry.get("content") or [] if isinstance(c, Mapping)]
-    texts.append(entry.get("summary"))
-    for text in texts:
+    for text in _content_texts(entry):
         if not isinstance(text, str):
             continue
-        for tag in _IMG_TAG.findall(text):
-            attrs = {
-                m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or ""
-                for m in _ATTR.finditer(tag)
-            }
+        for attrs in img_tags(text):
             if attrs.get("width") == "1" or attrs.get("height") == "1":
                 continue
-            url = http_url(html.unescape(attrs.get("src", "")), base)
+            url = http_url(attrs.get("src", ""), base)
             if url:
                 return make_image(
                     url,
                     title,
-                    alt=html.unescape(attrs.get("alt", "")),
+                    alt=attrs.get("alt", ""),
                     credit=credit,
                     width=attrs.get("width"),
                     height=attrs.get("height"),

@@ -3,7 +3,8 @@
 Times without an offset are taken as UTC (as feedparser does for XML feeds); relative
 URLs resolve against the feed's own address. Ids are the item's id, prefixed with the
 feed's address when not globally unique on their own (JSON Feed ids are only unique
-within one feed).
+within one feed). JSON Feed has no alt text of its own: a picture's is the ``title`` of
+the attachment with its URL, else its ``alt`` in ``content_html``, else the headline.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from newsletter.sanitize import canonical_url, clean_html, plain_text
 
 from .common import (
     Notes,
+    content_alts,
     has_link,
     http_url,
     make_image,
@@ -146,15 +148,29 @@ def _author(holder: Mapping[str, Any]) -> str:
 
 
 def _image(item: Mapping[str, Any], title: str, base: str) -> Image | None:
+    said = content_alts([item.get("content_html")], base)
+    said.update(_attachment_titles(item, base))  # an attachment's title comes first
     url = http_url(item.get("image"), base) or http_url(item.get("banner_image"), base)
     if url:
-        return make_image(url, title)
+        return make_image(url, title, alt=said.get(url, ""))
     for attachment in item.get("attachments") or []:
         if not isinstance(attachment, Mapping):
             continue
         kind = str(attachment.get("mime_type") or "").lower()
         link = http_url(attachment.get("url"), base)
         if kind.startswith("image/") and link:
-            alt = attachment.get("title") if isinstance(attachment.get("title"), str) else ""
-            return make_image(link, title, alt=str(alt))
+            return make_image(link, title, alt=said.get(link, ""))
     return None
+
+
+def _attachment_titles(item: Mapping[str, Any], base: str) -> dict[str, str]:
+    """Map each attachment's URL to its title, where it has one."""
+    found: dict[str, str] = {}
+    for attachment in item.get("attachments") or []:
+        if not isinstance(attachment, Mapping):
+            continue
+        link = http_url(attachment.get("url"), base)
+        name = attachment.get("title")
+        if link and isinstance(name, str) and name.strip():
+            found.setdefault(link, name)
+    return found
