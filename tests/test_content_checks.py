@@ -1,0 +1,106 @@
+"""Content checks that hold in general, as a user meets them on the command line.
+
+Each test builds a project with ``newsletter init``, writes its own content file or
+subscriber list into it, and runs the command a user would run.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from newsletter.cli.main import cli
+
+NOW = "2026-03-04T18:00:00+05:30"
+MOMENT = datetime.fromisoformat(NOW)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def project(tmp_path: Path, runner: CliRunner) -> Path:
+    """A starter project made by ``newsletter init``."""
+    result = runner.invoke(cli, ["init", str(tmp_path / "news")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "news"
+
+
+def invoke(runner: CliRunner, project: Path, *args: str) -> click.testing.Result:
+    """Run a command against the project's config file."""
+    return runner.invoke(cli, [*args[:1], "--config", str(project / "newsletter.toml"), *args[1:]])
+
+
+def story(ident: str, title: str, hours_ago: float = 1.0, **fields: Any) -> dict[str, Any]:
+    """An article of the JSON content format, changed ``hours_ago`` before ``NOW``."""
+    when = (MOMENT - timedelta(hours=hours_ago)).isoformat()
+    value: dict[str, Any] = {
+        "id": ident,
+        "title": title,
+        "url": f"https://news.example/{ident}",
+        "summary": f"<p>What happened in {title.lower()}.</p>",
+        "section": "News",
+        "published": when,
+    }
+    value.update(fields)
+    return value
+
+
+def write_content(project: Path, *articles: dict[str, Any]) -> None:
+    """Replace the project's content file with ``articles``."""
+    path = project / "content" / "articles.json"
+    path.write_text(json.dumps({"articles": list(articles)}), encoding="utf-8")
+
+
+def built(project: Path) -> dict[str, Any]:
+    """The edition.json of the last ``build`` into ``out/``."""
+    data: dict[str, Any] = json.loads((project / "out" / "edition.json").read_text("utf-8"))
+    return data
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+def test_to_address_over_the_rfc_5321_limits_is_refused(project: Path, runner: CliRunner) -> None:
+    too_long = "a" * 65 + "@example.com"
+    result = invoke(
+        runner,
+        project,
+        "send",
+        "--dry-run",
+        "--now",
+        NOW,
+        "--to",
+        too_long,
+        "--outbox",
+        str(project / "outbox"),
+    )
+    assert result.exit_code == 1
+    assert f"--to '{too_long}'" in result.output
+    assert "65 bytes long; RFC 5321 allows 64" in result.output
+    assert "Traceback" not in result.output
+    assert not (project / "outbox").exists()
+
+
+def test_subscriber_rows_over_the_limits_are_skipped_with_a_warning(
+    project: Path, runner: CliRunner
+) -> None:
+    label, local = "b" * 64, "c" * 65
+    rows = ["email,name", "ana@example.com,Ana", f"kai@{label}.example,Kai", f"{local}@x.example,"]
+    (project / "subscribers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    outbox = project / "outbox"
+    result = invoke(runner, project, "send", "--dry-run", "--now", NOW, "--outbox", str(outbox))
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert f"subscribers.csv:3: 'kai@{label}.example' is not a valid email address" in output
+    assert f"subscribers.csv:4: '{local}@x.example' is not a valid email address" in output
+    assert "65 bytes long; RFC 5321 allows 64" in output
+    assert len(list(outbox.glob("*/*.eml"))) == 1
