@@ -104,3 +104,34 @@ def test_subscriber_rows_over_the_limits_are_skipped_with_a_warning(
     assert f"subscribers.csv:4: '{local}@x.example' is not a valid email address" in output
     assert "65 bytes long; RFC 5321 allows 64" in output
     assert len(list(outbox.glob("*/*.eml"))) == 1
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def test_urls_written_wrongly_are_refused_with_a_warning_naming_the_item(
+    project: Path, runner: CliRunner
+) -> None:
+    write_content(
+        project,
+        story(
+            "lead",
+            "Harbour gates approved",
+            image={"url": "img.example.com/gates.jpg", "alt": "Gates"},
+            summary='<p>The vote, <a href="https://ed:hunter2@news.example/v">in full</a>.</p>',
+        ),
+        story("other", "Rail strike ends", url="https://ed:hunter2@news.example/rail"),
+        story("third", "Bridge reopens", url="news.example/bridge"),
+    )
+    result = invoke(runner, project, "build", "--now", NOW, "--out", str(project / "out"))
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "hunter2" not in output
+    assert "article 1 (id 'lead'): 'image.url' 'img.example.com/gates.jpg' has no scheme" in output
+    assert "article 1 (id 'lead'): a link in 'summary' 'https://…@news.example/v' carries" in output
+    assert "article 2 (id 'other'): 'url' 'https://…@news.example/rail' carries a user" in output
+    assert "article 3 (id 'third'): 'url' 'news.example/bridge' has no scheme" in output
+    html = (project / "out" / "edition.html").read_text(encoding="utf-8")
+    assert "img.example.com" not in html  # never guessed into a path under the site
+    assert "hunter2" not in html
+    assert built(project)["selection"]["trending"] == []

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, tzinfo
 
 from newsletter.errors import ContentError
 from newsletter.models import Image
-from newsletter.sanitize import absolute_url, paragraphs_text, plain_text
+from newsletter.sanitize import absolute_url, paragraphs_text, plain_text, url_mistake, url_refusal
 
 MAX_TITLE = 300
 MAX_LINE = 200
@@ -115,15 +115,37 @@ def make_image(
     )
 
 
-def has_link(title: str, link: str | None, where: str, notes: Notes) -> bool:
-    """Tell whether a feed item can be used: it needs an http(s) link (skip it otherwise)."""
-    if not title and not link:
+def mistaken(value: object) -> str:
+    """Say what is wrong with a URL written wrongly (``sanitize.url_mistake``), else ``""``."""
+    if isinstance(value, str) and url_mistake(value):
+        return url_refusal(value)
+    return ""
+
+
+def has_link(title: str, link: str | None, where: str, notes: Notes, raw: object = None) -> bool:
+    """Tell whether a feed item can be used: it needs an http(s) link (skip it otherwise).
+
+    ``raw`` is the link as the feed gave it: when it was refused as written wrongly, the
+    warning says how.
+    """
+    if not title and not link and not mistaken(raw):
         notes.skip(f"{where} has neither a title nor a link; skipped")
         return False
     if not link:
-        notes.skip(f"{where} ({title!r}) has no http(s) link; skipped")
+        named = f"{where} ({title!r})" if title else where
+        problem = mistaken(raw)
+        if problem:
+            notes.skip(f"{named}: the link {problem}; skipped")
+        else:
+            notes.skip(f"{named} has no http(s) link; skipped")
         return False
     return True
+
+
+def report_mistakes(notes: Notes, where: str, what: str, mistakes: list[str], then: str) -> None:
+    """Warn once about each URL written wrongly in ``what`` of the item at ``where``."""
+    for problem in dict.fromkeys(mistakes):
+        notes.warn(f"{where}: {what} {problem}; {then}")
 
 
 def title_or_fallback(title: str, summary: str, link: str, where: str, notes: Notes) -> str:

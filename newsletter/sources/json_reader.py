@@ -3,7 +3,9 @@
 The file is an object with an ``articles`` list, or a bare list. Each article is an
 object; ``title`` and ``url`` are required, everything else is optional:
 
-- ``url``, ``image.url``: absolute http(s), or relative to ``publication.site_url``.
+- ``url``, ``image.url``: absolute http(s), or relative to ``publication.site_url``
+  (``/news/a``). An address with a user name or password, or without a scheme
+  (``img.example.com/x.jpg``), is refused with a warning, never made a path on the site.
 - ``id``: a string (a number is accepted); defaults to the canonical URL.
 - ``summary``: HTML, sanitized; ``title`` and ``author`` become plain text.
 - ``published``/``updated``: ISO 8601. A time without an offset is taken in the
@@ -33,7 +35,7 @@ from typing import Any
 from newsletter.config.settings import Settings
 from newsletter.errors import ContentError
 from newsletter.models import Article, Image
-from newsletter.sanitize import canonical_url, clean_html, plain_text
+from newsletter.sanitize import canonical_url, clean_html, plain_text, url_refusal
 
 from .common import Notes, http_url, make_image, one_line, parse_iso, title_text
 from .mapping import Mapper
@@ -207,7 +209,7 @@ class _ArticleReader:
     def _url(self, item: Mapping[str, Any]) -> str:
         url = http_url(item.get("url"), self.base)
         if url is None:
-            raise _Skip("'url' must be an absolute http(s) URL")
+            raise _Skip(f"'url' {url_refusal(item.get('url'))}")
         return url
 
     def _id(self, item: Mapping[str, Any], url: str) -> str:
@@ -227,7 +229,12 @@ class _ArticleReader:
         if not isinstance(value, str):
             problems.append(f"'summary' must be a string of HTML, found {_kind(value)}; ignored")
             return ""
-        return clean_html(value, self.base)
+        mistakes: list[str] = []
+        summary = clean_html(value, self.base, mistakes)
+        problems.extend(
+            f"a link in 'summary' {m}; the link is removed, its text kept" for m in mistakes
+        )
+        return summary
 
     def _text(self, item: Mapping[str, Any], key: str, problems: list[str]) -> str:
         value = item.get(key)
@@ -333,7 +340,7 @@ class _ArticleReader:
             return None
         url = http_url(value.get("url"), self.base)
         if url is None:
-            problems.append("'image.url' must be an absolute http(s) URL; the image is left out")
+            problems.append(f"'image.url' {url_refusal(value.get('url'))}; the image is left out")
             return None
         texts = {
             k: str(value[k]) if isinstance(value.get(k), str) else ""

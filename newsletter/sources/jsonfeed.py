@@ -22,8 +22,10 @@ from .common import (
     has_link,
     http_url,
     make_image,
+    mistaken,
     one_line,
     parse_iso,
+    report_mistakes,
     title_or_fallback,
     title_text,
 )
@@ -79,10 +81,17 @@ def _item(
     raw_title = item.get("title")
     title = title_text(raw_title) if isinstance(raw_title, str) else ""
     link = http_url(item.get("url"), base) or http_url(item.get("external_url"), base)
-    if not has_link(title, link, where, notes) or link is None:
+    if not has_link(title, link, where, notes, item.get("url")) or link is None:
         return None
-    summary = _summary(item, link)
+    mistakes: list[str] = []
+    summary = _summary(item, link, mistakes)
     title = title_or_fallback(title, summary, link, where, notes)
+    named = f"{where} ({one_line(title, 80)!r})"
+    report_mistakes(
+        notes, named, "a link in the summary", mistakes, "the link is removed, its text kept"
+    )
+    image, refused = _image(item, title, link)
+    report_mistakes(notes, named, "the image", refused, "the image is left out")
     published = _time(item.get("date_published"))
     updated = _time(item.get("date_modified"))
     if published is None:
@@ -101,7 +110,7 @@ def _item(
         published=published,
         updated=updated,
         author=_author(item) or feed_author,
-        image=_image(item, title, link),
+        image=image,
         tags=found.tags,
         source=name,
     )
@@ -116,7 +125,8 @@ def _item_id(value: object, link: str, feed_key: str) -> str:
     return canonical_url(link)
 
 
-def _summary(item: Mapping[str, Any], base: str) -> str:
+def _summary(item: Mapping[str, Any], base: str, mistakes: list[str]) -> str:
+    """The longest of the item's texts, sanitized; links written wrongly are noted."""
     candidates = []
     if isinstance(item.get("content_html"), str):
         candidates.append(item["content_html"])
@@ -124,9 +134,15 @@ def _summary(item: Mapping[str, Any], base: str) -> str:
         if isinstance(item.get(key), str):
             text = html.escape(item[key]).replace("\n\n", "</p><p>")
             candidates.append(f"<p>{text}</p>")
-    cleaned = [clean_html(c, base) for c in candidates]
-    best = max(cleaned, key=lambda c: len(plain_text(c)), default="")
-    return best if plain_text(best) else ""
+    cleaned = []
+    for candidate in candidates:
+        found: list[str] = []
+        cleaned.append((clean_html(candidate, base, found), found))
+    best, found = max(cleaned, key=lambda pair: len(plain_text(pair[0])), default=("", []))
+    if not plain_text(best):
+        return ""
+    mistakes.extend(found)
+    return best
 
 
 def _time(value: object) -> datetime | None:
@@ -145,16 +161,21 @@ def _author(holder: Mapping[str, Any]) -> str:
     return one_line(", ".join(title_text(n) for n in names if isinstance(n, str) and n.strip()))
 
 
-def _image(item: Mapping[str, Any], title: str, base: str) -> Image | None:
+def _image(item: Mapping[str, Any], title: str, base: str) -> tuple[Image | None, list[str]]:
+    """The item's picture, and what was wrong with picture URLs written wrongly if none."""
     url = http_url(item.get("image"), base) or http_url(item.get("banner_image"), base)
     if url:
-        return make_image(url, title)
+        return make_image(url, title), []
+    refused = [mistaken(item.get(key)) for key in ("image", "banner_image")]
     for attachment in item.get("attachments") or []:
         if not isinstance(attachment, Mapping):
             continue
         kind = str(attachment.get("mime_type") or "").lower()
+        if not kind.startswith("image/"):
+            continue
         link = http_url(attachment.get("url"), base)
-        if kind.startswith("image/") and link:
+        if link:
             alt = attachment.get("title") if isinstance(attachment.get("title"), str) else ""
-            return make_image(link, title, alt=str(alt))
-    return None
+            return make_image(link, title, alt=str(alt)), []
+        refused.append(mistaken(attachment.get("url")))
+    return None, [r for r in refused if r]
