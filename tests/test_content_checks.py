@@ -135,3 +135,25 @@ def test_urls_written_wrongly_are_refused_with_a_warning_naming_the_item(
     assert "img.example.com" not in html  # never guessed into a path under the site
     assert "hunter2" not in html
     assert built(project)["selection"]["trending"] == []
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def test_rfc_822_dates_count_and_undated_articles_are_named(
+    project: Path, runner: CliRunner
+) -> None:
+    write_content(
+        project,
+        story("lead", "Harbour gates approved", published="Wed, 04 Mar 2026 12:00:00 +0000"),
+        story("undated", "Letters from the quay", published=None),
+        story("garbled", "Tide tables", published="the day after tomorrow"),
+    )
+    result = invoke(runner, project, "build", "--now", NOW, "--out", str(project / "out"))
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "article 2 (id 'undated') has no date; 'Letters from the quay' is kept" in output
+    assert "article 3 (id 'garbled') has no date (unreadable: 'the day after tomorrow')" in output
+    selection = built(project)["selection"]
+    assert selection["lead"]["id"] == "lead"  # the RFC 822 date is read, so it can lead
+    assert [s["id"] for s in selection["trending"]] == ["garbled", "undated"]

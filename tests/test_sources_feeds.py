@@ -355,3 +355,27 @@ def test_json_feed_urls_written_wrongly_are_refused_and_named(tmp_path: Path) ->
         warnings
     )
     assert "item 2 ('Link'): the link 'jf.example/2' has no scheme" in warnings
+
+
+def test_json_feed_dates_in_rfc_822_are_read_and_unreadable_ones_named(tmp_path: Path) -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Dates",
+        "feed_url": "https://jf.example/feed.json",
+        "items": [
+            {"id": "1", "title": "Mailed", "url": "https://jf.example/1",
+             "date_published": "Wed, 04 Mar 2026 10:00:00 +0000"},
+            {"id": "2", "title": "Garbled", "url": "https://jf.example/2",
+             "date_published": "someday"},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    report = read(path)
+    by_title = {a.title: a for a in report.articles}
+    assert by_title["Mailed"].published == datetime(2026, 3, 4, 10, tzinfo=UTC)
+    assert by_title["Garbled"].published is None
+    assert (
+        f"{path}: item 2 has no date (unreadable: 'someday'); 'Garbled' is kept but ranked as"
+        " the oldest" in report.warnings[0]
+    )

@@ -302,3 +302,39 @@ def test_urls_written_wrongly_are_refused_never_made_a_path_on_the_site(tmp_path
         " name or password" in warnings
     )
     assert f"{path}: article 3 (id 'bare'): 'url' 'daily.example/c' has no scheme" in warnings
+
+
+def test_rfc_822_times_are_read_like_in_feeds(tmp_path: Path) -> None:
+    doc = [
+        article(id="rss", published="Wed, 04 Mar 2026 17:21:00 +0530"),
+        article(id="mail", published="4 Mar 2026 11:51 GMT", url="https://daily.example/m"),
+        article(id="local", published="Wed, 04 Mar 2026 17:21:00", url="https://daily.example/l"),
+    ]
+    report = read(write(tmp_path, doc), zone="Asia/Kolkata")
+    moments = {a.id: a.published for a in report.articles}
+    expected = datetime(2026, 3, 4, 11, 51, tzinfo=UTC)
+    assert moments == {"rss": expected, "mail": expected, "local": expected}
+    assert not report.warnings
+
+
+def test_an_undated_or_unreadable_article_is_named_in_a_warning(tmp_path: Path) -> None:
+    doc = [
+        article(id="none", published=None, title="Quiet harbour"),
+        article(id="bad", published="last Tuesday", url="https://daily.example/b", title="Bad"),
+        article(id="half", published="soon", updated="2026-03-04T10:00:00Z", title="Half"),
+    ]
+    path = write(tmp_path, doc)
+    report = read(path)
+    assert [a.published for a in report.articles][:2] == [None, None]
+    warnings = "\n".join(report.warnings)
+    assert (
+        f"{path}: article 1 (id 'none') has no date; 'Quiet harbour' is kept but ranked as the"
+        " oldest (never the scored lead); give it a time in ISO 8601 like" in warnings
+    )
+    assert "article 2 (id 'bad'): 'published' is not a time in ISO 8601 like" in warnings
+    assert "RFC 822 like Wed, 04 Mar 2026 17:21:00 +0530 (found 'last Tuesday')" in warnings
+    assert "article 2 (id 'bad') has no date (unreadable: 'last Tuesday'); 'Bad' is kept" in (
+        warnings
+    )
+    assert "article 3 (id 'half'): 'published' is not a time" in warnings
+    assert "article 3 (id 'half') has no date" not in warnings  # 'updated' dates it

@@ -6,6 +6,7 @@ import html
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from email.utils import parsedate_to_datetime
 
 from newsletter.errors import ContentError
 from newsletter.models import Image
@@ -73,12 +74,38 @@ def as_utc(moment: datetime, naive_zone: tzinfo) -> datetime:
     return moment.astimezone(UTC)
 
 
-def parse_iso(value: str, naive_zone: tzinfo) -> datetime:
-    """Parse an ISO 8601 / RFC 3339 timestamp into a UTC datetime; raise ``ValueError``."""
+TIME_FORMS = (
+    "ISO 8601 like 2026-03-04T17:21:00+05:30 or RFC 822 like Wed, 04 Mar 2026 17:21:00 +0530"
+)
+
+
+def parse_time(value: str, naive_zone: tzinfo) -> datetime:
+    """Parse an ISO 8601 / RFC 3339 or an RFC 822 / 5322 time into UTC; raise ``ValueError``.
+
+    RFC 822 is the form of RSS and of email, so content exported from either often
+    carries it; feedparser reads it in feeds, and this reads it in JSON.
+    """
     text = value.strip()
     if text[-1:] in ("z", "Z"):
         text = text[:-1] + "+00:00"
-    return as_utc(datetime.fromisoformat(text), naive_zone)
+    try:
+        return as_utc(datetime.fromisoformat(text), naive_zone)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError) as err:
+        raise ValueError(f"not a time: {value!r}") from err
+    return as_utc(moment, naive_zone)
+
+
+def warn_undated(notes: Notes, where: str, title: str, unreadable: list[str]) -> None:
+    """Warn that an item has no usable date, naming it and any value that could not be read."""
+    seen = f" (unreadable: {', '.join(map(repr, unreadable))})" if unreadable else ""
+    notes.warn(
+        f"{where} has no date{seen}; {one_line(title, 80)!r} is kept but ranked as the oldest"
+        " (never the scored lead); give it a time in " + TIME_FORMS
+    )
 
 
 def positive_int(value: object) -> int | None:

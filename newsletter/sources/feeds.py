@@ -43,6 +43,7 @@ from .common import (
     report_mistakes,
     title_or_fallback,
     title_text,
+    warn_undated,
 )
 from .mapping import Mapper
 from .sniff import check_entities
@@ -170,7 +171,9 @@ def _entry_article(
     report_mistakes(
         notes, named, "a link in the summary", mistakes, "the link is removed, its text kept"
     )
-    published, updated = _dates(entry, where, notes)
+    published, updated, unreadable = _dates(entry)
+    if published is None:
+        warn_undated(notes, where, title, unreadable)
     found = context.mapper.classify(_terms(entry.get("tags") or []))
     fallback = context.mapper.classify(context.feed_terms)
     image, refused = _image(entry, title, link)
@@ -240,9 +243,9 @@ def _summary(entry: Mapping[str, Any], base: str, mistakes: list[str]) -> str:
     return best
 
 
-def _dates(
-    entry: Mapping[str, Any], where: str, notes: Notes
-) -> tuple[datetime | None, datetime | None]:
+def _dates(entry: Mapping[str, Any]) -> tuple[datetime | None, datetime | None, list[str]]:
+    """Return the item's published and updated times, and the date values feedparser could
+    not read."""
     stamps: dict[str, datetime] = {}
     unreadable: list[str] = []
     for key in _DATE_KEYS:
@@ -255,10 +258,7 @@ def _dates(
             unreadable.append(one_line(raw, 60))
     published = stamps.get("published") or stamps.get("created") or stamps.get("updated")
     updated = stamps.get("updated")
-    if published is None:
-        seen = f" (unreadable: {', '.join(map(repr, unreadable))})" if unreadable else ""
-        notes.warn(f"{where} has no date{seen}; kept as the oldest")
-    return published, updated
+    return published, updated, unreadable
 
 
 def _own(entry: Mapping[str, Any], key: str) -> Any:

@@ -1,6 +1,8 @@
 """JSON Feed 1.0 / 1.1 (jsonfeed.org) → ``Article``s.
 
-Times without an offset are taken as UTC (as feedparser does for XML feeds); relative
+Times are RFC 3339 (or RFC 822, which some exporters write); those without an offset
+are taken as UTC (as feedparser does for XML feeds); an undated item is kept, ranked as
+the oldest, with a warning naming it. Relative
 URLs resolve against the feed's own address. Ids are the item's id, prefixed with the
 feed's address when not globally unique on their own (JSON Feed ids are only unique
 within one feed).
@@ -24,10 +26,11 @@ from .common import (
     make_image,
     mistaken,
     one_line,
-    parse_iso,
+    parse_time,
     report_mistakes,
     title_or_fallback,
     title_text,
+    warn_undated,
 )
 from .mapping import Mapper
 
@@ -92,12 +95,13 @@ def _item(
     )
     image, refused = _image(item, title, link)
     report_mistakes(notes, named, "the image", refused, "the image is left out")
-    published = _time(item.get("date_published"))
-    updated = _time(item.get("date_modified"))
+    unreadable: list[str] = []
+    published = _time(item.get("date_published"), unreadable)
+    updated = _time(item.get("date_modified"), unreadable)
     if published is None:
         published = updated
     if published is None:
-        notes.warn(f"{where} has no readable date; kept as the oldest")
+        warn_undated(notes, where, title, unreadable)
     tags = [t for t in item.get("tags") or [] if isinstance(t, str)]
     found = mapper.classify(tags)
     return Article(
@@ -145,13 +149,17 @@ def _summary(item: Mapping[str, Any], base: str, mistakes: list[str]) -> str:
     return best
 
 
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
+def _time(value: object, unreadable: list[str]) -> datetime | None:
+    """Read one of the item's times; a value that is not one is noted in ``unreadable``."""
+    if value is None or value == "":
         return None
-    try:
-        return parse_iso(value, UTC)
-    except (ValueError, OverflowError):
-        return None
+    if isinstance(value, str):
+        try:
+            return parse_time(value, UTC)
+        except (ValueError, OverflowError):
+            pass
+    unreadable.append(one_line(str(value), 60))
+    return None
 
 
 def _author(holder: Mapping[str, Any]) -> str:
