@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli.main import cli
+from newsletter.limits import HTML_WARN_BYTES
 
 NOW = "2026-03-04T18:00:00+05:30"
 MOMENT = datetime.fromisoformat(NOW)
@@ -157,3 +158,36 @@ def test_rfc_822_dates_count_and_undated_articles_are_named(
     selection = built(project)["selection"]
     assert selection["lead"]["id"] == "lead"  # the RFC 822 date is read, so it can lead
     assert [s["id"] for s in selection["trending"]] == ["garbled", "undated"]
+
+
+# --------------------------------------------------------------------------- long summaries
+
+
+def test_one_huge_article_cannot_push_the_edition_over_the_clip(
+    project: Path, runner: CliRunner
+) -> None:
+    paragraph = "<p>The harbour <b>gates</b> will hold back storm surges of up to three metres.</p>"
+    write_content(
+        project,
+        story("huge", "Harbour gates approved", summary=paragraph * 3000),  # about 240 KB
+        story("other", "Rail strike ends"),
+    )
+    out = project / "out"
+    result = invoke(runner, project, "build", "--now", NOW, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    html = (out / "edition.html").read_text(encoding="utf-8")
+    assert len(html.encode()) < HTML_WARN_BYTES
+    assert built(project)["selection"]["lead"]["id"] == "huge"
+    text = (out / "edition.txt").read_text(encoding="utf-8")
+    assert "storm surges…\n\nRead the full story" in text  # cut at 600 characters, at a word
+
+    config = project / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("[email]", "[email]\nsummary_max_chars = 120"),
+        encoding="utf-8",
+    )
+    result = invoke(runner, project, "build", "--now", NOW, "--out", str(out), "--force")
+    assert result.exit_code == 0, result.output
+    text = (out / "edition.txt").read_text(encoding="utf-8")
+    kept = "metres.\n\nThe harbour gates will hold back storm surges of…\n\nRead the full story"
+    assert kept in text  # 120 characters, cut after a whole word
