@@ -13,7 +13,8 @@ Candidates
     ``FUTURE_SKEW`` after ``now`` ("dated in the future"), when it changed before the
     lookback window ("older than the 72 h window"), or when its plain-text summary is
     shorter than ``min_summary_length`` ("summary shorter than N characters"). When two
-    articles share an id, the newer copy is used and the other is passed over.
+    articles share an id, the newer copy is used and the other is passed over; a copy
+    dated in the future never wins over a current one (the story would vanish).
 
 Undated articles
     An article without any date cannot be placed in the window, so it is kept but ranked
@@ -69,12 +70,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from newsletter.clock import FUTURE_SKEW
 from newsletter.config.settings import SelectionRules
 from newsletter.models import Article, Digest, Skip
 from newsletter.sameness import TitleMatcher, page_key, title_key
 from newsletter.sanitize import plain_text
 
-FUTURE_SKEW = timedelta(minutes=5)
 WEIGHT_PRIORITY = 2.0
 WEIGHT_FRESHNESS = 4.0
 WEIGHT_IMAGE = 1.0
@@ -124,7 +125,7 @@ def select(
 ) -> Digest:
     """Choose the lead, trending and opinion stories for an edition at ``now``."""
     ctx = _context(rules, now, history)
-    unique, duplicates = _dedupe([_item(a) for a in articles])
+    unique, duplicates = _dedupe([_item(a) for a in articles], ctx)
     pick = _explicit_lead(unique, (lead_url or rules.lead_url or "").strip(), ctx)
     eligible, passed_over = _screen([i for i in unique if i is not pick], ctx)
     lead = pick or _pinned_lead(eligible) or _scored_lead(eligible, ctx)
@@ -260,15 +261,17 @@ def _in_order(rows: list[tuple[tuple[str, str], Skip]]) -> list[Skip]:
     return [skip for _, skip in sorted(rows, key=lambda row: (row[0], row[1].reason))]
 
 
-def _dedupe(items: list[_Item]) -> tuple[list[_Item], list[tuple[tuple[str, str], Skip]]]:
-    """Keep the newest copy of each id; the others are passed over."""
+def _dedupe(
+    items: list[_Item], ctx: _Context
+) -> tuple[list[_Item], list[tuple[tuple[str, str], Skip]]]:
+    """Keep the newest current copy of each id (a future one if all are); pass over the rest."""
     by_id: dict[str, list[_Item]] = {}
     for item in items:
         by_id.setdefault(item.article.id, []).append(item)
     unique: list[_Item] = []
     skips: list[tuple[tuple[str, str], Skip]] = []
     for copies in by_id.values():
-        keep, *others = sorted(copies, key=_newest_first)
+        keep, *others = sorted(copies, key=lambda i: (_in_future(i, ctx), _newest_first(i)))
         unique.append(keep)
         skips += [
             (o.order, _skip(o, "another article has the same id; the newer copy is used"))
@@ -292,10 +295,14 @@ def _screen(
     return eligible, skips
 
 
+def _in_future(item: _Item, ctx: _Context) -> bool:
+    return item.when is not None and item.when > ctx.future_limit
+
+
 def _ineligible(item: _Item, ctx: _Context) -> str | None:
     if item.article.id in ctx.history or (item.url_key and item.url_key in ctx.history_urls):
         return SENT_BEFORE
-    if item.when is not None and item.when > ctx.future_limit:
+    if _in_future(item, ctx):
         return IN_FUTURE
     if item.when is not None and item.when < ctx.window_start:
         return f"older than the {ctx.rules.lookback_hours:g} h window"
@@ -316,7 +323,7 @@ def _explicit_lead(items: list[_Item], target: str, ctx: _Context) -> _Item | No
         i
         for i in items
         if (i.article.id.strip() == target or i.url_key in keys or page_key(i.article.id) in keys)
-        and not (i.when is not None and i.when > ctx.future_limit)
+        and not _in_future(i, ctx)
     ]
     return min(matches, key=_newest_first, default=None)
 

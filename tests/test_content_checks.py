@@ -191,3 +191,31 @@ def test_one_huge_article_cannot_push_the_edition_over_the_clip(
     text = (out / "edition.txt").read_text(encoding="utf-8")
     kept = "metres.\n\nThe harbour gates will hold back storm surges of…\n\nRead the full story"
     assert kept in text  # 120 characters, cut after a whole word
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def test_a_future_dated_copy_does_not_make_the_story_vanish(
+    project: Path, runner: CliRunner
+) -> None:
+    write_content(
+        project,
+        story("gates", "Harbour gates approved", hours_ago=2, pinned=True),
+        story("rail", "Rail strike ends", hours_ago=3),
+    )
+    ahead = story("gates-wire", "Harbour gates approved", hours_ago=-30)  # a wrong clock
+    (project / "content" / "ahead.json").write_text(json.dumps([ahead]), encoding="utf-8")
+    config = project / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace('sources = ["content/articles.json"]', 'sources = ["content/articles.json",'
+                     ' "content/ahead.json"]'),
+        encoding="utf-8",
+    )  # fmt: skip
+    result = invoke(runner, project, "build", "--now", NOW, "--out", str(project / "out"))
+    assert result.exit_code == 0, result.output
+    assert built(project)["selection"]["lead"]["id"] == "gates"
+    output = " ".join(result.output.split())
+    assert "'Harbour gates approved' is dated in the future" in output
+    assert "(current; this copy is dated in the future)" in output

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsletter.clock import FUTURE_SKEW
 from newsletter.config.settings import SelectionRules
 from newsletter.models import Article, Digest, Image
 from newsletter.sameness import page_key
-from newsletter.selection import FUTURE_SKEW, lead_score, select
+from newsletter.selection import lead_score, select
 
 NOW = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
 RULES = SelectionRules()
@@ -212,6 +213,18 @@ def test_small_clock_skew_is_allowed() -> None:
 def test_future_update_counts_as_future() -> None:
     odd = art("odd", 5, updated=NOW + timedelta(days=1))
     assert reasons(select([odd], RULES, NOW))["odd"] == "dated in the future"
+
+
+def test_a_copy_dated_in_the_future_never_wins_over_a_current_one_of_the_same_id() -> None:
+    current = art("story", 2, url="https://news.example/current")
+    ahead = art("story", -24, url="https://news.example/ahead")
+    for order in ([current, ahead], [ahead, current]):
+        digest = select(order, RULES, NOW)
+        assert digest.lead == current
+        assert [s.reason for s in digest.skipped] == [
+            "another article has the same id; the newer copy is used"
+        ]
+    assert reasons(select([ahead], RULES, NOW)) == {"story": "dated in the future"}
 
 
 def test_undated_article_is_never_the_scored_lead() -> None:
