@@ -219,3 +219,27 @@ def test_a_future_dated_copy_does_not_make_the_story_vanish(
     output = " ".join(result.output.split())
     assert "'Harbour gates approved' is dated in the future" in output
     assert "(current; this copy is dated in the future)" in output
+
+
+# --------------------------------------------------------------------------- near-duplicate titles
+
+
+def test_stories_sharing_most_words_are_not_merged(project: Path, runner: CliRunner) -> None:
+    write_content(
+        project,
+        story("approves", "Council approves harbour budget", hours_ago=1, pinned=True),
+        story("rejects", "Council rejects harbour budget", hours_ago=2),
+        story("four", "4 killed in motorway crash near Leeds", hours_ago=3),
+        story("three", "3 killed in motorway crash near Leeds", hours_ago=4),
+        story("again", "Council approves the harbour budget", hours_ago=5),  # the same story
+    )
+    result = invoke(runner, project, "build", "--now", NOW, "--out", str(project / "out"))
+    assert result.exit_code == 0, result.output
+    selection = built(project)["selection"]
+    assert selection["lead"]["id"] == "approves"
+    assert [s["id"] for s in selection["trending"]] == ["rejects", "four", "three"]
+    output = " ".join(result.output.split())
+    assert (
+        "dropped 1 duplicate: 'Council approves the harbour budget' (title like 'Council"
+        " approves harbour budget' from the same source (newer))" in output
+    )
