@@ -133,7 +133,7 @@ def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) ->
         settings.selection,
         now,
         recent,
-        lead_url=options.lead_url or settings.selection.lead_url or None,
+        lead_url=options.lead_url,
     )
     if digest.is_empty:
         raise NothingToSend(

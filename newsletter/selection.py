@@ -22,11 +22,13 @@ Undated articles
     lead), and it fills the trending and opinion lists only after every dated candidate.
 
 Lead
-    1. The explicit pick: the ``lead_url`` argument, else ``rules.lead_url``, matched
-       against each article's URL or id (canonical URLs: scheme, letter case of the
-       host, default port, trailing slash and fragment do not matter). The pick wins
-       even when it is older than the window or was sent before, never when it is
-       dated in the future. Several matches: the newest.
+    1. The explicit pick: the ``lead_url`` argument (``--lead``), else ``rules.lead_url``,
+       matched against each article's URL or id (canonical URLs: scheme, letter case of
+       the host, default port, trailing slash and fragment do not matter). The pick wins
+       even when it is older than the window or was sent before. Several matches: the
+       newest. A pick that matches nothing, or only articles dated in the future, raises
+       ``SelectionError``: the editor asked for a lead, and a silent fallback would send
+       another one.
     2. Else the newest candidate flagged ``pinned`` (any section).
     3. Else the best-scoring dated candidate in ``rules.lead_sections``, by
        ``lead_score``::
@@ -72,6 +74,7 @@ from datetime import UTC, datetime, timedelta
 
 from newsletter.clock import FUTURE_SKEW
 from newsletter.config.settings import SelectionRules
+from newsletter.errors import SelectionError
 from newsletter.models import Article, Digest, Skip
 from newsletter.sameness import TitleMatcher, page_key, title_key
 from newsletter.sanitize import plain_text
@@ -123,10 +126,17 @@ def select(
     *,
     lead_url: str | None = None,
 ) -> Digest:
-    """Choose the lead, trending and opinion stories for an edition at ``now``."""
+    """Choose the lead, trending and opinion stories for an edition at ``now``.
+
+    Raise ``SelectionError`` when ``lead_url`` (or ``rules.lead_url``) matches no usable
+    article.
+    """
     ctx = _context(rules, now, history)
     unique, duplicates = _dedupe([_item(a) for a in articles], ctx)
-    pick = _explicit_lead(unique, (lead_url or rules.lead_url or "").strip(), ctx)
+    if lead_url and lead_url.strip():
+        pick = _explicit_lead(unique, lead_url.strip(), "--lead", ctx)
+    else:
+        pick = _explicit_lead(unique, rules.lead_url.strip(), "[selection] lead_url", ctx)
     eligible, passed_over = _screen([i for i in unique if i is not pick], ctx)
     lead = pick or _pinned_lead(eligible) or _scored_lead(eligible, ctx)
     rest = [i for i in eligible if i is not lead]
@@ -314,18 +324,38 @@ def _ineligible(item: _Item, ctx: _Context) -> str | None:
 # --------------------------------------------------------------------------- the lead
 
 
-def _explicit_lead(items: list[_Item], target: str, ctx: _Context) -> _Item | None:
-    """The article the editor named by URL or id, unless it is dated in the future."""
+def _explicit_lead(items: list[_Item], target: str, origin: str, ctx: _Context) -> _Item | None:
+    """The article the editor named by URL or id (``None`` if none was named).
+
+    Raise ``SelectionError`` naming ``origin`` when nothing usable matches.
+    """
     if not target:
         return None
     keys = {page_key(target), page_key(f"https://{target}")} - {None}
     matches = [
         i
         for i in items
-        if (i.article.id.strip() == target or i.url_key in keys or page_key(i.article.id) in keys)
-        and not _in_future(i, ctx)
+        if i.article.id.strip() == target or i.url_key in keys or page_key(i.article.id) in keys
     ]
-    return min(matches, key=_newest_first, default=None)
+    current = [i for i in matches if not _in_future(i, ctx)]
+    if current:
+        return min(current, key=_newest_first)
+    fix = (
+        "leave --lead out to let the selection choose"
+        if origin == "--lead"
+        else "update or remove lead_url in [selection] of the config"
+    )
+    if matches:
+        first = min(matches, key=_newest_first)
+        when = f"{first.when:%Y-%m-%d %H:%M} UTC" if first.when else "?"
+        raise SelectionError(
+            f"{origin} {target!r}: {_quoted(first.title)} is dated in the future ({when}), so it"
+            f" cannot lead yet; check its date in the source, pass a later --now, or {fix}"
+        )
+    raise SelectionError(
+        f"{origin} {target!r} matches no article in the sources (by URL or id); copy the"
+        f" address from the article (`newsletter sources` shows what was read), or {fix}"
+    )
 
 
 def _pinned_lead(eligible: list[_Item]) -> _Item | None:

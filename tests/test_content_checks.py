@@ -243,3 +243,43 @@ def test_stories_sharing_most_words_are_not_merged(project: Path, runner: CliRun
         "dropped 1 duplicate: 'Council approves the harbour budget' (title like 'Council"
         " approves harbour budget' from the same source (newer))" in output
     )
+
+
+# --------------------------------------------------------------------------- the editor's pick
+
+
+def test_a_lead_that_matches_nothing_is_an_error_naming_it(
+    project: Path, runner: CliRunner
+) -> None:
+    write_content(
+        project,
+        story("gates", "Harbour gates approved", hours_ago=2),
+        story("rail", "Rail strike ends", hours_ago=3),
+        story("later", "Tomorrow's tide tables", hours_ago=-48),
+    )
+    out = str(project / "out")
+    wrong = "https://news.example/gate"
+    result = invoke(runner, project, "build", "--now", NOW, "--out", out, "--lead", wrong)
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert f"error: --lead '{wrong}' matches no article in the sources (by URL or id)" in output
+    assert "leave --lead out to let the selection choose" in output
+    assert "Traceback" not in output
+    assert not (project / "out").exists()
+
+    later = invoke(runner, project, "build", "--now", NOW, "--out", out, "--lead", "later")
+    assert later.exit_code == 1
+    assert "'Tomorrow's tide tables' is dated in the future" in " ".join(later.output.split())
+
+    right = invoke(runner, project, "build", "--now", NOW, "--out", out, "--lead", "rail")
+    assert right.exit_code == 0, right.output
+    assert built(project)["selection"]["lead"]["id"] == "rail"
+
+    config = project / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[selection]", f'[selection]\nlead_url = "{wrong}"'), "utf-8")
+    result = invoke(runner, project, "build", "--now", NOW, "--out", out, "--force")
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert f"[selection] lead_url '{wrong}' matches no article" in output
+    assert "update or remove lead_url in [selection] of the config" in output
