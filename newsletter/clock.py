@@ -1,12 +1,18 @@
-"""Time as the tool reads it: the one place that reads the clock, the one ``--now`` parser."""
+"""Time as the tool reads it: the one place that reads the clock, the one ``--now`` parser.
+
+Also how far ahead of now a date must be to count as "in the future" (``FUTURE_SKEW``):
+sources warn about such articles, merging never lets them win over a current copy, and
+the selection passes them over.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from newsletter.errors import UsageProblem
 
 EXAMPLE_TIME = "2026-03-04T18:00:00+05:30"
+FUTURE_SKEW = timedelta(minutes=5)  # clocks disagree a little: this far ahead is still now
 
 
 def now_utc() -> datetime:

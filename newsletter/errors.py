@@ -39,6 +39,10 @@ class SubscriberError(NewsletterError):
     """The subscriber list cannot be used."""
 
 
+class SelectionError(NewsletterError):
+    """The editor's pick cannot be honoured: a lead URL that matches no usable article."""
+
+
 class RenderError(NewsletterError):
     """A template failed to render."""
 

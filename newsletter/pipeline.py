@@ -39,6 +39,7 @@ from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect
 from newsletter.state.openers import open_editions, open_history, open_ledger
+from newsletter.subscribers.addresses import check_address
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 from newsletter.subscribers.shard import in_shard
 
@@ -132,7 +133,7 @@ def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) ->
         settings.selection,
         now,
         recent,
-        lead_url=options.lead_url or settings.selection.lead_url or None,
+        lead_url=options.lead_url,
     )
     if digest.is_empty:
         raise NothingToSend(
@@ -302,13 +303,11 @@ def count_recipients(audience: Audience) -> int:
 
 
 def normalize_address(address: str) -> str:
-    """Validate a ``--to`` address; return it normalized."""
-    from email_validator import EmailNotValidError, validate_email
-
-    try:
-        return str(validate_email(address, check_deliverability=False).normalized)
-    except EmailNotValidError as err:
-        raise SubscriberError(f"--to {address!r}: {err}") from err
+    """Validate a ``--to`` address by the subscriber list's rule; return it normalized."""
+    result = check_address(address)
+    if isinstance(result, str):
+        return result
+    raise SubscriberError(f"--to {address!r}: {result}; give a valid address")
 
 
 # --------------------------------------------------------------------------- one send

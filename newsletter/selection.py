@@ -13,7 +13,8 @@ Candidates
     ``FUTURE_SKEW`` after ``now`` ("dated in the future"), when it changed before the
     lookback window ("older than the 72 h window"), or when its plain-text summary is
     shorter than ``min_summary_length`` ("summary shorter than N characters"). When two
-    articles share an id, the newer copy is used and the other is passed over.
+    articles share an id, the newer copy is used and the other is passed over; a copy
+    dated in the future never wins over a current one (the story would vanish).
 
 Undated articles
     An article without any date cannot be placed in the window, so it is kept but ranked
@@ -21,11 +22,13 @@ Undated articles
     lead), and it fills the trending and opinion lists only after every dated candidate.
 
 Lead
-    1. The explicit pick: the ``lead_url`` argument, else ``rules.lead_url``, matched
-       against each article's URL or id (canonical URLs: scheme, letter case of the
-       host, default port, trailing slash and fragment do not matter). The pick wins
-       even when it is older than the window or was sent before, never when it is
-       dated in the future. Several matches: the newest.
+    1. The explicit pick: the ``lead_url`` argument (``--lead``), else ``rules.lead_url``,
+       matched against each article's URL or id (canonical URLs: scheme, letter case of
+       the host, default port, trailing slash and fragment do not matter). The pick wins
+       even when it is older than the window or was sent before. Several matches: the
+       newest. A pick that matches nothing, or only articles dated in the future, raises
+       ``SelectionError``: the editor asked for a lead, and a silent fallback would send
+       another one.
     2. Else the newest candidate flagged ``pinned`` (any section).
     3. Else the best-scoring dated candidate in ``rules.lead_sections``, by
        ``lead_score``::
@@ -69,12 +72,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from newsletter.clock import FUTURE_SKEW
 from newsletter.config.settings import SelectionRules
+from newsletter.errors import SelectionError
 from newsletter.models import Article, Digest, Skip
 from newsletter.sameness import TitleMatcher, page_key, title_key
 from newsletter.sanitize import plain_text
 
-FUTURE_SKEW = timedelta(minutes=5)
 WEIGHT_PRIORITY = 2.0
 WEIGHT_FRESHNESS = 4.0
 WEIGHT_IMAGE = 1.0
@@ -122,10 +126,17 @@ def select(
     *,
     lead_url: str | None = None,
 ) -> Digest:
-    """Choose the lead, trending and opinion stories for an edition at ``now``."""
+    """Choose the lead, trending and opinion stories for an edition at ``now``.
+
+    Raise ``SelectionError`` when ``lead_url`` (or ``rules.lead_url``) matches no usable
+    article.
+    """
     ctx = _context(rules, now, history)
-    unique, duplicates = _dedupe([_item(a) for a in articles])
-    pick = _explicit_lead(unique, (lead_url or rules.lead_url or "").strip(), ctx)
+    unique, duplicates = _dedupe([_item(a) for a in articles], ctx)
+    if lead_url and lead_url.strip():
+        pick = _explicit_lead(unique, lead_url.strip(), "--lead", ctx)
+    else:
+        pick = _explicit_lead(unique, rules.lead_url.strip(), "[selection] lead_url", ctx)
     eligible, passed_over = _screen([i for i in unique if i is not pick], ctx)
     lead = pick or _pinned_lead(eligible) or _scored_lead(eligible, ctx)
     rest = [i for i in eligible if i is not lead]
@@ -260,15 +271,17 @@ def _in_order(rows: list[tuple[tuple[str, str], Skip]]) -> list[Skip]:
     return [skip for _, skip in sorted(rows, key=lambda row: (row[0], row[1].reason))]
 
 
-def _dedupe(items: list[_Item]) -> tuple[list[_Item], list[tuple[tuple[str, str], Skip]]]:
-    """Keep the newest copy of each id; the others are passed over."""
+def _dedupe(
+    items: list[_Item], ctx: _Context
+) -> tuple[list[_Item], list[tuple[tuple[str, str], Skip]]]:
+    """Keep the newest current copy of each id (a future one if all are); pass over the rest."""
     by_id: dict[str, list[_Item]] = {}
     for item in items:
         by_id.setdefault(item.article.id, []).append(item)
     unique: list[_Item] = []
     skips: list[tuple[tuple[str, str], Skip]] = []
     for copies in by_id.values():
-        keep, *others = sorted(copies, key=_newest_first)
+        keep, *others = sorted(copies, key=lambda i: (_in_future(i, ctx), _newest_first(i)))
         unique.append(keep)
         skips += [
             (o.order, _skip(o, "another article has the same id; the newer copy is used"))
@@ -292,10 +305,14 @@ def _screen(
     return eligible, skips
 
 
+def _in_future(item: _Item, ctx: _Context) -> bool:
+    return item.when is not None and item.when > ctx.future_limit
+
+
 def _ineligible(item: _Item, ctx: _Context) -> str | None:
     if item.article.id in ctx.history or (item.url_key and item.url_key in ctx.history_urls):
         return SENT_BEFORE
-    if item.when is not None and item.when > ctx.future_limit:
+    if _in_future(item, ctx):
         return IN_FUTURE
     if item.when is not None and item.when < ctx.window_start:
         return f"older than the {ctx.rules.lookback_hours:g} h window"
@@ -307,18 +324,38 @@ def _ineligible(item: _Item, ctx: _Context) -> str | None:
 # --------------------------------------------------------------------------- the lead
 
 
-def _explicit_lead(items: list[_Item], target: str, ctx: _Context) -> _Item | None:
-    """The article the editor named by URL or id, unless it is dated in the future."""
+def _explicit_lead(items: list[_Item], target: str, origin: str, ctx: _Context) -> _Item | None:
+    """The article the editor named by URL or id (``None`` if none was named).
+
+    Raise ``SelectionError`` naming ``origin`` when nothing usable matches.
+    """
     if not target:
         return None
     keys = {page_key(target), page_key(f"https://{target}")} - {None}
     matches = [
         i
         for i in items
-        if (i.article.id.strip() == target or i.url_key in keys or page_key(i.article.id) in keys)
-        and not (i.when is not None and i.when > ctx.future_limit)
+        if i.article.id.strip() == target or i.url_key in keys or page_key(i.article.id) in keys
     ]
-    return min(matches, key=_newest_first, default=None)
+    current = [i for i in matches if not _in_future(i, ctx)]
+    if current:
+        return min(current, key=_newest_first)
+    fix = (
+        "leave --lead out to let the selection choose"
+        if origin == "--lead"
+        else "update or remove lead_url in [selection] of the config"
+    )
+    if matches:
+        first = min(matches, key=_newest_first)
+        when = f"{first.when:%Y-%m-%d %H:%M} UTC" if first.when else "?"
+        raise SelectionError(
+            f"{origin} {target!r}: {_quoted(first.title)} is dated in the future ({when}), so it"
+            f" cannot lead yet; check its date in the source, pass a later --now, or {fix}"
+        )
+    raise SelectionError(
+        f"{origin} {target!r} matches no article in the sources (by URL or id); copy the"
+        f" address from the article (`newsletter sources` shows what was read), or {fix}"
+    )
 
 
 def _pinned_lead(eligible: list[_Item]) -> _Item | None:

@@ -154,3 +154,24 @@ def test_find_config_prefers_flag_then_environment_then_cwd(
     assert find_config(None, environ={}) == tmp_path / "newsletter.toml"
     assert find_config(None, environ={"NEWSLETTER_CONFIG": "/x.toml"}) == Path("/x.toml")
     assert find_config(Path("a.toml"), environ={"NEWSLETTER_CONFIG": "/x.toml"}) == Path("a.toml")
+
+
+def test_summary_max_chars_is_read_and_checked(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, MINIMAL), environ={}).email.summary_max_chars == 600
+    config = write(tmp_path, MINIMAL + "\n[email]\nsummary_max_chars = 300\n")
+    assert load_settings(config, environ={}).email.summary_max_chars == 300
+    config = write(tmp_path, MINIMAL + "\n[email]\nsummary_max_chars = 20\n")
+    with pytest.raises(ConfigError, match=r"email\.summary_max_chars: 20 is out of range"):
+        load_settings(config, environ={})
+
+
+def test_a_url_with_a_user_name_or_password_is_a_config_problem(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        'site_url = "https://harbor.example"',
+        'site_url = "https://harbor.example"\nlogo_url = "https://cms:hunter2@harbor.example/l.png"',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), environ={})
+    message = str(caught.value)
+    assert "publication.logo_url: 'https://…@harbor.example/l.png' carries a user name" in message
+    assert "hunter2" not in message

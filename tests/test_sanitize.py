@@ -10,6 +10,8 @@ from newsletter.sanitize import (
     clean_html,
     paragraphs_text,
     plain_text,
+    url_mistake,
+    url_refusal,
 )
 
 BASE = "https://site.example/world/"
@@ -79,6 +81,67 @@ def test_absolute_url_resolves_relative_links_only_with_a_base() -> None:
     assert absolute_url("//cdn.example/x.jpg", BASE) == "https://cdn.example/x.jpg"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://user:secret@news.example/a",
+        "https://user@news.example/a",
+        "http://@news.example/a",
+        "https://news.example@evil.example/login",
+        "//user:secret@cdn.example/x.jpg",
+    ],
+)
+def test_absolute_url_refuses_a_user_name_or_password(raw: str) -> None:
+    assert absolute_url(raw) is None
+    assert absolute_url(raw, BASE) is None
+    problem = url_mistake(raw)
+    assert problem.startswith("carries a user name or password")
+    assert "secret" not in url_refusal(raw)  # a password is never repeated in a message
+    assert "…@" in url_refusal(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "img.example.com/x.jpg",
+        "www.example.com",
+        "www.example.com/news/a?id=3",
+        "news.example:8080/a",
+        "story.html",
+    ],
+)
+def test_absolute_url_never_guesses_a_host_without_a_scheme_into_a_path(raw: str) -> None:
+    assert absolute_url(raw) is None
+    assert absolute_url(raw, BASE) is None
+    assert url_mistake(raw).startswith("has no scheme")
+    assert url_refusal(raw) == (
+        f"{raw!r} has no scheme: write the full address (https://{raw}), or start a path on"
+        f" the site with / (/{raw})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "resolved"),
+    [
+        ("/img.example.com/x.jpg", "https://site.example/img.example.com/x.jpg"),
+        ("./story.html", "https://site.example/world/story.html"),
+        ("../story.html", "https://site.example/story.html"),
+        ("local/a", "https://site.example/world/local/a"),
+        ("?page=2", "https://site.example/world/?page=2"),
+        ("https://user-name.example/a@b", "https://user-name.example/a@b"),
+    ],
+)
+def test_relative_references_that_say_so_still_resolve(raw: str, resolved: str) -> None:
+    assert url_mistake(raw) == ""
+    assert absolute_url(raw, BASE) == resolved
+
+
+def test_url_refusal_is_generic_for_what_is_simply_not_http() -> None:
+    assert url_refusal("javascript:alert(1)") == "must be an absolute http(s) URL"
+    assert url_refusal(None) == "must be an absolute http(s) URL"
+    assert url_refusal(42) == "must be an absolute http(s) URL"
+
+
 def test_absolute_url_tidies_a_usable_url() -> None:
     assert absolute_url(" HTTPS://news.example ") == "https://news.example/"
     assert absolute_url("https://news.example/a b") == "https://news.example/a%20b"
@@ -121,6 +184,23 @@ def test_clean_html_drops_links_that_are_not_http(href: str) -> None:
 def test_clean_html_refuses_relative_links_without_a_base() -> None:
     assert clean_html('<a href="/news/a">x</a>') == '<a rel="noopener">x</a>'
     assert clean_html('<a href="news/a">x</a>') == '<a rel="noopener">x</a>'
+
+
+def test_clean_html_drops_links_written_wrongly_and_says_so() -> None:
+    mistakes: list[str] = []
+    cleaned = clean_html(
+        '<p><a href="www.example.com/a">one</a> <a href="https://u:p@x.example/">two</a>'
+        ' <a href="mailto:desk@x.example">three</a> <a href="/ok">four</a></p>',
+        BASE,
+        mistakes,
+    )
+    assert cleaned == (
+        '<p><a rel="noopener">one</a> <a rel="noopener">two</a> <a rel="noopener">three</a>'
+        ' <a href="https://site.example/ok" rel="noopener">four</a></p>'
+    )
+    assert len(mistakes) == 2  # mailto: is not a mistake, just not a web link
+    assert mistakes[0].startswith("'www.example.com/a' has no scheme")
+    assert mistakes[1].startswith("'https://…@x.example/' carries a user name or password")
 
 
 def test_clean_html_resolves_relative_links_against_the_base() -> None:

@@ -13,10 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsletter.clock import FUTURE_SKEW
 from newsletter.config.settings import SelectionRules
+from newsletter.errors import SelectionError
 from newsletter.models import Article, Digest, Image
 from newsletter.sameness import page_key
-from newsletter.selection import FUTURE_SKEW, lead_score, select
+from newsletter.selection import lead_score, select
 
 NOW = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)
 RULES = SelectionRules()
@@ -149,16 +151,32 @@ def test_lead_url_wins_outside_window_and_despite_history() -> None:
 
 
 def test_lead_url_dated_in_the_future_is_refused() -> None:
-    future = art("future", -3)
+    future = art("future", -3, title="Tomorrow's harbour vote")
     fresh = art("fresh", 1)
-    digest = select([future, fresh], RULES, NOW, lead_url=future.url)
-    assert digest.lead == fresh
-    assert reasons(digest)["future"] == "dated in the future"
+    with pytest.raises(SelectionError) as caught:
+        select([future, fresh], RULES, NOW, lead_url=future.url)
+    assert str(caught.value) == (
+        "--lead 'https://news.example/future': 'Tomorrow's harbour vote' is dated in the future"
+        " (2026-03-05 15:00 UTC), so it cannot lead yet; check its date in the source, pass a"
+        " later --now, or leave --lead out to let the selection choose"
+    )
 
 
-def test_unmatched_lead_url_falls_back_to_scoring() -> None:
+def test_unmatched_lead_url_is_an_error_not_a_fallback() -> None:
     fresh = art("fresh", 1)
-    assert select([fresh], RULES, NOW, lead_url="https://elsewhere.example/x").lead == fresh
+    with pytest.raises(SelectionError) as caught:
+        select([fresh], RULES, NOW, lead_url="https://elsewhere.example/x")
+    assert str(caught.value) == (
+        "--lead 'https://elsewhere.example/x' matches no article in the sources (by URL or id);"
+        " copy the address from the article (`newsletter sources` shows what was read), or"
+        " leave --lead out to let the selection choose"
+    )
+    rules = replace(RULES, lead_url="gone-story")
+    with pytest.raises(SelectionError, match=r"^\[selection\] lead_url 'gone-story' matches"):
+        select([fresh], rules, NOW)
+    with pytest.raises(SelectionError, match="update or remove lead_url in \\[selection\\]"):
+        select([fresh], rules, NOW)
+    assert select([fresh], rules, NOW, lead_url="fresh").lead == fresh  # --lead wins
 
 
 def test_scoring_prefers_image_and_summary() -> None:
@@ -212,6 +230,18 @@ def test_small_clock_skew_is_allowed() -> None:
 def test_future_update_counts_as_future() -> None:
     odd = art("odd", 5, updated=NOW + timedelta(days=1))
     assert reasons(select([odd], RULES, NOW))["odd"] == "dated in the future"
+
+
+def test_a_copy_dated_in_the_future_never_wins_over_a_current_one_of_the_same_id() -> None:
+    current = art("story", 2, url="https://news.example/current")
+    ahead = art("story", -24, url="https://news.example/ahead")
+    for order in ([current, ahead], [ahead, current]):
+        digest = select(order, RULES, NOW)
+        assert digest.lead == current
+        assert [s.reason for s in digest.skipped] == [
+            "another article has the same id; the newer copy is used"
+        ]
+    assert reasons(select([ahead], RULES, NOW)) == {"story": "dated in the future"}
 
 
 def test_undated_article_is_never_the_scored_lead() -> None:
@@ -638,9 +668,15 @@ def test_selection_is_deterministic_and_consistent(
     lead_url: str | None,
     seed: int,
 ) -> None:
-    digest = select(articles, rules, NOW, history, lead_url=lead_url)
     shuffled = articles[:]
     random.Random(seed).shuffle(shuffled)
+    try:
+        digest = select(articles, rules, NOW, history, lead_url=lead_url)
+    except SelectionError as err:  # the pick matches no usable article, whatever the order
+        assert (lead_url or rules.lead_url) in str(err)  # noqa: PT017
+        with pytest.raises(SelectionError):
+            select(shuffled, rules, NOW, history, lead_url=lead_url)
+        return
     assert select(shuffled, rules, NOW, history, lead_url=lead_url) == digest
 
     chosen = digest.articles()

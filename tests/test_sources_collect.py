@@ -226,6 +226,32 @@ def test_short_summaries_and_future_dates(tmp_path: Path) -> None:
     )
 
 
+def test_a_copy_dated_in_the_future_never_wins_over_a_current_one(tmp_path: Path) -> None:
+    current = json_source(
+        tmp_path,
+        "current.json",
+        story("harbour", "Harbour gates approved", "https://a.example/h", "2026-03-05T09:00:00Z"),
+        story("rail", "Rail strike ends", "https://a.example/r", "2026-03-05T08:00:00Z"),
+    )
+    ahead = json_source(
+        tmp_path,
+        "ahead.json",
+        story("h2", "Harbour gates approved", "https://b.example/h", "2026-03-06T09:00:00Z"),
+        story("rail", "Rail strike ends", "https://b.example/r", "2026-03-05T12:04:00Z"),
+    )
+    collection = collect([ahead, current], Settings(), now=NOW)
+    by_id = {a.id: a for a in collection.articles}
+    assert by_id["harbour"].url == "https://a.example/h"  # the current copy, not the newer one
+    assert by_id["rail"].url == "https://b.example/r"  # within FUTURE_SKEW: the newer one wins
+    (warning,) = [w for w in collection.warnings if w.startswith(f"{ahead}: dropped")]
+    assert warning == (
+        f"{ahead}: dropped 1 duplicate: 'Harbour gates approved' (same title as 'Harbour gates"
+        f" approved' from {current} (current; this copy is dated in the future))"
+    )
+    only_future = collect([ahead], Settings(), now=NOW)
+    assert {a.id for a in only_future.articles} == {"h2", "rail"}  # nothing else: kept anyway
+
+
 def test_no_sources_is_a_warning_not_a_crash() -> None:
     collection = collect([], Settings(), now=NOW)
     assert collection.articles == ()

@@ -364,3 +364,100 @@ def test_documents_that_crash_feedparser_are_a_content_error(tmp_path: Path, dat
     assert report.kind == "failed"
     assert report.error is not None
     assert report.error.startswith(f"{path}: the feed is too damaged to read")
+
+
+WRONG_URLS_RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel>
+<title>Wrong URLs</title><link>https://wrong.example/</link>
+<item><title>Schemeless picture</title><link>https://wrong.example/a</link>
+<pubDate>Wed, 04 Mar 2026 10:00:00 GMT</pubDate>
+<media:content url="img.example.com/a.jpg" medium="image"/>
+<description>&lt;p&gt;See &lt;a href="www.example.com/b"&gt;this&lt;/a&gt;.&lt;/p&gt;
+</description></item>
+<item><title>Secret link</title><link>https://editor:hunter2@wrong.example/c</link>
+<pubDate>Wed, 04 Mar 2026 10:00:00 GMT</pubDate></item>
+<item><title>Schemeless link</title><link>wrong.example/d</link>
+<pubDate>Wed, 04 Mar 2026 10:00:00 GMT</pubDate></item>
+</channel></rss>
+"""
+
+
+def test_feed_urls_written_wrongly_are_refused_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "wrong.xml"
+    path.write_text(WRONG_URLS_RSS, encoding="utf-8")
+    report = read(path)
+    (article,) = report.articles
+    assert article.image is None
+    assert '<a rel="noopener">this</a>' in article.summary
+    warnings = "\n".join(report.warnings)
+    assert "hunter2" not in warnings
+    assert (
+        f"{path}: item 1 ('Schemeless picture'): the image 'img.example.com/a.jpg' has no scheme"
+        in warnings
+    )
+    assert "; the image is left out" in warnings
+    assert (
+        f"{path}: item 1 ('Schemeless picture'): a link in the summary 'www.example.com/b' has no"
+        " scheme" in warnings
+    )
+    assert (
+        f"{path}: item 2 ('Secret link'): the link 'https://…@wrong.example/c' carries a user"
+        " name or password" in warnings
+    )
+    assert f"{path}: item 3 ('Schemeless link'): the link 'wrong.example/d' has no scheme" in (
+        warnings
+    )
+
+
+def test_json_feed_urls_written_wrongly_are_refused_and_named(tmp_path: Path) -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Wrong",
+        "feed_url": "https://jf.example/feed.json",
+        "items": [
+            {
+                "id": "1",
+                "title": "Picture",
+                "url": "https://jf.example/1",
+                "image": "cdn.example/pic.jpg",
+                "content_html": '<p><a href="https://a:b@jf.example/x">x</a></p>',
+                "date_published": "2026-03-04T10:00:00Z",
+            },
+            {"id": "2", "title": "Link", "url": "jf.example/2"},
+        ],
+    }
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    report = read(path)
+    (article,) = report.articles
+    assert article.image is None
+    warnings = "\n".join(report.warnings)
+    assert "item 1 ('Picture'): the image 'cdn.example/pic.jpg' has no scheme" in warnings
+    assert "item 1 ('Picture'): a link in the summary 'https://…@jf.example/x' carries" in (
+        warnings
+    )
+    assert "item 2 ('Link'): the link 'jf.example/2' has no scheme" in warnings
+
+
+def test_json_feed_dates_in_rfc_822_are_read_and_unreadable_ones_named(tmp_path: Path) -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Dates",
+        "feed_url": "https://jf.example/feed.json",
+        "items": [
+            {"id": "1", "title": "Mailed", "url": "https://jf.example/1",
+             "date_published": "Wed, 04 Mar 2026 10:00:00 +0000"},
+            {"id": "2", "title": "Garbled", "url": "https://jf.example/2",
+             "date_published": "someday"},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "feed.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    report = read(path)
+    by_title = {a.title: a for a in report.articles}
+    assert by_title["Mailed"].published == datetime(2026, 3, 4, 10, tzinfo=UTC)
+    assert by_title["Garbled"].published is None
+    assert (
+        f"{path}: item 2 has no date (unreadable: 'someday'); 'Garbled' is kept but ranked as"
+        " the oldest" in report.warnings[0]
+    )

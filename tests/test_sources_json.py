@@ -272,3 +272,78 @@ def test_any_field_values_are_read_or_reported_never_crash(
         assert item.url.startswith(("http://", "https://"))
         assert item.title
         assert item.published is None or item.published.tzinfo is not None
+
+
+def test_urls_written_wrongly_are_refused_never_made_a_path_on_the_site(tmp_path: Path) -> None:
+    doc = [
+        article(
+            id="pic",
+            image="img.example.com/x.jpg",
+            summary='<p>See <a href="www.example.com/more">more</a>.</p>',
+        ),
+        article(id="secret", url="https://editor:hunter2@daily.example/b"),
+        article(id="bare", url="daily.example/c"),
+        article(id="fine", url="/d", image={"url": "/img/d.jpg"}),
+    ]
+    path = write(tmp_path, doc)
+    report = read(path)
+    by_id = {a.id: a for a in report.articles}
+    assert set(by_id) == {"pic", "fine"}
+    assert by_id["pic"].image is None
+    assert by_id["pic"].summary == '<p>See <a rel="noopener">more</a>.</p>'
+    assert by_id["fine"].url == "https://daily.example/d"
+    assert by_id["fine"].image is not None
+    assert by_id["fine"].image.url == "https://daily.example/img/d.jpg"
+    warnings = "\n".join(report.warnings)
+    assert "hunter2" not in warnings
+    assert (
+        f"{path}: article 1 (id 'pic'): 'image.url' 'img.example.com/x.jpg' has no scheme: write"
+        " the full address (https://img.example.com/x.jpg), or start a path on the site with /"
+        " (/img.example.com/x.jpg); the image is left out" in warnings
+    )
+    assert (
+        f"{path}: article 1 (id 'pic'): a link in 'summary' 'www.example.com/more' has no scheme"
+        in warnings
+    )
+    assert "the link is removed, its text kept" in warnings
+    assert (
+        f"{path}: article 2 (id 'secret'): 'url' 'https://…@daily.example/b' carries a user"
+        " name or password" in warnings
+    )
+    assert f"{path}: article 3 (id 'bare'): 'url' 'daily.example/c' has no scheme" in warnings
+
+
+def test_rfc_822_times_are_read_like_in_feeds(tmp_path: Path) -> None:
+    doc = [
+        article(id="rss", published="Wed, 04 Mar 2026 17:21:00 +0530"),
+        article(id="mail", published="4 Mar 2026 11:51 GMT", url="https://daily.example/m"),
+        article(id="local", published="Wed, 04 Mar 2026 17:21:00", url="https://daily.example/l"),
+    ]
+    report = read(write(tmp_path, doc), zone="Asia/Kolkata")
+    moments = {a.id: a.published for a in report.articles}
+    expected = datetime(2026, 3, 4, 11, 51, tzinfo=UTC)
+    assert moments == {"rss": expected, "mail": expected, "local": expected}
+    assert not report.warnings
+
+
+def test_an_undated_or_unreadable_article_is_named_in_a_warning(tmp_path: Path) -> None:
+    doc = [
+        article(id="none", published=None, title="Quiet harbour"),
+        article(id="bad", published="last Tuesday", url="https://daily.example/b", title="Bad"),
+        article(id="half", published="soon", updated="2026-03-04T10:00:00Z", title="Half"),
+    ]
+    path = write(tmp_path, doc)
+    report = read(path)
+    assert [a.published for a in report.articles][:2] == [None, None]
+    warnings = "\n".join(report.warnings)
+    assert (
+        f"{path}: article 1 (id 'none') has no date; 'Quiet harbour' is kept but ranked as the"
+        " oldest (never the scored lead); give it a time in ISO 8601 like" in warnings
+    )
+    assert "article 2 (id 'bad'): 'published' is not a time in ISO 8601 like" in warnings
+    assert "RFC 822 like Wed, 04 Mar 2026 17:21:00 +0530 (found 'last Tuesday')" in warnings
+    assert "article 2 (id 'bad') has no date (unreadable: 'last Tuesday'); 'Bad' is kept" in (
+        warnings
+    )
+    assert "article 3 (id 'half'): 'published' is not a time" in warnings
+    assert "article 3 (id 'half') has no date" not in warnings  # 'updated' dates it

@@ -9,6 +9,8 @@ from __future__ import annotations
 from newsletter.config.reader import TableReader
 from newsletter.config.settings import EmailSettings, SelectionRules
 
+SUMMARY_MIN_CHARS = 100  # less is no summary: hardly a sentence before the "…"
+
 
 def read_selection(top: TableReader) -> SelectionRules:
     """Read ``[selection]``: how many stories of each kind, how fresh, how alike."""
@@ -35,7 +37,7 @@ def read_selection(top: TableReader) -> SelectionRules:
 
 
 def read_email(top: TableReader) -> EmailSettings:
-    """Read ``[email]`` and its ``[email.utm]`` tracking parameters."""
+    """Read ``[email]`` (subject, preheader, greeting, summary length) and ``[email.utm]``."""
     e = top.table("email")
     utm_table = e.table("utm")
     utm = tuple((k, utm_table.text(k, "")) for k in list(utm_table.data))
@@ -46,6 +48,9 @@ def read_email(top: TableReader) -> EmailSettings:
         greeting=e.text("greeting", EmailSettings.greeting),
         greeting_anonymous=e.text("greeting_anonymous", EmailSettings.greeting_anonymous),
         utm=tuple((k, v) for k, v in utm if v),
+        summary_max_chars=e.whole(
+            "summary_max_chars", EmailSettings.summary_max_chars, SUMMARY_MIN_CHARS, 20_000
+        ),
     )
     for key, text in (("subject", email.subject), ("preheader", email.preheader)):
         if "\n" in text or "\r" in text:

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from newsletter.sanitize import url_mistake, url_refusal
+
 D = TypeVar("D")
 
 
@@ -136,6 +138,9 @@ class TableReader:
                 f"{value!r} is not an absolute http(s) URL "
                 "(write it like https://example.org/page)",
             )
+            return default
+        if url_mistake(value):
+            self.problem(name, url_refusal(value))
             return default
         return value
 

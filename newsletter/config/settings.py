@@ -102,13 +102,18 @@ class SelectionRules:
 
 @dataclass(frozen=True)
 class EmailSettings:
-    """Subject, preheader and greeting. Subject/preheader default from the lead."""
+    """Subject, preheader and greeting. Subject/preheader default from the lead.
+
+    ``summary_max_chars``: a longer summary is cut at a word boundary (see
+    ``rendering.excerpt``), so one huge article cannot push an edition over Gmail's clip.
+    """
 
     subject: str = ""
     preheader: str = ""
     greeting: str = "Hello {name},"
     greeting_anonymous: str = "Hello,"
     utm: tuple[tuple[str, str], ...] = ()
+    summary_max_chars: int = 600
 
 
 @dataclass(frozen=True)

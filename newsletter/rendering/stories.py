@@ -13,6 +13,7 @@ from newsletter.config.settings import Settings
 from newsletter.errors import ConfigError
 from newsletter.models import Article, Image
 from newsletter.rendering.dates import stamp
+from newsletter.rendering.excerpt import cut_summary
 from newsletter.sanitize import clean_html, paragraphs_text
 
 SUBJECT_MAX = 120
@@ -176,7 +177,7 @@ def _byline(article: Article, zone: tzinfo) -> tuple[str, ...]:
 
 def story(article: Article, settings: Settings, *, thumb: bool = False) -> Story:
     """Prepare one article for the templates."""
-    summary = clean_html(article.summary)
+    summary = cut_summary(clean_html(article.summary), settings.email.summary_max_chars)
     regions = " · ".join(one_line(r) for r in article.regions[:2] if r.strip())
     label = _section_label(article.section)
     return Story(

@@ -20,11 +20,12 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from newsletter.clock import FUTURE_SKEW
 from newsletter.config.settings import Settings
 from newsletter.errors import ContentError
 from newsletter.models import Article
@@ -48,7 +49,6 @@ __all__ = [
     "read_source",
 ]
 
-FUTURE_TOLERANCE = timedelta(minutes=5)
 MAX_PARALLEL = 8  # sources read at once (fetching is mostly waiting)
 _SCHEME = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -130,7 +130,7 @@ def collect(
             if _usable(article, settings.selection.min_summary_length, warnings):
                 _warn_if_future(article, moment, warnings)
                 candidates.append(article)
-    kept, dropped = deduplicate(candidates, settings.selection.title_similarity)
+    kept, dropped = deduplicate(candidates, settings.selection.title_similarity, moment)
     warnings.extend(dropped)
     return Collection(tuple(kept), reports, tuple(warnings))
 
@@ -237,7 +237,7 @@ def _usable(article: Article, minimum: int, warnings: list[str]) -> bool:
 
 def _warn_if_future(article: Article, now: datetime, warnings: list[str]) -> None:
     moment = article.last_changed
-    if moment is not None and moment > now + FUTURE_TOLERANCE:
+    if moment is not None and moment > now + FUTURE_SKEW:
         warnings.append(
             f"{article.source}: {one_line(article.title, 80)!r} is dated in the future "
             f"({moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC); the selection passes it over "

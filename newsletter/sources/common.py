@@ -7,10 +7,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from email.utils import parsedate_to_datetime
 
 from newsletter.errors import ContentError
 from newsletter.models import Image
-from newsletter.sanitize import absolute_url, paragraphs_text, plain_text
+from newsletter.sanitize import absolute_url, paragraphs_text, plain_text, url_mistake, url_refusal
 
 MAX_TITLE = 300
 MAX_LINE = 200
@@ -78,12 +79,38 @@ def as_utc(moment: datetime, naive_zone: tzinfo) -> datetime:
     return moment.astimezone(UTC)
 
 
-def parse_iso(value: str, naive_zone: tzinfo) -> datetime:
-    """Parse an ISO 8601 / RFC 3339 timestamp into a UTC datetime; raise ``ValueError``."""
+TIME_FORMS = (
+    "ISO 8601 like 2026-03-04T17:21:00+05:30 or RFC 822 like Wed, 04 Mar 2026 17:21:00 +0530"
+)
+
+
+def parse_time(value: str, naive_zone: tzinfo) -> datetime:
+    """Parse an ISO 8601 / RFC 3339 or an RFC 822 / 5322 time into UTC; raise ``ValueError``.
+
+    RFC 822 is the form of RSS and of email, so content exported from either often
+    carries it; feedparser reads it in feeds, and this reads it in JSON.
+    """
     text = value.strip()
     if text[-1:] in ("z", "Z"):
         text = text[:-1] + "+00:00"
-    return as_utc(datetime.fromisoformat(text), naive_zone)
+    try:
+        return as_utc(datetime.fromisoformat(text), naive_zone)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError) as err:
+        raise ValueError(f"not a time: {value!r}") from err
+    return as_utc(moment, naive_zone)
+
+
+def warn_undated(notes: Notes, where: str, title: str, unreadable: list[str]) -> None:
+    """Warn that an item has no usable date, naming it and any value that could not be read."""
+    seen = f" (unreadable: {', '.join(map(repr, unreadable))})" if unreadable else ""
+    notes.warn(
+        f"{where} has no date{seen}; {one_line(title, 80)!r} is kept but ranked as the oldest"
+        " (never the scored lead); give it a time in " + TIME_FORMS
+    )
 
 
 def positive_int(value: object) -> int | None:
@@ -143,15 +170,37 @@ def content_alts(texts: Iterable[object], base: str | None) -> dict[str, str]:
     return found
 
 
-def has_link(title: str, link: str | None, where: str, notes: Notes) -> bool:
-    """Tell whether a feed item can be used: it needs an http(s) link (skip it otherwise)."""
-    if not title and not link:
+def mistaken(value: object) -> str:
+    """Say what is wrong with a URL written wrongly (``sanitize.url_mistake``), else ``""``."""
+    if isinstance(value, str) and url_mistake(value):
+        return url_refusal(value)
+    return ""
+
+
+def has_link(title: str, link: str | None, where: str, notes: Notes, raw: object = None) -> bool:
+    """Tell whether a feed item can be used: it needs an http(s) link (skip it otherwise).
+
+    ``raw`` is the link as the feed gave it: when it was refused as written wrongly, the
+    warning says how.
+    """
+    if not title and not link and not mistaken(raw):
         notes.skip(f"{where} has neither a title nor a link; skipped")
         return False
     if not link:
-        notes.skip(f"{where} ({title!r}) has no http(s) link; skipped")
+        named = f"{where} ({title!r})" if title else where
+        problem = mistaken(raw)
+        if problem:
+            notes.skip(f"{named}: the link {problem}; skipped")
+        else:
+            notes.skip(f"{named} has no http(s) link; skipped")
         return False
     return True
+
+
+def report_mistakes(notes: Notes, where: str, what: str, mistakes: list[str], then: str) -> None:
+    """Warn once about each URL written wrongly in ``what`` of the item at ``where``."""
+    for problem in dict.fromkeys(mistakes):
+        notes.warn(f"{where}: {what} {problem}; {then}")
 
 
 def title_or_fallback(title: str, summary: str, link: str, where: str, notes: Notes) -> str:

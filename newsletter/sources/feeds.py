@@ -43,9 +43,12 @@ from .common import (
     http_url,
     img_tags,
     make_image,
+    mistaken,
     one_line,
+    report_mistakes,
     title_or_fallback,
     title_text,
+    warn_undated,
 )
 from .mapping import Mapper
 from .media import MediaText, media_texts
@@ -164,13 +167,22 @@ def _entry_article(
     raw_title = str(entry["title"]) if isinstance(entry.get("title"), str) else ""
     title = title_text(raw_title, is_html=_title_is_html(entry, context.is_atom))
     link = http_url(entry.get("link"), context.base) or _guid_link(entry, context.base)
-    if not has_link(title, link, where, notes) or link is None:
+    if not has_link(title, link, where, notes, entry.get("link")) or link is None:
         return None
-    summary = _summary(entry, link)
+    mistakes: list[str] = []
+    summary = _summary(entry, link, mistakes)
     title = title_or_fallback(title, summary, link, where, notes)
-    published, updated = _dates(entry, where, notes)
+    named = f"{where} ({one_line(title, 80)!r})"
+    report_mistakes(
+        notes, named, "a link in the summary", mistakes, "the link is removed, its text kept"
+    )
+    published, updated, unreadable = _dates(entry)
+    if published is None:
+        warn_undated(notes, where, title, unreadable)
     found = context.mapper.classify(_terms(entry.get("tags") or []))
     fallback = context.mapper.classify(context.feed_terms)
+    image, refused = _image(entry, title, link, context.media)
+    report_mistakes(notes, named, "the image", refused, "the image is left out")
     return Article(
         id=_entry_id(entry, link, context.feed_key),
         title=title,
@@ -181,7 +193,7 @@ def _entry_article(
         published=published,
         updated=updated,
         author=_author(entry),
-        image=_image(entry, title, link, context.media),
+        image=image,
         tags=found.tags,
         source=context.source,
     )
@@ -208,7 +220,8 @@ def _entry_id(entry: Mapping[str, Any], link: str, feed_key: str) -> str:
     return canonical_url(link)
 
 
-def _summary(entry: Mapping[str, Any], base: str) -> str:
+def _summary(entry: Mapping[str, Any], base: str, mistakes: list[str]) -> str:
+    """The longer of content and description, sanitized; links written wrongly are noted."""
     candidates = [c for c in entry.get("content") or [] if isinstance(c, Mapping)]
     detail = entry.get("summary_detail")
     if isinstance(detail, Mapping):
@@ -217,22 +230,27 @@ def _summary(entry: Mapping[str, Any], base: str) -> str:
         candidates.append({"type": "text/html", "value": entry["summary"]})
     best = ""
     best_length = -1
+    best_mistakes: list[str] = []
     for candidate in candidates:
         value = candidate.get("value")
         if not isinstance(value, str):
             continue
         if candidate.get("type") == "text/plain":
             value = "<p>" + html.escape(value).replace("\n\n", "</p><p>") + "</p>"
-        cleaned = clean_html(value, base)
+        found: list[str] = []
+        cleaned = clean_html(value, base, found)
         length = len(plain_text(cleaned))
         if length > best_length:
-            best, best_length = cleaned, length
-    return best if best_length > 0 else ""
+            best, best_length, best_mistakes = cleaned, length, found
+    if best_length <= 0:
+        return ""
+    mistakes.extend(best_mistakes)
+    return best
 
 
-def _dates(
-    entry: Mapping[str, Any], where: str, notes: Notes
-) -> tuple[datetime | None, datetime | None]:
+def _dates(entry: Mapping[str, Any]) -> tuple[datetime | None, datetime | None, list[str]]:
+    """Return the item's published and updated times, and the date values feedparser could
+    not read."""
     stamps: dict[str, datetime] = {}
     unreadable: list[str] = []
     for key in _DATE_KEYS:
@@ -245,10 +263,7 @@ def _dates(
             unreadable.append(one_line(raw, 60))
     published = stamps.get("published") or stamps.get("created") or stamps.get("updated")
     updated = stamps.get("updated")
-    if published is None:
-        seen = f" (unreadable: {', '.join(map(repr, unreadable))})" if unreadable else ""
-        notes.warn(f"{where} has no date{seen}; kept as the oldest")
-    return published, updated
+    return published, updated, unreadable
 
 
 def _own(entry: Mapping[str, Any], key: str) -> Any:
@@ -278,13 +293,15 @@ def _author(entry: Mapping[str, Any]) -> str:
 
 def _image(
     entry: Mapping[str, Any], title: str, base: str, media: Mapping[str, MediaText]
-) -> Image | None:
+) -> tuple[Image | None, list[str]]:
+    """The item's picture, and what was wrong with picture URLs written wrongly if none."""
     credit = _credit(entry)
+    refused: list[str] = []
     for item in _media_candidates(entry):
         raw = item.get("url") or item.get("href")
         url = http_url(raw, base)
         if url:
-            return make_image(
+            image = make_image(
                 url,
                 title,
                 alt=_alt(entry, item, (str(raw).strip(), url, base), media),
@@ -292,7 +309,11 @@ def _image(
                 width=item.get("width"),
                 height=item.get("height"),
             )
-    return _content_image(entry, title, base, credit)
+            return image, []
+        if mistaken(raw):
+            refused.append(mistaken(raw))
+    image = _content_image(entry, title, base, credit)
+    return image, [] if image is not None else refused
 
 
 def _alt(

@@ -3,12 +3,15 @@
 The file is an object with an ``articles`` list, or a bare list. Each article is an
 object; ``title`` and ``url`` are required, everything else is optional:
 
-- ``url``, ``image.url``: absolute http(s), or relative to ``publication.site_url``.
+- ``url``, ``image.url``: absolute http(s), or relative to ``publication.site_url``
+  (``/news/a``). An address with a user name or password, or without a scheme
+  (``img.example.com/x.jpg``), is refused with a warning, never made a path on the site.
 - ``id``: a string (a number is accepted); defaults to the canonical URL.
 - ``summary``: HTML, sanitized; ``title`` and ``author`` become plain text.
-- ``published``/``updated``: ISO 8601. A time without an offset is taken in the
-  publication's time zone (``publication.timezone``) without a warning, because a
-  publication's own file naturally speaks local time. All times come out in UTC.
+- ``published``/``updated``: ISO 8601, or RFC 822 as in RSS and email. A time without
+  an offset is taken in the publication's time zone (``publication.timezone``) without
+  a warning, because a publication's own file naturally speaks local time. All times
+  come out in UTC. An article with neither is kept, ranked as the oldest, with a warning.
 - ``section``: mapped like feed categories (``Editorial`` → ``opinion``), lower-case.
 - ``regions``: a list or a single string, mapped (``usa`` → ``United States``).
 - ``tags``, ``pinned``, ``trending_rank`` (≥ 1), ``popularity`` (≥ 0), ``priority``.
@@ -33,9 +36,18 @@ from typing import Any
 from newsletter.config.settings import Settings
 from newsletter.errors import ContentError
 from newsletter.models import Article, Image
-from newsletter.sanitize import canonical_url, clean_html, plain_text
+from newsletter.sanitize import canonical_url, clean_html, plain_text, url_refusal
 
-from .common import Notes, http_url, make_image, one_line, parse_iso, title_text
+from .common import (
+    TIME_FORMS,
+    Notes,
+    http_url,
+    make_image,
+    one_line,
+    parse_time,
+    title_text,
+    warn_undated,
+)
 from .mapping import Mapper
 
 FIELDS = (
@@ -174,8 +186,9 @@ class _ArticleReader:
             self.notes.skip(f"{where}: {err}; fix or remove it")
             return None
         optional: list[str] = []
-        published = self._time(item, "published", optional)
-        updated = self._time(item, "updated", optional)
+        unreadable: list[str] = []
+        published = self._time(item, "published", optional, unreadable)
+        updated = self._time(item, "updated", optional, unreadable)
         article = Article(
             id=ident,
             title=title,
@@ -196,6 +209,8 @@ class _ArticleReader:
         )
         for problem in optional:
             self.notes.warn(f"{_where(number, ident)}: {problem}")
+        if published is None and updated is None:
+            warn_undated(self.notes, _where(number, ident), title, unreadable)
         return article
 
     def _title(self, item: Mapping[str, Any]) -> str:
@@ -207,7 +222,7 @@ class _ArticleReader:
     def _url(self, item: Mapping[str, Any]) -> str:
         url = http_url(item.get("url"), self.base)
         if url is None:
-            raise _Skip("'url' must be an absolute http(s) URL")
+            raise _Skip(f"'url' {url_refusal(item.get('url'))}")
         return url
 
     def _id(self, item: Mapping[str, Any], url: str) -> str:
@@ -227,7 +242,12 @@ class _ArticleReader:
         if not isinstance(value, str):
             problems.append(f"'summary' must be a string of HTML, found {_kind(value)}; ignored")
             return ""
-        return clean_html(value, self.base)
+        mistakes: list[str] = []
+        summary = clean_html(value, self.base, mistakes)
+        problems.extend(
+            f"a link in 'summary' {m}; the link is removed, its text kept" for m in mistakes
+        )
+        return summary
 
     def _text(self, item: Mapping[str, Any], key: str, problems: list[str]) -> str:
         value = item.get(key)
@@ -240,19 +260,20 @@ class _ArticleReader:
             return ""
         return title_text(value)
 
-    def _time(self, item: Mapping[str, Any], key: str, problems: list[str]) -> datetime | None:
+    def _time(
+        self, item: Mapping[str, Any], key: str, problems: list[str], unreadable: list[str]
+    ) -> datetime | None:
         value = item.get(key)
         if value is None or value == "":
             return None
         if isinstance(value, str):
             try:
-                return parse_iso(value, self.zone)
+                return parse_time(value, self.zone)
             except (ValueError, OverflowError):
                 pass
-        problems.append(
-            f"{key!r} is not an ISO 8601 time like 2026-03-04T17:21:00+05:30 "
-            f"(found {one_line(repr(value), 60)}); ignored"
-        )
+        shown = one_line(repr(value), 60)
+        problems.append(f"{key!r} is not a time in {TIME_FORMS} (found {shown}); ignored")
+        unreadable.append(one_line(str(value), 60))
         return None
 
     def _section(self, item: Mapping[str, Any], problems: list[str]) -> str:
@@ -333,7 +354,7 @@ class _ArticleReader:
             return None
         url = http_url(value.get("url"), self.base)
         if url is None:
-            problems.append("'image.url' must be an absolute http(s) URL; the image is left out")
+            problems.append(f"'image.url' {url_refusal(value.get('url'))}; the image is left out")
             return None
         texts = {
             k: str(value[k]) if isinstance(value.get(k), str) else ""

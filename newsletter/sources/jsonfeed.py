@@ -1,6 +1,8 @@
 """JSON Feed 1.0 / 1.1 (jsonfeed.org) → ``Article``s.
 
-Times without an offset are taken as UTC (as feedparser does for XML feeds); relative
+Times are RFC 3339 (or RFC 822, which some exporters write); those without an offset
+are taken as UTC (as feedparser does for XML feeds); an undated item is kept, ranked as
+the oldest, with a warning naming it. Relative
 URLs resolve against the feed's own address. Ids are the item's id, prefixed with the
 feed's address when not globally unique on their own (JSON Feed ids are only unique
 within one feed). JSON Feed has no alt text of its own: a picture's is the ``title`` of
@@ -24,10 +26,13 @@ from .common import (
     has_link,
     http_url,
     make_image,
+    mistaken,
     one_line,
-    parse_iso,
+    parse_time,
+    report_mistakes,
     title_or_fallback,
     title_text,
+    warn_undated,
 )
 from .mapping import Mapper
 
@@ -81,16 +86,24 @@ def _item(
     raw_title = item.get("title")
     title = title_text(raw_title) if isinstance(raw_title, str) else ""
     link = http_url(item.get("url"), base) or http_url(item.get("external_url"), base)
-    if not has_link(title, link, where, notes) or link is None:
+    if not has_link(title, link, where, notes, item.get("url")) or link is None:
         return None
-    summary = _summary(item, link)
+    mistakes: list[str] = []
+    summary = _summary(item, link, mistakes)
     title = title_or_fallback(title, summary, link, where, notes)
-    published = _time(item.get("date_published"))
-    updated = _time(item.get("date_modified"))
+    named = f"{where} ({one_line(title, 80)!r})"
+    report_mistakes(
+        notes, named, "a link in the summary", mistakes, "the link is removed, its text kept"
+    )
+    image, refused = _image(item, title, link)
+    report_mistakes(notes, named, "the image", refused, "the image is left out")
+    unreadable: list[str] = []
+    published = _time(item.get("date_published"), unreadable)
+    updated = _time(item.get("date_modified"), unreadable)
     if published is None:
         published = updated
     if published is None:
-        notes.warn(f"{where} has no readable date; kept as the oldest")
+        warn_undated(notes, where, title, unreadable)
     tags = [t for t in item.get("tags") or [] if isinstance(t, str)]
     found = mapper.classify(tags)
     return Article(
@@ -103,7 +116,7 @@ def _item(
         published=published,
         updated=updated,
         author=_author(item) or feed_author,
-        image=_image(item, title, link),
+        image=image,
         tags=found.tags,
         source=name,
     )
@@ -118,7 +131,8 @@ def _item_id(value: object, link: str, feed_key: str) -> str:
     return canonical_url(link)
 
 
-def _summary(item: Mapping[str, Any], base: str) -> str:
+def _summary(item: Mapping[str, Any], base: str, mistakes: list[str]) -> str:
+    """The longest of the item's texts, sanitized; links written wrongly are noted."""
     candidates = []
     if isinstance(item.get("content_html"), str):
         candidates.append(item["content_html"])
@@ -126,18 +140,28 @@ def _summary(item: Mapping[str, Any], base: str) -> str:
         if isinstance(item.get(key), str):
             text = html.escape(item[key]).replace("\n\n", "</p><p>")
             candidates.append(f"<p>{text}</p>")
-    cleaned = [clean_html(c, base) for c in candidates]
-    best = max(cleaned, key=lambda c: len(plain_text(c)), default="")
-    return best if plain_text(best) else ""
+    cleaned = []
+    for candidate in candidates:
+        found: list[str] = []
+        cleaned.append((clean_html(candidate, base, found), found))
+    best, found = max(cleaned, key=lambda pair: len(plain_text(pair[0])), default=("", []))
+    if not plain_text(best):
+        return ""
+    mistakes.extend(found)
+    return best
 
 
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
+def _time(value: object, unreadable: list[str]) -> datetime | None:
+    """Read one of the item's times; a value that is not one is noted in ``unreadable``."""
+    if value is None or value == "":
         return None
-    try:
-        return parse_iso(value, UTC)
-    except (ValueError, OverflowError):
-        return None
+    if isinstance(value, str):
+        try:
+            return parse_time(value, UTC)
+        except (ValueError, OverflowError):
+            pass
+    unreadable.append(one_line(str(value), 60))
+    return None
 
 
 def _author(holder: Mapping[str, Any]) -> str:
@@ -147,20 +171,25 @@ def _author(holder: Mapping[str, Any]) -> str:
     return one_line(", ".join(title_text(n) for n in names if isinstance(n, str) and n.strip()))
 
 
-def _image(item: Mapping[str, Any], title: str, base: str) -> Image | None:
+def _image(item: Mapping[str, Any], title: str, base: str) -> tuple[Image | None, list[str]]:
+    """The item's picture, and what was wrong with picture URLs written wrongly if none."""
     said = content_alts([item.get("content_html")], base)
     said.update(_attachment_titles(item, base))  # an attachment's title comes first
     url = http_url(item.get("image"), base) or http_url(item.get("banner_image"), base)
     if url:
-        return make_image(url, title, alt=said.get(url, ""))
+        return make_image(url, title, alt=said.get(url, "")), []
+    refused = [mistaken(item.get(key)) for key in ("image", "banner_image")]
     for attachment in item.get("attachments") or []:
         if not isinstance(attachment, Mapping):
             continue
         kind = str(attachment.get("mime_type") or "").lower()
+        if not kind.startswith("image/"):
+            continue
         link = http_url(attachment.get("url"), base)
-        if kind.startswith("image/") and link:
-            return make_image(link, title, alt=said.get(link, ""))
-    return None
+        if link:
+            return make_image(link, title, alt=said.get(link, "")), []
+        refused.append(mistaken(attachment.get("url")))
+    return None, [r for r in refused if r]
 
 
 def _attachment_titles(item: Mapping[str, Any], base: str) -> dict[str, str]:

@@ -4,6 +4,10 @@ Two articles are the same story when they share an id, a page (``sameness.page_k
 the canonical URL, its http and https forms alike), or a title
 (equal or near-identical by the rule in ``newsletter.sameness``, at the publication's
 ``title_similarity``). Ties in time go to the article from the earlier source.
+
+A copy dated in the future (more than ``clock.FUTURE_SKEW`` after ``now``) never wins
+over a current one: the selection passes future articles over, so the story would
+vanish from the edition although a current copy of it was there.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from newsletter.clock import FUTURE_SKEW
 from newsletter.models import Article
 from newsletter.sameness import TitleIndex, page_key, title_key
 from newsletter.sanitize import canonical_url
@@ -36,6 +41,7 @@ class _Drop:
     article: Article
     kept: Article
     why: str
+    future: bool
 
 
 class _Seen:
@@ -74,12 +80,21 @@ class _Seen:
             self.by_title.setdefault(key, kept)
 
 
-def deduplicate(articles: Sequence[Article], threshold: float) -> tuple[list[Article], list[str]]:
+def deduplicate(
+    articles: Sequence[Article], threshold: float, now: datetime
+) -> tuple[list[Article], list[str]]:
     """Drop duplicates across sources; return the kept articles (in output order) and warnings.
 
     ``articles`` come in source order; that order breaks ties between equally new copies.
+    Current copies rank before copies dated in the future, whatever their age.
     """
-    ranked = sorted(enumerate(articles), key=lambda pair: (*newest_first(pair[1]), pair[0]))
+    limit = now + FUTURE_SKEW
+
+    def rank(pair: tuple[int, Article]) -> tuple[bool, int, float, int]:
+        index, article = pair
+        return (_is_future(article, limit), *newest_first(article), index)
+
+    ranked = sorted(enumerate(articles), key=rank)
     seen = _Seen(threshold)
     kept: list[Article] = []
     drops: dict[str, list[_Drop]] = defaultdict(list)
@@ -92,7 +107,8 @@ def deduplicate(articles: Sequence[Article], threshold: float) -> tuple[list[Art
             kept.append(article)
         else:
             seen.alias(article, url, key, found[0])
-            drops[article.source].append(_Drop(article, found[0], found[1]))
+            future = _is_future(article, limit) and not _is_future(found[0], limit)
+            drops[article.source].append(_Drop(article, found[0], found[1], future))
     kept.sort(key=output_order)
     return kept, [_describe(source, items) for source, items in drops.items()]
 
@@ -102,6 +118,8 @@ def _describe(source: str, drops: list[_Drop]) -> str:
     for drop in drops:
         where = "the same source" if drop.kept.source == source else drop.kept.source
         newer = " (newer)" if _is_newer(drop.kept.last_changed, drop.article.last_changed) else ""
+        if drop.future:
+            newer = " (current; this copy is dated in the future)"
         parts.append(
             f"{one_line(drop.article.title, 80)!r} ({drop.why} "
             f"{one_line(drop.kept.title, 80)!r} from {where}{newer})"
@@ -113,3 +131,8 @@ def _describe(source: str, drops: list[_Drop]) -> str:
 
 def _is_newer(kept: datetime | None, dropped: datetime | None) -> bool:
     return kept is not None and (dropped is None or kept > dropped)
+
+
+def _is_future(article: Article, limit: datetime) -> bool:
+    moment = article.last_changed
+    return moment is not None and moment > limit

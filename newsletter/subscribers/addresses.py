@@ -1,13 +1,21 @@
-"""Subscriber addresses: validated and normalized, and compared ignoring case."""
+"""Subscriber addresses: validated and normalized, and compared ignoring case.
+
+An address is what email-validator accepts (syntax only, no DNS) within every length
+limit of RFC 5321: at most 64 octets before the @-sign, 63 in a label of the domain,
+253 in the domain and 254 in the whole address. email-validator enforces all of them
+by default but the first (only in its "strict" mode, and in characters rather than
+octets), so that one is checked here.
+"""
 
 from __future__ import annotations
 
 import re
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, EmailSyntaxError, validate_email
+
+from newsletter.limits import ADDRESS_MAX_OCTETS, LOCAL_PART_MAX_OCTETS
 
 EDGE_JUNK = " \t\r\n\u00a0\u200b\u2060\ufeff"
-_ADDRESS_MAX_BYTES = 254  # RFC 5321, as email-validator enforces it
 _MAX_DOMAINS = 10_000
 _SIMPLE_LOCAL = re.compile(r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*")
 
@@ -19,7 +27,7 @@ class Addresses:
     before it, and that check is most of its cost. For a plain lower-case local part
     (letters, digits, ``. _ + -``) on a domain it already accepted in this read, its
     result is reproduced exactly: the local part as given, the domain as it normalized
-    it, and its 254-byte limit. Every other address goes to email-validator itself.
+    it, and the length limits. Every other address goes to email-validator itself.
     """
 
     def __init__(self) -> None:
@@ -31,18 +39,34 @@ class Addresses:
         local, _at, domain = text.rpartition("@")
         known = self.domains.get(domain)
         simple = _SIMPLE_LOCAL.fullmatch(local) is not None
-        if known is not None and simple and len(local) + 1 + known[1] <= _ADDRESS_MAX_BYTES:
+        if (
+            known is not None
+            and simple
+            and len(local) <= LOCAL_PART_MAX_OCTETS
+            and len(local) + 1 + known[1] <= ADDRESS_MAX_OCTETS
+        ):
             return f"{local}@{known[0]}"
         try:
             result = validate_email(text, check_deliverability=False)
         except EmailNotValidError as err:
             return err
+        octets = len(result.local_part.encode("utf-8"))
+        if octets > LOCAL_PART_MAX_OCTETS:
+            return EmailSyntaxError(
+                f"The part before the @-sign is {octets} bytes long; RFC 5321 allows"
+                f" {LOCAL_PART_MAX_OCTETS}."
+            )
         if simple and result.local_part == local and len(self.domains) < _MAX_DOMAINS:
             longest = max(
                 len(domain.encode()), len(result.domain.encode()), len(result.ascii_domain)
             )
             self.domains[domain] = (result.domain, longest)
         return result.normalized
+
+
+def check_address(raw: str) -> str | EmailNotValidError:
+    """Return one address normalized by the same rule as a list's, or the complaint."""
+    return Addresses().normalize(raw)
 
 
 def address_key(address: str) -> int:
