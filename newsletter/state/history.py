@@ -2,7 +2,7 @@
 
 Kept in the SQLite state file next to the delivery ledger, in its own ``history_*``
 tables. Recording an edition again replaces what was recorded for it, so a re-run is
-harmless.
+harmless; ``forget`` drops it.
 """
 
 from __future__ import annotations
@@ -77,6 +77,16 @@ class SqliteHistory:
                     "VALUES (?, ?, ?)",
                     [(edition_id, article, n) for n, article in enumerate(unique)],
                 )
+        except sqlite3.Error as err:
+            raise self._error("cannot write to", err) from err
+
+    def forget(self, edition_id: str) -> None:
+        """Drop an edition's record: its articles count as never sent (none if unknown)."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM history_articles WHERE edition_id = ?", (edition_id,))
+                self._db.execute("DELETE FROM history_editions WHERE edition_id = ?", (edition_id,))
         except sqlite3.Error as err:
             raise self._error("cannot write to", err) from err
 
