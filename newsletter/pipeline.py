@@ -10,9 +10,7 @@ the ledger. Callers parse, confirm and print; the scheduler decides *when*.
 
 from __future__ import annotations
 
-import json
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -28,16 +26,16 @@ from newsletter.delivery.smtp.outcome import SendSummary
 from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.dkim.signer import DkimSigner
-from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError
+from newsletter.errors import DeliveryError, NothingToSend, SubscriberError
 from newsletter.locks import FileLock
-from newsletter.messages import EXAMPLE_READER, MessageFactory
+from newsletter.messages import MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
 from newsletter.preflight.findings import ERROR, Finding, raise_for_errors
 from newsletter.preflight.run import preflight
 from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
-from newsletter.sources import Collection, SourceReport, collect
+from newsletter.sources import Collection, collect
 from newsletter.state.openers import open_editions, open_history, open_ledger
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 from newsletter.subscribers.shard import in_shard
@@ -95,19 +93,6 @@ def selection_summary(digest: Digest) -> dict[str, Any]:
         "skipped": [
             {"id": s.article_id, "title": s.title, "reason": s.reason} for s in digest.skipped
         ],
-    }
-
-
-def source_report(report: SourceReport) -> dict[str, Any]:
-    """One source's summary for ``newsletter sources``: items, sections, regions, warnings."""
-    return {
-        "spec": report.spec,
-        "kind": report.kind,
-        "items": len(report.articles),
-        "sections": dict(Counter(a.section for a in report.articles).most_common()),
-        "regions": dict(Counter(r for a in report.articles for r in a.regions).most_common()),
-        "warnings": list(report.warnings),
-        "error": report.error,
     }
 
 
@@ -193,47 +178,6 @@ def _nothing_new_message(collection: Collection, digest: Digest, last: str | Non
         f"nothing new to send{since}: no article in the lookback window "
         "qualifies for the lead (check --now, [selection] lookback_hours and lead_sections)"
     )
-
-
-def write_build(
-    settings: Settings, result: BuildResult, out_dir: Path, *, force: bool = False
-) -> list[Path]:
-    """Write edition.html, edition.txt and edition.json into ``out_dir``.
-
-    The HTML and text are as an example reader without a name would get them.
-    """
-    edition = result.edition
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html, text = MessageFactory(edition, settings).parts(EXAMPLE_READER)  # as a reader sees it
-    targets = {
-        "edition.html": html,
-        "edition.txt": text,
-        "edition.json": json.dumps(edition_info(result), ensure_ascii=False, indent=2) + "\n",
-    }
-    paths = [out_dir / name for name in targets]
-    existing = [p for p in paths if p.exists()]
-    if existing and not force:
-        raise OutputExistsError(
-            f"{existing[0]} already exists; use --force to replace it or choose another --out"
-        )
-    for path, content in zip(paths, targets.values(), strict=True):
-        path.write_text(content, encoding="utf-8", newline="")
-    return paths
-
-
-def edition_info(result: BuildResult) -> dict[str, Any]:
-    """The edition's metadata: id, subject, preheader, sizes, warnings and selection."""
-    edition = result.edition
-    return {
-        "id": edition.id,
-        "subject": edition.subject,
-        "preheader": edition.preheader,
-        "created": edition.created.isoformat(),
-        "html_bytes": edition.html_size,
-        "text_bytes": len(edition.text.encode("utf-8")),
-        "warnings": list(edition.warnings),
-        "selection": result.selection,
-    }
 
 
 class Messages:

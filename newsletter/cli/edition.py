@@ -11,6 +11,7 @@ import click
 
 from newsletter import clock, pipeline
 from newsletter import preview as pv
+from newsletter.build_files import write_build
 from newsletter.cli.options import (
     build_options,
     config_option,
@@ -77,7 +78,7 @@ def build(config_path: Path | None, out_dir: Path | None, force: bool, **flags: 
             f"{target / 'preview.html'} already exists; use --force to replace it "
             "or choose another --out"
         )
-    paths = pipeline.write_build(settings, result, target, force=force)
+    paths = write_build(settings, result, target, force=force)
     paths.append(pv.write_static_preview(result, settings, target, force=force))
     edition = result.edition
     click.echo(f"Edition {edition.id}: {edition.subject}")
@@ -157,7 +158,7 @@ def sources(
     if not specs:
         raise NewsletterError("no sources: add [content] sources to the config or use --source")
     collection = collect(specs, settings, strict=strict, now=clock.now_utc())
-    reports = [pipeline.source_report(r) for r in collection.reports]
+    reports = [r.summary() for r in collection.reports]
     if as_json:
         data = {
             "sources": reports,

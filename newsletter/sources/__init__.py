@@ -13,11 +13,13 @@ item that would be skipped.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -57,6 +59,18 @@ class SourceReport:
     articles: tuple[Article, ...]
     warnings: tuple[str, ...]
     error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The report as plain data for ``newsletter sources``: items, sections, regions."""
+        return {
+            "spec": self.spec,
+            "kind": self.kind,
+            "items": len(self.articles),
+            "sections": dict(Counter(a.section for a in self.articles).most_common()),
+            "regions": dict(Counter(r for a in self.articles for r in a.regions).most_common()),
+            "warnings": list(self.warnings),
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
