@@ -26,7 +26,13 @@ from newsletter.delivery.smtp.outcome import SendSummary
 from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.dkim.signer import DkimSigner
-from newsletter.errors import DeliveryError, NothingToSend, SubscriberError
+from newsletter.errors import (
+    ContentError,
+    DeliveryError,
+    NewsletterError,
+    NothingToSend,
+    SubscriberError,
+)
 from newsletter.locks import FileLock
 from newsletter.messages import MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
@@ -35,7 +41,7 @@ from newsletter.preflight.run import preflight
 from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
-from newsletter.sources import Collection, collect
+from newsletter.sources import Collection, collect, describe_failures
 from newsletter.state.openers import open_editions, open_history, open_ledger
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 from newsletter.subscribers.shard import in_shard
@@ -97,7 +103,12 @@ def selection_summary(digest: Digest) -> dict[str, Any]:
 
 
 def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) -> BuildResult:
-    """Read the sources, select the digest and render it once; raise NothingToSend if empty."""
+    """Read the sources, select the digest and render it once.
+
+    Raises ``NothingToSend`` when there is nothing (fresh) to send and every source was
+    read, and ``ContentError`` naming each failed source when some could not be: then
+    "nothing new" may only mean "not read".
+    """
     now = in_zone(options.now, settings.publication.timezone) if options.now else now_utc()
     if options.max_age is not None:
         settings = lookback_within(settings, options.max_age)
@@ -118,12 +129,13 @@ def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) ->
         recent,
         lead_url=options.lead_url or settings.selection.lead_url or None,
     )
-    if digest.is_empty:
-        raise NothingToSend(
-            _nothing_new_message(collection, digest, last), warnings=collection.warnings
-        )
-    if options.max_age is not None:
-        check_fresh(digest.lead, now, options.max_age)
+    try:
+        if digest.is_empty:
+            raise NothingToSend(_nothing_new_message(collection, digest, last))
+        if options.max_age is not None:
+            check_fresh(digest.lead, now, options.max_age)
+    except NothingToSend as err:
+        raise _unread_or_nothing_new(err, collection, len(specs)) from None
     warnings = list(collection.warnings)
     if not settings.has_signing_key:
         warnings.append(DEV_KEY_WARNING)
@@ -162,6 +174,19 @@ def check_fresh(lead: Article | None, now: datetime, limit: timedelta) -> None:
             f"{changed.astimezone(UTC):%Y-%m-%d %H:%M} UTC, more than {hours} before "
             f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC (max_age_hours); not sending old news"
         )
+
+
+def _unread_or_nothing_new(
+    err: NothingToSend, collection: Collection, sources: int
+) -> NewsletterError:
+    """``err`` with the sources' warnings, or a ``ContentError`` when a source failed."""
+    if not collection.failed:
+        return type(err)(str(err), warnings=collection.warnings)
+    message = describe_failures(collection.failed, sources)
+    if len(collection.failed) < sources:
+        message += f"\nthe other source(s) were read: {err}"
+    message += "\nfix the failed source(s) or remove them from the sources, then run again"
+    return ContentError(message, warnings=collection.warnings_besides_failures())
 
 
 def _nothing_new_message(collection: Collection, digest: Digest, last: str | None) -> str:
@@ -379,7 +404,13 @@ def _prepare(settings: Settings, plan: SendPlan, warn: Callable[[str], None]) ->
     if resumed is not None:
         edition, selection = resumed
     else:
-        result = build_edition(settings, plan.build)
+        try:
+            result = build_edition(settings, plan.build)
+        except NewsletterError as err:
+            for warning in err.warnings:  # through the hook, so a schedule logs them too
+                warn(warning)
+            err.warnings = ()
+            raise
         for warning in result.warnings:
             warn(warning)
         edition, selection = result.edition, result.selection

@@ -191,3 +191,12 @@ def test_a_time_without_offset_is_in_the_publication_zone(settings: Settings) ->
     assert build_edition(settings, BuildOptions(now=naive)).edition.id == (
         build_edition(settings, BuildOptions(now=NOW)).edition.id
     )
+
+
+def test_build_warnings_reach_the_hook_before_nothing_new(settings: Settings) -> None:
+    warnings: list[str] = []
+    later = plan(settings, build=BuildOptions(now=NOW + timedelta(days=300)))
+    with pytest.raises(NothingToSend) as nothing:
+        send_edition(settings, later, SendHooks(warn=warnings.append))
+    assert warnings  # a schedule logs these before its "skipped" line
+    assert nothing.value.warnings == ()  # already told: the command line does not repeat them

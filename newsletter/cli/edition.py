@@ -24,10 +24,10 @@ from newsletter.config.load import find_config
 from newsletter.config.paths import CONFIG_NAME, SAMPLE_DIR, resource_path
 from newsletter.dkim import records
 from newsletter.dkim.settings import DkimSettings
-from newsletter.errors import NewsletterError
+from newsletter.errors import ContentError, NewsletterError
 from newsletter.limits import HTML_CLIP_BYTES
 from newsletter.preflight.findings import ERROR
-from newsletter.sources import collect
+from newsletter.sources import collect, describe_failures
 
 
 @click.command()
@@ -152,7 +152,7 @@ def _published_keys(dkim: DkimSettings) -> list[str]:
 def sources(
     config_path: Path | None, sources: tuple[str, ...], strict: bool, as_json: bool
 ) -> None:
-    """Read every source; per source: items, sections, regions, warnings."""
+    """Read every source; per source: items, sections, regions, warnings (exit 1: one failed)."""
     settings = settings_from(config_path)
     specs = sources or settings.paths.sources
     if not specs:
@@ -166,23 +166,25 @@ def sources(
             "warnings": list(collection.warnings),
         }
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    for report in reports:
-        _print_source(report)
-    click.echo(f"{len(collection.articles)} article(s) after merging and removing duplicates.")
-    for message in collection.warnings:
-        if not any(message in r["warnings"] for r in reports):
-            warn(message)
+    else:
+        for report in reports:
+            _print_source(report)
+        click.echo(f"{len(collection.articles)} article(s) after merging and removing duplicates.")
+        for message in collection.warnings_besides_failures():
+            if not any(message in r["warnings"] for r in reports):
+                warn(message)
+    if collection.failed:
+        raise ContentError(describe_failures(collection.failed, len(specs)))
 
 
 def _print_source(report: dict[str, Any]) -> None:
     click.secho(f"{report['spec']}  [{report['kind']}]", bold=True)
     if report["error"]:
         click.secho(f"  failed: {report['error']}", fg="red")
-        return
-    click.echo(f"  {report['items']} item(s)")
-    click.echo("  sections: " + _counts(report["sections"]))
-    click.echo("  regions:  " + _counts(report["regions"]))
+    else:
+        click.echo(f"  {report['items']} item(s)")
+        click.echo("  sections: " + _counts(report["sections"]))
+        click.echo("  regions:  " + _counts(report["regions"]))
     for message in report["warnings"]:
         click.secho(f"  warning: {message}", fg="yellow")
 
