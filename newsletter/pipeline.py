@@ -4,20 +4,30 @@ Everything expensive happens once per edition in ``build_edition``; sending
 only fills personal placeholders per subscriber (``messages.MessageFactory``).
 ``send_edition`` is the one path of every send, whoever starts it (``send``,
 ``send --to``, ``send --slot``, the scheduler): it alone decides build-or-resume,
-runs the preflight gate, stores the edition, records history and sends through
-the ledger. Callers parse, confirm and print; the scheduler decides *when*.
+refuses a new edition too soon after the last, runs the preflight gate, stores the
+edition, sends through the ledger and counts the articles as sent once a message was
+accepted (``bookkeeping``). Callers parse, confirm and print; the scheduler decides *when*.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from newsletter.bookkeeping import (
+    Abandoned,
+    CountOnFirstAcceptance,
+    check_spacing,
+    count_if_reached,
+    give_up,
+    unfinished_edition,
+)
 from newsletter.clock import in_zone, now_utc
 from newsletter.config.settings import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
@@ -42,6 +52,7 @@ from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, collect, describe_failures
+from newsletter.state.api import normalize_email
 from newsletter.state.openers import open_editions, open_history, open_ledger
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 from newsletter.subscribers.shard import in_shard
@@ -309,13 +320,17 @@ class SendPlan:
     """Everything one send needs to know: who, what to build, and how to deliver.
 
     ``resume`` is ``None`` for sends that never finish an interrupted edition (test
-    copies, dry runs). A plan with ``dry_run`` touches no network.
+    copies, dry runs). A plan with ``dry_run`` touches no network. ``spaced``: a new
+    live edition is refused within ``[send] min_interval_hours`` of the last finished
+    one (a send by hand; a schedule's slot is its own guard, and ``--allow-early``
+    drops it); test copies, dry runs and resuming are never refused.
     """
 
     audience: Audience
     build: BuildOptions = BuildOptions()
     resume: Resume | None = Resume()
     dry_run: DryRun | None = None
+    spaced: bool = False
 
     @property
     def test_copy(self) -> bool:
@@ -371,9 +386,10 @@ class SendReport:
 def send_edition(settings: Settings, plan: SendPlan, hooks: SendHooks = SendHooks()) -> SendReport:
     """Send an edition: the one path of every send, live or dry, by hand or on schedule.
 
-    Decides build-or-resume, runs the preflight gate (an error stops the send before
-    the first message), then writes the outbox or, live, stores the edition, records
-    its articles in the history and sends through the ledger.
+    Decides build-or-resume (a new edition too soon after the last raises ``TooSoon``
+    for a ``spaced`` plan), runs the preflight gate (an error stops the send before
+    the first message), then writes the outbox or, live, stores the edition and sends
+    through the ledger; its articles count as sent from the first accepted message.
     """
     if plan.dry_run is None:
         check_live_settings(settings)
@@ -404,6 +420,8 @@ def _prepare(settings: Settings, plan: SendPlan, warn: Callable[[str], None]) ->
     if resumed is not None:
         edition, selection = resumed
     else:
+        if plan.spaced and plan.dry_run is None and not plan.test_copy:
+            check_spacing(settings, now_utc())
         try:
             result = build_edition(settings, plan.build)
         except NewsletterError as err:
@@ -433,6 +451,8 @@ def _resumable(
         return found
     if rule.not_before is None or edition.created >= rule.not_before:
         return found
+    with open_ledger(settings.paths.state_db) as ledger:  # left behind: did it reach anyone?
+        count_if_reached(settings, edition, found[1], ledger)
     warn(
         f"edition {edition.id} was interrupted earlier but is older than the max age, so the "
         "schedule does not resume it; finish it with 'newsletter send --yes' if it should "
@@ -460,20 +480,29 @@ def _write_outbox(
     return outcome, scan
 
 
-def _live_send(
-    settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
-) -> tuple[SendSummary, SubscriberScan]:
-    """Send over SMTP, one sender per state folder, every recipient through the ledger."""
+@contextmanager
+def send_lock(
+    settings: Settings, why: str = "a second one would mail people twice"
+) -> Iterator[None]:
+    """Hold the state folder's send lock: one live send (or abandon) at a time."""
     lock = FileLock(settings.paths.state_dir / SEND_LOCK)
     if not lock.acquire():
         raise DeliveryError(
             f"another send is running from {settings.paths.state_dir} (pid {lock.holder()}); "
-            "wait for it to finish, or stop it: a second one would mail people twice"
+            f"wait for it to finish, or stop it: {why}"
         )
     try:
-        return _send_through_ledger(settings, prepared, audience, hooks)
+        yield
     finally:
         lock.release()
+
+
+def _live_send(
+    settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
+) -> tuple[SendSummary, SubscriberScan]:
+    """Send over SMTP, one sender per state folder, every recipient through the ledger."""
+    with send_lock(settings):
+        return _send_through_ledger(settings, prepared, audience, hooks)
 
 
 def _send_through_ledger(
@@ -486,21 +515,27 @@ def _send_through_ledger(
     ledger_id = edition.id
     if test_copy:  # a test copy: its own ledger entry, so it can be sent again
         ledger_id = f"{edition.id}+test-{started:%Y%m%dT%H%M%S%f}"
-    else:
-        with open_editions(settings.paths.state_db) as archive:
-            archive.save(edition, prepared.selection, started)
-        with open_history(settings.paths.state_db) as history:
-            history.record(edition.id, edition.created, _selected_ids(prepared.selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
     with open_ledger(settings.paths.state_db) as ledger:
-        ledger.start(ledger_id, edition.subject)
+        total = _expected(audience, ledger.states(ledger_id))  # the list's errors surface here
+        progress = hooks.progress
+        if not test_copy:
+            with open_editions(settings.paths.state_db) as archive:
+                archive.save(edition, prepared.selection, started)
+            # A resumed send whose earlier run reached someone counts at once (a crash may
+            # have come between the first acceptance and its record); else at the first.
+            counted = count_if_reached(settings, edition, prepared.selection, ledger)
+            progress = CountOnFirstAcceptance(
+                settings, edition, prepared.selection, progress, counted=counted
+            )
+        ledger.start(ledger_id, edition.subject, total)
         summary = send_messages(
             messages.stream(recipients(audience, scan), scan),
             settings.smtp,
             ledger,
             ledger_id,
             envelope_from=envelope,
-            progress=hooks.progress,
+            progress=progress,
             stop=hooks.stop,
         )
     stopped = hooks.stop is not None and hooks.stop.is_set()
@@ -522,19 +557,22 @@ def _buildable(
             scan.warnings.append(str(err))
 
 
-def _selected_ids(selection: dict[str, Any]) -> Sequence[str]:
-    ids = [selection["lead"]["id"]] if selection.get("lead") else []
-    ids += [a["id"] for a in selection.get("trending", [])]
-    ids += [a["id"] for a in selection.get("opinion", [])]
-    return ids
+def _expected(audience: Audience, known: Mapping[str, str]) -> int:
+    """How many this send sets out to reach: those in the ledger and those still new."""
+    scan = SubscriberScan(path=audience.subscribers_path)
+    fresh = sum(1 for s in recipients(audience, scan) if normalize_email(s.email) not in known)
+    return len(known) + fresh
 
 
-def unfinished_edition(settings: Settings) -> tuple[Edition, dict[str, Any]] | None:
-    """The edition whose live send was interrupted, if any (resumed before building anew)."""
+def abandon_edition(settings: Settings, edition_id: str) -> Abandoned:
+    """Give up an unfinished edition: never resumed; the next send builds a new one.
+
+    Its ledger stays for the record; its articles stay counted only if a message of it
+    reached someone. Refused while a send is running.
+    """
     if not settings.paths.state_db.exists():
-        return None
-    with open_editions(settings.paths.state_db) as archive:
-        found = archive.unfinished()
-    if found is None:
-        return None
-    return found.edition, dict(found.selection)
+        raise NewsletterError(
+            f"no stored edition {edition_id!r}: nothing was sent from {settings.paths.state_dir}"
+        )
+    with send_lock(settings, "an edition cannot be given up while it is being sent"):
+        return give_up(settings, edition_id, now_utc())

@@ -154,3 +154,14 @@ def test_find_config_prefers_flag_then_environment_then_cwd(
     assert find_config(None, environ={}) == tmp_path / "newsletter.toml"
     assert find_config(None, environ={"NEWSLETTER_CONFIG": "/x.toml"}) == Path("/x.toml")
     assert find_config(Path("a.toml"), environ={"NEWSLETTER_CONFIG": "/x.toml"}) == Path("a.toml")
+
+
+def test_send_min_interval_hours(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, MINIMAL), environ={}).send.min_interval_hours == 12
+    spaced = load_settings(
+        write(tmp_path, MINIMAL + "[send]\nmin_interval_hours = 0\n"), environ={}
+    )
+    assert not spaced.send.min_interval
+    with pytest.raises(ConfigError) as bad:
+        load_settings(write(tmp_path, MINIMAL + "[send]\nmin_interval_hours = -1\n"), environ={})
+    assert "send.min_interval_hours" in str(bad.value)

@@ -1,8 +1,9 @@
 """Which articles went out in which edition, so the next editions do not repeat them.
 
 Kept in the SQLite state file next to the delivery ledger, in its own ``history_*``
-tables. Recording an edition again replaces what was recorded for it, so a re-run is
-harmless; ``forget`` drops it.
+tables. A live send records its edition at the first message the server accepts, not
+before, so a send that reached nobody holds no article back. Recording an edition again
+replaces what was recorded for it, so a re-run is harmless; ``forget`` drops it.
 """
 
 from __future__ import annotations
