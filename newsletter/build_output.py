@@ -1,4 +1,4 @@
-"""What a build owns in its output folder, so a rebuild replaces its own files and no one else's.
+"""A build's output folder: edition.html, .txt and .json, and which files a build owns there.
 
 ``newsletter build`` records the names of the files it writes in ``MANIFEST`` before
 writing them (a build cut short still owns what it left). The next build replaces
@@ -11,11 +11,46 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from newsletter.config.settings import Settings
 from newsletter.errors import NewsletterError, OutputExistsError
+from newsletter.messages import EXAMPLE_READER, MessageFactory
+from newsletter.pipeline import BuildResult
 
 MANIFEST = ".newsletter-build.json"
 WRITER = "newsletter build"
+EDITION_FILES = ("edition.html", "edition.txt", "edition.json")  # what write_build writes
+
+
+def write_build(settings: Settings, result: BuildResult, out_dir: Path) -> list[Path]:
+    """Write edition.html, edition.txt and edition.json into ``out_dir`` (``claim`` it first).
+
+    The HTML and text are as an example reader without a name would get them.
+    """
+    edition = result.edition
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html, text = MessageFactory(edition, settings).parts(EXAMPLE_READER)  # as a reader sees it
+    info = json.dumps(edition_info(result), ensure_ascii=False, indent=2) + "\n"
+    paths = [out_dir / name for name in EDITION_FILES]
+    for path, content in zip(paths, (html, text, info), strict=True):
+        path.write_text(content, encoding="utf-8", newline="")
+    return paths
+
+
+def edition_info(result: BuildResult) -> dict[str, Any]:
+    """The edition's metadata: id, subject, preheader, sizes, warnings and selection."""
+    edition = result.edition
+    return {
+        "id": edition.id,
+        "subject": edition.subject,
+        "preheader": edition.preheader,
+        "created": edition.created.isoformat(),
+        "html_bytes": edition.html_size,
+        "text_bytes": len(edition.text.encode("utf-8")),
+        "warnings": list(edition.warnings),
+        "selection": result.selection,
+    }
 
 
 def claim(folder: Path, names: Sequence[str], *, force: bool = False) -> None:

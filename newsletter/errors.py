@@ -5,6 +5,8 @@ Every message names the place (file, line, item, config key) and the next step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -12,9 +14,17 @@ EXIT_NOTHING_NEW = 3
 
 
 class NewsletterError(Exception):
-    """A problem the user can fix; the message says where and how."""
+    """A problem the user can fix; the message says where and how.
+
+    ``warnings`` are what the work found on the way (reading the sources, say), which
+    often explain the problem: they are shown before the message.
+    """
 
     exit_code = EXIT_PROBLEM
+
+    def __init__(self, message: str = "", warnings: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.warnings = tuple(warnings)
 
 
 class ConfigError(NewsletterError):
@@ -72,11 +82,7 @@ class UsageProblem(NewsletterError):
 class NothingToSend(NewsletterError):
     """No new content: not a failure, a skip (distinct exit code).
 
-    ``warnings`` are what reading the sources found, which often explain why.
+    Only when every source could be read: a source that could not is a ``ContentError``.
     """
 
     exit_code = EXIT_NOTHING_NEW
-
-    def __init__(self, message: str, warnings: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.warnings = warnings

@@ -4,22 +4,30 @@ Everything expensive happens once per edition in ``build_edition``; sending
 only fills personal placeholders per subscriber (``messages.MessageFactory``).
 ``send_edition`` is the one path of every send, whoever starts it (``send``,
 ``send --to``, ``send --slot``, the scheduler): it alone decides build-or-resume,
-runs the preflight gate, stores the edition, records history and sends through
-the ledger. Callers parse, confirm and print; the scheduler decides *when*.
+refuses a new edition too soon after the last, runs the preflight gate, stores the
+edition, sends through the ledger and counts the articles as sent once a message was
+accepted (``bookkeeping``). Callers parse, confirm and print; the scheduler decides *when*.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from newsletter.bookkeeping import (
+    Abandoned,
+    CountOnFirstAcceptance,
+    check_spacing,
+    count_if_reached,
+    give_up,
+    unfinished_edition,
+)
 from newsletter.clock import in_zone, now_utc
 from newsletter.config.settings import Settings
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
@@ -28,23 +36,29 @@ from newsletter.delivery.smtp.outcome import SendSummary
 from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.dkim.signer import DkimSigner
-from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError
+from newsletter.errors import (
+    ContentError,
+    DeliveryError,
+    NewsletterError,
+    NothingToSend,
+    SubscriberError,
+)
 from newsletter.locks import FileLock
-from newsletter.messages import EXAMPLE_READER, MessageFactory
+from newsletter.messages import MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
 from newsletter.preflight.findings import ERROR, Finding, raise_for_errors
 from newsletter.preflight.run import preflight
 from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
-from newsletter.sources import Collection, SourceReport, collect
+from newsletter.sources import Collection, collect, describe_failures
+from newsletter.state.api import normalize_email
 from newsletter.state.openers import open_editions, open_history, open_ledger
 from newsletter.subscribers.addresses import check_address
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 from newsletter.subscribers.shard import in_shard
 
 SEND_LOCK = "live-send.lock"
-EDITION_FILES = ("edition.html", "edition.txt", "edition.json")  # what write_build writes
 DEV_KEY_WARNING = (
     "NEWSLETTER_SIGNING_KEY is not set: unsubscribe links are signed with a development key; "
     "set it to a long random secret before sending for real"
@@ -100,21 +114,13 @@ def selection_summary(digest: Digest) -> dict[str, Any]:
     }
 
 
-def source_report(report: SourceReport) -> dict[str, Any]:
-    """One source's summary for ``newsletter sources``: items, sections, regions, warnings."""
-    return {
-        "spec": report.spec,
-        "kind": report.kind,
-        "items": len(report.articles),
-        "sections": dict(Counter(a.section for a in report.articles).most_common()),
-        "regions": dict(Counter(r for a in report.articles for r in a.regions).most_common()),
-        "warnings": list(report.warnings),
-        "error": report.error,
-    }
-
-
 def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) -> BuildResult:
-    """Read the sources, select the digest and render it once; raise NothingToSend if empty."""
+    """Read the sources, select the digest and render it once.
+
+    Raises ``NothingToSend`` when there is nothing (fresh) to send and every source was
+    read, and ``ContentError`` naming each failed source when some could not be: then
+    "nothing new" may only mean "not read".
+    """
     now = in_zone(options.now, settings.publication.timezone) if options.now else now_utc()
     if options.max_age is not None:
         settings = lookback_within(settings, options.max_age)
@@ -135,12 +141,13 @@ def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) ->
         recent,
         lead_url=options.lead_url,
     )
-    if digest.is_empty:
-        raise NothingToSend(
-            _nothing_new_message(collection, digest, last), warnings=collection.warnings
-        )
-    if options.max_age is not None:
-        check_fresh(digest.lead, now, options.max_age)
+    try:
+        if digest.is_empty:
+            raise NothingToSend(_nothing_new_message(collection, digest, last))
+        if options.max_age is not None:
+            check_fresh(digest.lead, now, options.max_age)
+    except NothingToSend as err:
+        raise _unread_or_nothing_new(err, collection, len(specs)) from None
     warnings = list(collection.warnings)
     if not settings.has_signing_key:
         warnings.append(DEV_KEY_WARNING)
@@ -181,6 +188,19 @@ def check_fresh(lead: Article | None, now: datetime, limit: timedelta) -> None:
         )
 
 
+def _unread_or_nothing_new(
+    err: NothingToSend, collection: Collection, sources: int
+) -> NewsletterError:
+    """``err`` with the sources' warnings, or a ``ContentError`` when a source failed."""
+    if not collection.failed:
+        return type(err)(str(err), warnings=collection.warnings)
+    message = describe_failures(collection.failed, sources)
+    if len(collection.failed) < sources:
+        message += f"\nthe other source(s) were read: {err}"
+    message += "\nfix the failed source(s) or remove them from the sources, then run again"
+    return ContentError(message, warnings=collection.warnings_besides_failures())
+
+
 def _nothing_new_message(collection: Collection, digest: Digest, last: str | None) -> str:
     if not collection.articles:
         return "nothing to send: the sources gave no usable articles (see the warnings above)"
@@ -195,44 +215,6 @@ def _nothing_new_message(collection: Collection, digest: Digest, last: str | Non
         f"nothing new to send{since}: no article in the lookback window "
         "qualifies for the lead (check --now, [selection] lookback_hours and lead_sections)"
     )
-
-
-def write_build(
-    settings: Settings, result: BuildResult, out_dir: Path, *, force: bool = False
-) -> list[Path]:
-    """Write edition.html, edition.txt and edition.json into ``out_dir``.
-
-    The HTML and text are as an example reader without a name would get them.
-    """
-    edition = result.edition
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html, text = MessageFactory(edition, settings).parts(EXAMPLE_READER)  # as a reader sees it
-    info = json.dumps(edition_info(result), ensure_ascii=False, indent=2) + "\n"
-    targets = dict(zip(EDITION_FILES, (html, text, info), strict=True))
-    paths = [out_dir / name for name in targets]
-    existing = [p for p in paths if p.exists()]
-    if existing and not force:
-        raise OutputExistsError(
-            f"{existing[0]} already exists; use --force to replace it or choose another --out"
-        )
-    for path, content in zip(paths, targets.values(), strict=True):
-        path.write_text(content, encoding="utf-8", newline="")
-    return paths
-
-
-def edition_info(result: BuildResult) -> dict[str, Any]:
-    """The edition's metadata: id, subject, preheader, sizes, warnings and selection."""
-    edition = result.edition
-    return {
-        "id": edition.id,
-        "subject": edition.subject,
-        "preheader": edition.preheader,
-        "created": edition.created.isoformat(),
-        "html_bytes": edition.html_size,
-        "text_bytes": len(edition.text.encode("utf-8")),
-        "warnings": list(edition.warnings),
-        "selection": result.selection,
-    }
 
 
 class Messages:
@@ -341,13 +323,17 @@ class SendPlan:
     """Everything one send needs to know: who, what to build, and how to deliver.
 
     ``resume`` is ``None`` for sends that never finish an interrupted edition (test
-    copies, dry runs). A plan with ``dry_run`` touches no network.
+    copies, dry runs). A plan with ``dry_run`` touches no network. ``spaced``: a new
+    live edition is refused within ``[send] min_interval_hours`` of the last finished
+    one (a send by hand; a schedule's slot is its own guard, and ``--allow-early``
+    drops it); test copies, dry runs and resuming are never refused.
     """
 
     audience: Audience
     build: BuildOptions = BuildOptions()
     resume: Resume | None = Resume()
     dry_run: DryRun | None = None
+    spaced: bool = False
 
     @property
     def test_copy(self) -> bool:
@@ -403,9 +389,10 @@ class SendReport:
 def send_edition(settings: Settings, plan: SendPlan, hooks: SendHooks = SendHooks()) -> SendReport:
     """Send an edition: the one path of every send, live or dry, by hand or on schedule.
 
-    Decides build-or-resume, runs the preflight gate (an error stops the send before
-    the first message), then writes the outbox or, live, stores the edition, records
-    its articles in the history and sends through the ledger.
+    Decides build-or-resume (a new edition too soon after the last raises ``TooSoon``
+    for a ``spaced`` plan), runs the preflight gate (an error stops the send before
+    the first message), then writes the outbox or, live, stores the edition and sends
+    through the ledger; its articles count as sent from the first accepted message.
     """
     if plan.dry_run is None:
         check_live_settings(settings)
@@ -436,7 +423,15 @@ def _prepare(settings: Settings, plan: SendPlan, warn: Callable[[str], None]) ->
     if resumed is not None:
         edition, selection = resumed
     else:
-        result = build_edition(settings, plan.build)
+        if plan.spaced and plan.dry_run is None and not plan.test_copy:
+            check_spacing(settings, now_utc())
+        try:
+            result = build_edition(settings, plan.build)
+        except NewsletterError as err:
+            for warning in err.warnings:  # through the hook, so a schedule logs them too
+                warn(warning)
+            err.warnings = ()
+            raise
         for warning in result.warnings:
             warn(warning)
         edition, selection = result.edition, result.selection
@@ -459,6 +454,8 @@ def _resumable(
         return found
     if rule.not_before is None or edition.created >= rule.not_before:
         return found
+    with open_ledger(settings.paths.state_db) as ledger:  # left behind: did it reach anyone?
+        count_if_reached(settings, edition, found[1], ledger)
     warn(
         f"edition {edition.id} was interrupted earlier but is older than the max age, so the "
         "schedule does not resume it; finish it with 'newsletter send --yes' if it should "
@@ -486,20 +483,29 @@ def _write_outbox(
     return outcome, scan
 
 
-def _live_send(
-    settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
-) -> tuple[SendSummary, SubscriberScan]:
-    """Send over SMTP, one sender per state folder, every recipient through the ledger."""
+@contextmanager
+def send_lock(
+    settings: Settings, why: str = "a second one would mail people twice"
+) -> Iterator[None]:
+    """Hold the state folder's send lock: one live send (or abandon) at a time."""
     lock = FileLock(settings.paths.state_dir / SEND_LOCK)
     if not lock.acquire():
         raise DeliveryError(
             f"another send is running from {settings.paths.state_dir} (pid {lock.holder()}); "
-            "wait for it to finish, or stop it: a second one would mail people twice"
+            f"wait for it to finish, or stop it: {why}"
         )
     try:
-        return _send_through_ledger(settings, prepared, audience, hooks)
+        yield
     finally:
         lock.release()
+
+
+def _live_send(
+    settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
+) -> tuple[SendSummary, SubscriberScan]:
+    """Send over SMTP, one sender per state folder, every recipient through the ledger."""
+    with send_lock(settings):
+        return _send_through_ledger(settings, prepared, audience, hooks)
 
 
 def _send_through_ledger(
@@ -512,21 +518,27 @@ def _send_through_ledger(
     ledger_id = edition.id
     if test_copy:  # a test copy: its own ledger entry, so it can be sent again
         ledger_id = f"{edition.id}+test-{started:%Y%m%dT%H%M%S%f}"
-    else:
-        with open_editions(settings.paths.state_db) as archive:
-            archive.save(edition, prepared.selection, started)
-        with open_history(settings.paths.state_db) as history:
-            history.record(edition.id, edition.created, _selected_ids(prepared.selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
     with open_ledger(settings.paths.state_db) as ledger:
-        ledger.start(ledger_id, edition.subject)
+        total = _expected(audience, ledger.states(ledger_id))  # the list's errors surface here
+        progress = hooks.progress
+        if not test_copy:
+            with open_editions(settings.paths.state_db) as archive:
+                archive.save(edition, prepared.selection, started)
+            # A resumed send whose earlier run reached someone counts at once (a crash may
+            # have come between the first acceptance and its record); else at the first.
+            counted = count_if_reached(settings, edition, prepared.selection, ledger)
+            progress = CountOnFirstAcceptance(
+                settings, edition, prepared.selection, progress, counted=counted
+            )
+        ledger.start(ledger_id, edition.subject, total)
         summary = send_messages(
             messages.stream(recipients(audience, scan), scan),
             settings.smtp,
             ledger,
             ledger_id,
             envelope_from=envelope,
-            progress=hooks.progress,
+            progress=progress,
             stop=hooks.stop,
         )
     stopped = hooks.stop is not None and hooks.stop.is_set()
@@ -548,19 +560,22 @@ def _buildable(
             scan.warnings.append(str(err))
 
 
-def _selected_ids(selection: dict[str, Any]) -> Sequence[str]:
-    ids = [selection["lead"]["id"]] if selection.get("lead") else []
-    ids += [a["id"] for a in selection.get("trending", [])]
-    ids += [a["id"] for a in selection.get("opinion", [])]
-    return ids
+def _expected(audience: Audience, known: Mapping[str, str]) -> int:
+    """How many this send sets out to reach: those in the ledger and those still new."""
+    scan = SubscriberScan(path=audience.subscribers_path)
+    fresh = sum(1 for s in recipients(audience, scan) if normalize_email(s.email) not in known)
+    return len(known) + fresh
 
 
-def unfinished_edition(settings: Settings) -> tuple[Edition, dict[str, Any]] | None:
-    """The edition whose live send was interrupted, if any (resumed before building anew)."""
+def abandon_edition(settings: Settings, edition_id: str) -> Abandoned:
+    """Give up an unfinished edition: never resumed; the next send builds a new one.
+
+    Its ledger stays for the record; its articles stay counted only if a message of it
+    reached someone. Refused while a send is running.
+    """
     if not settings.paths.state_db.exists():
-        return None
-    with open_editions(settings.paths.state_db) as archive:
-        found = archive.unfinished()
-    if found is None:
-        return None
-    return found.edition, dict(found.selection)
+        raise NewsletterError(
+            f"no stored edition {edition_id!r}: nothing was sent from {settings.paths.state_dir}"
+        )
+    with send_lock(settings, "an edition cannot be given up while it is being sent"):
+        return give_up(settings, edition_id, now_utc())

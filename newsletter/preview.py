@@ -240,11 +240,9 @@ def build_snapshot(options: PreviewOptions, version: str) -> Snapshot:
     try:
         result = build_edition(settings, build)
         messages = Messages(settings, result.edition)
-    except NothingToSend as err:
-        found = _problem(err, watch, "nothing", err.warnings)
-        return replace(base, problem=found, warnings=err.warnings)
     except NewsletterError as err:
-        return replace(base, problem=_problem(err, watch, _kind(err)))
+        found = _problem(err, watch, _kind(err), err.warnings)
+        return replace(base, problem=found, warnings=err.warnings)
     except Exception:  # the preview outlives a bug in any stage, and shows it
         trace = traceback.format_exc()
         print(trace, file=sys.stderr)

@@ -224,7 +224,7 @@ def test_sources_lists_each_source(project: Path, runner: CliRunner) -> None:
         "--source",
         str(project / "missing.json"),
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a source failed; the JSON is still printed
     data = json.loads(result.stdout)
     kinds = [s["kind"] for s in data["sources"]]
     assert kinds == ["json", "rss", "failed"]

@@ -175,3 +175,14 @@ def test_a_url_with_a_user_name_or_password_is_a_config_problem(tmp_path: Path) 
     message = str(caught.value)
     assert "publication.logo_url: 'https://…@harbor.example/l.png' carries a user name" in message
     assert "hunter2" not in message
+
+
+def test_send_min_interval_hours(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, MINIMAL), environ={}).send.min_interval_hours == 12
+    spaced = load_settings(
+        write(tmp_path, MINIMAL + "[send]\nmin_interval_hours = 0\n"), environ={}
+    )
+    assert not spaced.send.min_interval
+    with pytest.raises(ConfigError) as bad:
+        load_settings(write(tmp_path, MINIMAL + "[send]\nmin_interval_hours = -1\n"), environ={})
+    assert "send.min_interval_hours" in str(bad.value)

@@ -300,3 +300,21 @@ def test_a_killed_writer_leaves_a_consistent_file(db: Path) -> None:
     in_flight = [e for e, s in states.items() if s == "in_flight"]
     assert len(in_flight) == 1
     assert set(states.values()) <= {"sent", "in_flight"}
+
+
+def test_start_records_how_many_the_send_sets_out_to_reach(state: StateBackend, db: Path) -> None:
+    with state.open_ledger(db) as ledger:
+        ledger.start("e1", "Morning", 3)
+        ledger.claim("e1", "a@example.org", "<1>")
+        ledger.finish("e1", "a@example.org", "sent", "250")
+        ledger.start("e1", "")  # the pool's own start keeps the count
+        status = ledger.edition("e1")
+        assert status is not None
+        assert (status.recipients, status.total, status.not_attempted) == (3, 1, 2)
+        ledger.start("e1", "Morning", 5)  # a resume against a longer list: the new count
+        assert [e.recipients for e in ledger.editions()] == [5]
+        assert ledger.edition("nope") is None
+        ledger.start("old", "Sent by an earlier release")
+        old = ledger.edition("old")
+        assert old is not None
+        assert (old.recipients, old.not_attempted) == (None, None)

@@ -16,10 +16,14 @@ from typing import Any
 import pytest
 from smtp_server import SMTPServer
 
+from newsletter.bookkeeping import TooSoon, check_spacing, unfinished_edition
+from newsletter.clock import now_utc
 from newsletter.config.load import load_settings
-from newsletter.config.settings import Settings
-from newsletter.errors import NewsletterError, NothingToSend
+from newsletter.config.settings import SendRules, Settings
+from newsletter.errors import DeliveryError, NewsletterError, NothingToSend
+from newsletter.locks import FileLock
 from newsletter.pipeline import (
+    SEND_LOCK,
     Audience,
     BuildOptions,
     DryRun,
@@ -27,9 +31,9 @@ from newsletter.pipeline import (
     Resume,
     SendHooks,
     SendPlan,
+    abandon_edition,
     build_edition,
     send_edition,
-    unfinished_edition,
 )
 
 NOW = datetime.fromisoformat("2026-03-04T18:00:00+05:30")
@@ -191,3 +195,76 @@ def test_a_time_without_offset_is_in_the_publication_zone(settings: Settings) ->
     assert build_edition(settings, BuildOptions(now=naive)).edition.id == (
         build_edition(settings, BuildOptions(now=NOW)).edition.id
     )
+
+
+def test_a_send_that_reached_nobody_counts_no_article(
+    settings: Settings, server: SMTPServer
+) -> None:
+    built = build_edition(settings, BuildOptions(now=NOW))
+    server.faults.mail_reply = "550 5.7.1 sender refused"
+    report = send_edition(settings, plan(settings))
+    assert report.summary is not None
+    assert report.summary.paused
+    assert server.messages() == []
+    assert build_edition(settings, BuildOptions(now=NOW)).selection == built.selection
+    server.faults.mail_reply = ""
+    resumed = send_edition(settings, plan(settings))
+    assert resumed.prepared.resumed
+    assert resumed.complete
+    after = build_edition(settings, BuildOptions(now=NOW))  # now they went out
+    assert not ids(after.selection) & ids(built.selection)
+
+
+def test_a_spaced_plan_refuses_a_new_edition_but_resumes_an_unfinished_one(
+    settings: Settings, server: SMTPServer
+) -> None:
+    spaced = plan(settings, spaced=True)
+    first = send_edition(settings, spaced)
+    assert first.complete
+    with pytest.raises(TooSoon, match=first.prepared.edition.id):
+        send_edition(settings, spaced)
+    assert len(server.messages()) == PEOPLE
+    interrupted = send_edition(settings, plan(settings), interrupt_after(2))  # as --allow-early
+    assert interrupted.stopped
+    resumed = send_edition(settings, spaced)  # resuming is never refused
+    assert resumed.prepared.resumed
+    assert resumed.prepared.edition.id == interrupted.prepared.edition.id
+    copy = Audience(subscribers_path=settings.paths.subscribers, to="me@example.org")
+    assert send_edition(settings, plan(settings, audience=copy, resume=None, spaced=True)).complete
+
+
+def test_the_interval_runs_from_when_the_last_edition_finished(settings: Settings) -> None:
+    report = send_edition(settings, plan(settings))
+    assert report.complete
+    finished = now_utc()
+    with pytest.raises(TooSoon, match="min_interval_hours = 12"):
+        check_spacing(settings, finished + timedelta(hours=11))
+    check_spacing(settings, finished + timedelta(hours=12, seconds=1))
+    off = dataclasses.replace(settings, send=SendRules(min_interval_hours=0))
+    check_spacing(off, finished)
+
+
+def test_build_warnings_reach_the_hook_before_nothing_new(settings: Settings) -> None:
+    warnings: list[str] = []
+    later = plan(settings, build=BuildOptions(now=NOW + timedelta(days=300)))
+    with pytest.raises(NothingToSend) as nothing:
+        send_edition(settings, later, SendHooks(warn=warnings.append))
+    assert warnings  # a schedule logs these before its "skipped" line
+    assert nothing.value.warnings == ()  # already told: the command line does not repeat them
+
+
+def test_an_edition_is_not_abandoned_while_a_send_runs(
+    settings: Settings, server: SMTPServer
+) -> None:
+    interrupted = send_edition(settings, plan(settings), interrupt_after(2))
+    edition = interrupted.prepared.edition.id
+    lock = FileLock(settings.paths.state_dir / SEND_LOCK)
+    assert lock.acquire()
+    try:
+        with pytest.raises(DeliveryError, match="cannot be given up while it is being sent"):
+            abandon_edition(settings, edition)
+    finally:
+        lock.release()
+    done = abandon_edition(settings, edition)
+    assert done.reached >= 2
+    assert unfinished_edition(settings) is None

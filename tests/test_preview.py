@@ -621,7 +621,7 @@ def test_bad_content_shows_the_file_and_line(project: Path) -> None:
         found = status(srv)["problem"]
         page = fetch(srv, "/").text
     assert isinstance(found, dict)
-    assert found["kind"] == "nothing"
+    assert found["kind"] == "content"  # a source that cannot be read is not "nothing new"
     assert found["file"] == str(articles)
     assert isinstance(found["line"], int)
     assert "not valid JSON" in page

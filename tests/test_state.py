@@ -423,3 +423,59 @@ def test_a_file_from_a_newer_version_is_refused(tmp_path: Path, tenant: str) -> 
         OPENERS[tenant](db)
     assert str(refused.value) == message
     assert query(db, "SELECT MAX(version) FROM schema_version") == [(newer,)]
+
+
+# --------------------------------------------------------------------------- issue 13 changes
+
+
+def test_migration_3_adds_the_recipient_count_unknown_for_old_sends(tmp_path: Path) -> None:
+    db = old_release_file(tmp_path / "state.sqlite3")
+    with SQLITE.open_ledger(db) as ledger:
+        (old,) = ledger.editions()
+        assert (old.recipients, old.not_attempted) == (None, None)
+        ledger.start("new", "Fresh", 4)
+        assert ledger.edition("new") == ledger.editions()[0]
+    assert query(db, "SELECT edition_id, recipients FROM ledger_editions ORDER BY started") == [
+        ("2026-03-04-abcd1234", None),
+        ("new", 4),
+    ]
+    assert (3,) in query(db, "SELECT version FROM schema_version")
+
+
+def test_an_edition_is_done_or_abandoned_and_an_abandoned_one_can_start_again(
+    state: StateBackend, tmp_path: Path
+) -> None:
+    db = tmp_path / "state.sqlite3"
+    later = NOW + timedelta(hours=1)
+    with state.open_editions(db) as editions:
+        assert editions.last_done() is None
+        editions.save(_edition(NOW, "first"), {}, NOW)
+        editions.set_status("first", "done", NOW)
+        editions.save(_edition(NOW, "second"), {}, later)
+        editions.set_status("second", "abandoned", later)
+        assert editions.unfinished() is None  # an abandoned edition is never resumed
+        done = editions.last_done()
+        assert done is not None
+        assert (done.edition.id, done.finished_at) == ("first", to_stamp(NOW))
+        abandoned = editions.get("second")
+        assert abandoned is not None
+        assert (abandoned.status, abandoned.finished_at) == ("abandoned", to_stamp(later))
+        editions.save(_edition(NOW, "second"), {}, later)  # built again: sending again
+        again = editions.unfinished()
+        assert again is not None
+        assert (again.edition.id, again.finished_at) == ("second", None)
+        editions.save(_edition(NOW, "first"), {}, later)  # a done one stays done
+        first = editions.get("first")
+        assert first is not None
+        assert first.status == "done"
+
+
+def test_history_forgets_an_edition(state: StateBackend, tmp_path: Path) -> None:
+    db = tmp_path / "state.sqlite3"
+    with state.open_history(db) as history:
+        history.record("e1", NOW, ["a", "b"])
+        history.record("e2", NOW + timedelta(hours=1), ["c"])
+        history.forget("e2")
+        history.forget("never-recorded")
+        assert history.recent_article_ids(5) == {"a", "b"}
+        assert history.last_edition() == "e1"

@@ -25,12 +25,12 @@ from newsletter.cli.options import (
 from newsletter.config import starter
 from newsletter.dkim import records
 from newsletter.dkim.settings import DkimSettings
-from newsletter.errors import NewsletterError
+from newsletter.errors import ContentError, NewsletterError
 from newsletter.limits import HTML_CLIP_BYTES
 from newsletter.models import Edition
 from newsletter.preflight.findings import ERROR
 from newsletter.preflight.project import check_project
-from newsletter.sources import collect
+from newsletter.sources import collect, describe_failures
 from newsletter.subscribers.reader import SubscriberScan
 
 
@@ -78,8 +78,8 @@ def build(config_path: Path | None, out_dir: Path | None, force: bool, **flags: 
     result = pipeline.build_edition(settings, options_from(flags))
     print_warnings(result.warnings)
     target = out_dir or settings.paths.build_dir
-    build_output.claim(target, (*pipeline.EDITION_FILES, pv.STATIC_NAME), force=force)
-    paths = pipeline.write_build(settings, result, target, force=True)
+    build_output.claim(target, (*build_output.EDITION_FILES, pv.STATIC_NAME), force=force)
+    paths = build_output.write_build(settings, result, target)
     paths.append(pv.write_static_preview(result, settings, target, force=True))
     edition = result.edition
     click.echo(f"Edition {edition.id}: {edition.subject}")
@@ -164,13 +164,13 @@ def _published_keys(dkim: DkimSettings) -> list[str]:
 def sources(
     config_path: Path | None, sources: tuple[str, ...], strict: bool, as_json: bool
 ) -> None:
-    """Read every source; per source: items, sections, regions, warnings."""
+    """Read every source; per source: items, sections, regions, warnings (exit 1: one failed)."""
     settings = settings_from(config_path)
     specs = sources or settings.paths.sources
     if not specs:
         raise NewsletterError("no sources: add [content] sources to the config or use --source")
     collection = collect(specs, settings, strict=strict, now=clock.now_utc())
-    reports = [pipeline.source_report(r) for r in collection.reports]
+    reports = [r.summary() for r in collection.reports]
     if as_json:
         data = {
             "sources": reports,
@@ -178,23 +178,25 @@ def sources(
             "warnings": list(collection.warnings),
         }
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    for report in reports:
-        _print_source(report)
-    click.echo(f"{len(collection.articles)} article(s) after merging and removing duplicates.")
-    for message in collection.warnings:
-        if not any(message in r["warnings"] for r in reports):
-            warn(message)
+    else:
+        for report in reports:
+            _print_source(report)
+        click.echo(f"{len(collection.articles)} article(s) after merging and removing duplicates.")
+        for message in collection.warnings_besides_failures():
+            if not any(message in r["warnings"] for r in reports):
+                warn(message)
+    if collection.failed:
+        raise ContentError(describe_failures(collection.failed, len(specs)))
 
 
 def _print_source(report: dict[str, Any]) -> None:
     click.secho(f"{report['spec']}  [{report['kind']}]", bold=True)
     if report["error"]:
         click.secho(f"  failed: {report['error']}", fg="red")
-        return
-    click.echo(f"  {report['items']} item(s)")
-    click.echo("  sections: " + _counts(report["sections"]))
-    click.echo("  regions:  " + _counts(report["regions"]))
+    else:
+        click.echo(f"  {report['items']} item(s)")
+        click.echo("  sections: " + _counts(report["sections"]))
+        click.echo("  regions:  " + _counts(report["regions"]))
     for message in report["warnings"]:
         click.secho(f"  warning: {message}", fg="yellow")
 

@@ -10,7 +10,7 @@ import click
 
 from newsletter import __version__
 from newsletter.cli.edition import build, check, init, preview, sources
-from newsletter.cli.options import group_config_option
+from newsletter.cli.options import group_config_option, print_warnings
 from newsletter.cli.schedules import schedule_group
 from newsletter.cli.send import send
 from newsletter.cli.status import status
@@ -89,13 +89,12 @@ class Commands(click.Group):
     def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except NothingToSend as err:
-            for warning in err.warnings:
-                click.secho(f"warning: {warning}", fg="yellow", err=True)
-            raise NothingNew(str(err)) from err
-        except UsageProblem as err:
-            raise click.BadParameter(str(err), param_hint=err.option or None) from err
         except NewsletterError as err:
+            print_warnings(err.warnings)  # what was found on the way comes before the verdict
+            if isinstance(err, NothingToSend):
+                raise NothingNew(str(err)) from err
+            if isinstance(err, UsageProblem):
+                raise click.BadParameter(str(err), param_hint=err.option or None) from err
             raise UserError(str(err)) from err
         except BrokenPipeError:
             sys.stderr.close()

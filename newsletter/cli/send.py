@@ -60,6 +60,11 @@ from newsletter.subscribers.shard import parse_shard
 @click.option("--to", "to_address", metavar="ADDRESS", help="Send a test copy to one address.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (for cron and scripts).")
 @click.option(
+    "--allow-early",
+    is_flag=True,
+    help="Start a new edition even within [send] min_interval_hours of the last one.",
+)
+@click.option(
     "--limit", type=click.IntRange(min=1), metavar="N", help="Send to at most N subscribers."
 )
 @click.option("--shard", metavar="K/N", help="Send only shard K of N (split by address).")
@@ -91,6 +96,7 @@ def send(config_path: Path | None, yes: bool, as_json: bool, **flags: Any) -> No
     settings = settings_from(config_path)
     if flags["slot"]:
         conflicting = flags["dry_run"] or flags["to_address"] or flags["sources"]
+        conflicting = conflicting or flags["allow_early"]
         run_slot_once(settings, flags["slot"], yes, conflicting=bool(conflicting))
         return
     settings = with_smtp_flags(settings, **flags)
@@ -120,7 +126,13 @@ def send_plan(settings: Settings, flags: dict[str, Any]) -> pipeline.SendPlan:
             sample=flags["sample"],
         )
     resume = None if dry_run or to else pipeline.Resume()
-    return pipeline.SendPlan(audience, options_from(flags), resume=resume, dry_run=dry_run)
+    return pipeline.SendPlan(
+        audience,
+        options_from(flags),
+        resume=resume,
+        dry_run=dry_run,
+        spaced=not flags["allow_early"],
+    )
 
 
 def _shard(value: str | None) -> tuple[int, int] | None:
@@ -136,7 +148,8 @@ def run_slot_once(settings: Settings, name: str, yes: bool, *, conflicting: bool
     """Run schedule ``name``'s due slot once, log what happened and exit with its code."""
     if conflicting:
         raise click.UsageError(
-            "--slot takes what to send from the schedule; drop --dry-run, --to and --source"
+            "--slot takes what to send from the schedule (its slot is the guard against "
+            "sending twice); drop --dry-run, --to, --source and --allow-early"
         )
     if not find_schedule(settings.schedules, name).dry_run and not yes:
         raise click.UsageError(f"schedule {name!r} sends live mail: add --yes")

@@ -1,4 +1,5 @@
-"""The ``[sender]``, ``[list]`` and ``[smtp]`` tables: who mails, to which list, through what.
+"""The ``[sender]``, ``[list]``, ``[smtp]`` and ``[send]`` tables: who mails, to which list,
+through what, and how soon again.
 
 The SMTP password is never read from the file: it comes from the environment.
 """
@@ -8,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from newsletter.config.reader import TableReader
-from newsletter.config.settings import ENV_SMTP_PASSWORD, ListSettings, Sender, SmtpSettings
+from newsletter.config.settings import (
+    ENV_SMTP_PASSWORD,
+    ListSettings,
+    Sender,
+    SendRules,
+    SmtpSettings,
+)
 
 
 def read_sender(top: TableReader, publication_name: str) -> Sender:
@@ -66,3 +73,14 @@ def read_smtp(top: TableReader, environ: Mapping[str, str]) -> SmtpSettings:
         )
     m.finish()
     return smtp
+
+
+def read_send(top: TableReader) -> SendRules:
+    """Read ``[send]``: how soon a send by hand may start a new edition after the last."""
+    t = top.table("send")
+    defaults = SendRules()
+    rules = SendRules(
+        min_interval_hours=t.number("min_interval_hours", defaults.min_interval_hours, 0, 24 * 365),
+    )
+    t.finish()
+    return rules

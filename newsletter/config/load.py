@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from newsletter.config.delivery import read_list, read_sender, read_smtp
+from newsletter.config.delivery import read_list, read_send, read_sender, read_smtp
 from newsletter.config.editorial import read_email, read_mapping, read_selection
 from newsletter.config.paths import (
     CONFIG_NAME,
@@ -60,6 +60,7 @@ def parse_settings(
     rules = read_selection(top)
     email = read_email(top)
     smtp = read_smtp(top, env)
+    send = read_send(top)
 
     sub = top.table("subscribers")
     subscribers_value = sub.text("file", "")
@@ -109,6 +110,7 @@ def parse_settings(
         selection=rules,
         email=email,
         smtp=smtp,
+        send=send,
         paths=Paths(
             root=root,
             config_file=config_file,

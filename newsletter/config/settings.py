@@ -144,6 +144,22 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class SendRules:
+    """``[send]``: what a send by hand may do (a scheduled slot is guarded by its slot).
+
+    ``min_interval_hours``: a new edition is refused this soon after the last one
+    finished (``--allow-early`` overrides; 0 turns it off). Resuming is never refused.
+    """
+
+    min_interval_hours: float = 12.0
+
+    @property
+    def min_interval(self) -> timedelta:
+        """``min_interval_hours`` as a span of time."""
+        return timedelta(hours=self.min_interval_hours)
+
+
+@dataclass(frozen=True)
 class Paths:
     """Where things are. All absolute."""
 
@@ -198,6 +214,7 @@ class Settings:
     selection: SelectionRules = field(default_factory=SelectionRules)
     email: EmailSettings = field(default_factory=EmailSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    send: SendRules = field(default_factory=SendRules)
     paths: Paths = field(default_factory=Paths)
     section_map: Mapping[str, str] = field(default_factory=dict)
     region_map: Mapping[str, str] = field(default_factory=dict)

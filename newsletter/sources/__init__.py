@@ -6,8 +6,10 @@ format, a JSON object with a jsonfeed.org ``version`` is a JSON Feed, XML goes t
 RSS/Atom reader, and a web page is refused with the feed links it advertises.
 
 A source that fails as a whole becomes a ``SourceReport`` with ``error`` set and the
-others go on; with ``strict=True`` it raises ``ContentError`` instead, and so does any
-item that would be skipped.
+others go on. One that has items but none usable (every one was skipped) is read, yet
+counts as failed too (``SourceReport.failure``). With ``strict=True`` a failure raises
+``ContentError`` instead, and so does any item that would be skipped; ``collect``
+reads every source first, so the error names each one that failed.
 
 A source is named in every report, warning, error and article by ``masking.masked``
 (a feed URL's password never shows), and a source that is not a feed is described
@@ -17,11 +19,13 @@ without repeating its bytes (it may be any file, ``/etc/passwd`` as well).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -46,6 +50,7 @@ __all__ = [
     "Fetcher",
     "SourceReport",
     "collect",
+    "describe_failures",
     "read_source",
 ]
 
@@ -58,19 +63,65 @@ class SourceReport:
     """What one source gave: its kind, its articles and its warnings (or why it failed)."""
 
     spec: str
-    kind: str  # "json" | "jsonfeed" | "rss" | "atom" | "failed"
+    kind: str  # "json" | "jsonfeed" | "rss" | "atom" | "failed" (could not be read at all)
     articles: tuple[Article, ...]
     warnings: tuple[str, ...]
     error: str | None = None
+    dropped: int = 0  # items skipped (each with a warning)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the source gave nothing usable: its error, or every item was skipped."""
+        if self.error or self.articles or not self.dropped:
+            return self.error
+        return (
+            f"{self.spec}: none of its items could be used ({self.dropped} skipped, see the "
+            "warnings); fix them or remove the source"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The report as plain data for ``newsletter sources``: items, sections, regions."""
+        return {
+            "spec": self.spec,
+            "kind": self.kind,
+            "items": len(self.articles),
+            "sections": dict(Counter(a.section for a in self.articles).most_common()),
+            "regions": dict(Counter(r for a in self.articles for r in a.regions).most_common()),
+            "warnings": list(self.warnings),
+            "error": self.failure,
+        }
 
 
 @dataclass(frozen=True)
 class Collection:
-    """Every source's articles merged, deduplicated and in a deterministic order."""
+    """Every source's articles merged, deduplicated and in a deterministic order.
+
+    ``warnings`` holds every source's warnings and, after them, each failed source's error.
+    """
 
     articles: tuple[Article, ...]
     reports: tuple[SourceReport, ...]
     warnings: tuple[str, ...]
+
+    @property
+    def failed(self) -> tuple[SourceReport, ...]:
+        """The sources that gave nothing usable (``SourceReport.failure``)."""
+        return tuple(r for r in self.reports if r.failure)
+
+    def warnings_besides_failures(self) -> tuple[str, ...]:
+        """The warnings without the failed sources' errors (those are told on their own)."""
+        errors = {r.error for r in self.failed}
+        return tuple(w for w in self.warnings if w not in errors)
+
+
+def describe_failures(failed: Sequence[SourceReport], total: int) -> str:
+    """Say which sources could not be read, one line each in the source's own words."""
+    head = (
+        "no content source could be read"
+        if len(failed) == total
+        else f"{len(failed)} of {total} content sources could not be read"
+    )
+    return head + ":" + "".join(f"\n  - {r.failure}" for r in failed)
 
 
 def read_source(
@@ -89,7 +140,8 @@ def read_source(
         return SourceReport(name, "failed", (), warnings, error=str(err))
     if not articles:
         notes.warn("no usable articles in this source")
-    return SourceReport(name, kind, tuple(articles), tuple(hide(w, spec) for w in notes.warnings))
+    warnings = tuple(hide(w, spec) for w in notes.warnings)
+    return SourceReport(name, kind, tuple(articles), warnings, dropped=notes.dropped)
 
 
 def collect(
@@ -103,7 +155,8 @@ def collect(
     """Read every source (several at once), merge, deduplicate (newer copy wins), apply rules.
 
     The result does not depend on which source answers first: reports keep the order
-    of ``specs`` and the articles are sorted.
+    of ``specs`` and the articles are sorted. With ``strict``, every source is read and
+    then one ``ContentError`` names each that failed.
 
     Articles dated more than a few minutes after ``now`` (default: the clock) are kept
     (the selection passes them over) with a warning naming their source.
@@ -111,10 +164,17 @@ def collect(
     fetcher = fetcher or Fetcher.from_settings(settings)
 
     def read(spec: str) -> SourceReport:
-        return read_source(spec, settings, strict=strict, fetcher=fetcher)
+        try:
+            return read_source(spec, settings, strict=strict, fetcher=fetcher)
+        except ContentError as err:  # strict: told with the others once all are read
+            return SourceReport(spec, "failed", (), (), error=str(err))
 
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(specs)))) as pool:
         reports = tuple(pool.map(read, specs))
+    failed = [r for r in reports if r.failure]
+    if strict and failed:
+        warnings_found = [w for r in reports for w in r.warnings]
+        raise ContentError(describe_failures(failed, len(specs)), warnings=warnings_found)
     warnings: list[str] = []
     if not specs:
         warnings.append(

@@ -28,11 +28,13 @@ class Notes:
     """Warnings of one source, each prefixed with the source's name.
 
     ``skip`` is for problems that drop an item: in strict mode they raise instead.
+    ``dropped`` counts the items dropped.
     """
 
     source: str
     strict: bool = False
     warnings: list[str] = field(default_factory=list)
+    dropped: int = 0
 
     def warn(self, text: str) -> None:
         """Record a warning about this source."""
@@ -42,6 +44,7 @@ class Notes:
         """Record a dropped item; raise ``ContentError`` in strict mode."""
         if self.strict:
             raise ContentError(f"{self.source}: {text} (strict mode stops here)")
+        self.dropped += 1
         self.warn(text)
 
 

@@ -32,17 +32,29 @@ def normalize_email(email: str) -> str:
 
 @dataclass(frozen=True)
 class EditionStatus:
-    """One edition's delivery at a glance: when it started and how many are in each state."""
+    """One edition's delivery at a glance: when it started and how many are in each state.
+
+    ``recipients`` is how many its latest send set out to reach (``None``: not recorded,
+    a send by an earlier release); those the ledger does not know yet are not attempted.
+    """
 
     id: str
     subject: str
     started: datetime
     counts: dict[str, int] = field(default_factory=dict)
+    recipients: int | None = None
 
     @property
     def total(self) -> int:
         """Every recipient the ledger knows for this edition."""
         return sum(self.counts.values())
+
+    @property
+    def not_attempted(self) -> int | None:
+        """Recipients the send set out to reach and has not tried yet (``None``: unknown)."""
+        if self.recipients is None:
+            return None
+        return max(self.recipients - self.total, 0)
 
     @property
     def needs_attention(self) -> int:
@@ -160,21 +172,30 @@ class History(_Closing, Protocol):
     def record(self, edition_id: str, created: datetime, article_ids: Sequence[str]) -> None:
         """Record that an edition with these articles went out (again: replaces the record)."""
 
+    def forget(self, edition_id: str) -> None:
+        """Drop an edition's record: its articles count as never sent (none if unknown)."""
+
 
 class EditionStore(_Closing, Protocol):
     """Every edition that started going out, stored whole so a send can be resumed."""
 
     def save(self, edition: Edition, selection: Mapping[str, Any], started_at: datetime) -> None:
-        """Store ``edition`` as sending (kept as it is when it was stored before)."""
+        """Store ``edition`` as sending (kept as it is when it was stored before).
+
+        An abandoned edition built again (the same content the same day) is sending again.
+        """
 
     def set_status(self, edition_id: str, status: str, at: datetime) -> None:
-        """Mark an edition ``sending`` or ``done``."""
+        """Mark an edition ``sending``, ``done`` or ``abandoned`` (the last two finish it at)."""
 
     def get(self, edition_id: str) -> ArchivedEdition | None:
         """The stored edition with this id, if any."""
 
     def unfinished(self) -> ArchivedEdition | None:
-        """The most recent edition whose send was interrupted, if any."""
+        """The most recent edition whose send was interrupted (still ``sending``), if any."""
+
+    def last_done(self) -> ArchivedEdition | None:
+        """The edition whose send finished (``done``) most recently, if any."""
 
     def ids(self) -> list[str]:
         """Every stored edition id, newest first."""
@@ -183,8 +204,12 @@ class EditionStore(_Closing, Protocol):
 class Ledger(_Closing, Protocol):
     """The per-recipient delivery record of every edition; may be shared by threads."""
 
-    def start(self, edition_id: str, subject: str) -> None:
-        """Record that an edition's delivery began (idempotent; fills in a blank subject)."""
+    def start(self, edition_id: str, subject: str, recipients: int | None = None) -> None:
+        """Record that an edition's delivery began (idempotent; fills in a blank subject).
+
+        ``recipients``: how many this send sets out to reach, those already in the ledger
+        included; replaces an earlier count (``None`` keeps it).
+        """
 
     def claim(self, edition_id: str, email: str, message_id: str, *, wait: bool = True) -> int:
         """Mark a recipient ``in_flight``; return the write's ticket for ``settle``."""
@@ -212,6 +237,9 @@ class Ledger(_Closing, Protocol):
 
     def editions(self) -> list[EditionStatus]:
         """Every edition in the ledger, newest first, with its counts per state."""
+
+    def edition(self, edition_id: str) -> EditionStatus | None:
+        """One edition's status (``None`` if the ledger has never seen it)."""
 
 
 class SlotStore(_Closing, Protocol):

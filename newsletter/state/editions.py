@@ -19,6 +19,7 @@ from newsletter.state.api import ArchivedEdition
 from newsletter.state.connection import connect
 from newsletter.state.timestamps import from_stamp, to_stamp
 
+FINISHED = ("done", "abandoned")  # statuses that end a send: never resumed
 _COLUMNS = (
     "id, created, subject, preheader, html, text, selection, warnings, status, started_at,"
     " finished_at"
@@ -47,10 +48,15 @@ class SqliteEditionStore:
         self._conn.close()
 
     def save(self, edition: Edition, selection: Mapping[str, Any], started_at: datetime) -> None:
-        """Store ``edition`` as sending (kept as it is when it was stored before)."""
+        """Store ``edition`` as sending (kept as it is when it was stored before).
+
+        An abandoned edition built again (the same content the same day) is sending again.
+        """
         self._conn.execute(
-            "INSERT OR IGNORE INTO archive_editions (id, created, subject, preheader, html, text,"
-            " selection, warnings, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO archive_editions (id, created, subject, preheader, html, text,"
+            " selection, warnings, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET status = 'sending', finished_at = NULL"
+            " WHERE archive_editions.status = 'abandoned'",
             (
                 edition.id,
                 to_stamp(edition.created),
@@ -65,8 +71,8 @@ class SqliteEditionStore:
         )
 
     def set_status(self, edition_id: str, status: str, at: datetime) -> None:
-        """Mark an edition ``sending`` or ``done``."""
-        finished = to_stamp(at) if status == "done" else None
+        """Mark an edition ``sending``, ``done`` or ``abandoned`` (the last two finish it at)."""
+        finished = to_stamp(at) if status in FINISHED else None
         self._conn.execute(
             "UPDATE archive_editions SET status = ?, finished_at = ? WHERE id = ?",
             (status, finished, edition_id),
@@ -85,6 +91,14 @@ class SqliteEditionStore:
         row = self._conn.execute(
             f"SELECT {_COLUMNS} FROM archive_editions WHERE status = 'sending'"  # noqa: S608
             " ORDER BY started_at DESC, id DESC LIMIT 1"
+        ).fetchone()
+        return _load(row) if row else None
+
+    def last_done(self) -> ArchivedEdition | None:
+        """The edition whose send finished (``done``) most recently, if any."""
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM archive_editions WHERE status = 'done'"  # noqa: S608
+            " ORDER BY finished_at DESC, id DESC LIMIT 1"
         ).fetchone()
         return _load(row) if row else None
 

@@ -1,8 +1,9 @@
 """Which articles went out in which edition, so the next editions do not repeat them.
 
 Kept in the SQLite state file next to the delivery ledger, in its own ``history_*``
-tables. Recording an edition again replaces what was recorded for it, so a re-run is
-harmless.
+tables. A live send records its edition at the first message the server accepts, not
+before, so a send that reached nobody holds no article back. Recording an edition again
+replaces what was recorded for it, so a re-run is harmless; ``forget`` drops it.
 """
 
 from __future__ import annotations
@@ -77,6 +78,16 @@ class SqliteHistory:
                     "VALUES (?, ?, ?)",
                     [(edition_id, article, n) for n, article in enumerate(unique)],
                 )
+        except sqlite3.Error as err:
+            raise self._error("cannot write to", err) from err
+
+    def forget(self, edition_id: str) -> None:
+        """Drop an edition's record: its articles count as never sent (none if unknown)."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM history_articles WHERE edition_id = ?", (edition_id,))
+                self._db.execute("DELETE FROM history_editions WHERE edition_id = ?", (edition_id,))
         except sqlite3.Error as err:
             raise self._error("cannot write to", err) from err
 

@@ -29,6 +29,9 @@ What a resumed send does with ``in_flight`` recipients is ``smtp.in_flight``:
 - ``hold`` (at-most-once): they are left out and listed by ``failures`` (and so by
   ``newsletter status``) for a person to decide; ``finish`` records the decision.
 
+``start`` also records how many recipients a send sets out to reach, so a summary can
+count those not attempted yet (an interrupted send adds up).
+
 The tables live in the shared state file and are all prefixed ``ledger_``. The file is
 in WAL mode, so ``status`` can read while a send writes. A ``SqliteLedger`` may be shared
 by threads.
@@ -80,10 +83,15 @@ _RELEASE = """
 """
 
 _START = """
-    INSERT INTO ledger_editions (edition_id, subject, started) VALUES (?, ?, ?)
-    ON CONFLICT (edition_id) DO UPDATE SET subject = excluded.subject
-    WHERE ledger_editions.subject = '' AND excluded.subject != ''
+    INSERT INTO ledger_editions (edition_id, subject, started, recipients) VALUES (?, ?, ?, ?)
+    ON CONFLICT (edition_id) DO UPDATE SET
+        subject = CASE WHEN ledger_editions.subject = '' THEN excluded.subject
+                       ELSE ledger_editions.subject END,
+        recipients = COALESCE(excluded.recipients, ledger_editions.recipients)
 """
+
+
+_Params = tuple[str | int | None, ...]
 
 
 def _now() -> str:
@@ -134,7 +142,7 @@ class SqliteLedger:
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # guards the fields below; commits done
         self._work = threading.Condition(lock)  # the committer's: writes are waiting
-        self._queue: list[tuple[str, tuple[str, ...]]] = []
+        self._queue: list[tuple[str, _Params]] = []
         self._queued = 0  # writes ever queued
         self._durable = 0  # writes ever committed
         self._committing = False
@@ -164,7 +172,7 @@ class SqliteLedger:
         except sqlite3.Error as err:
             raise self._error(action, err) from err
 
-    def _transaction(self, writes: list[tuple[str, tuple[str, ...]]]) -> None:
+    def _transaction(self, writes: list[tuple[str, _Params]]) -> None:
         """Apply ``writes`` in one durable transaction."""
         with self._db:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -211,7 +219,7 @@ class SqliteLedger:
 
     # ------------------------------------------------------------------ writes
 
-    def _write(self, sql: str, params: tuple[str, ...], *, durable: bool) -> int:
+    def _write(self, sql: str, params: _Params, *, durable: bool) -> int:
         """Queue a write and return its ticket; with ``durable``, return once it is committed.
 
         Queued writes are committed by the background committer; threads that need a
@@ -283,9 +291,13 @@ class SqliteLedger:
                 raise failure
             self._durable = upto
 
-    def start(self, edition_id: str, subject: str) -> None:
-        """Record that an edition's delivery began (idempotent; fills in a blank subject)."""
-        self._write(_START, (edition_id, subject, _now()), durable=True)
+    def start(self, edition_id: str, subject: str, recipients: int | None = None) -> None:
+        """Record that an edition's delivery began (idempotent; fills in a blank subject).
+
+        ``recipients``: how many this send sets out to reach, those already in the ledger
+        included; replaces an earlier count (``None`` keeps it).
+        """
+        self._write(_START, (edition_id, subject, _now(), recipients), durable=True)
 
     def claim(self, edition_id: str, email: str, message_id: str, *, wait: bool = True) -> int:
         """Mark a recipient ``in_flight``; return the write's ticket for ``settle``.
@@ -366,7 +378,7 @@ class SqliteLedger:
         self.flush()
         with self._db, self._guard("read"):
             heads = self._conn.execute(
-                "SELECT edition_id, subject, started FROM ledger_editions "
+                "SELECT edition_id, subject, started, recipients FROM ledger_editions "
                 "ORDER BY started DESC, edition_id"
             ).fetchall()
             per_edition: dict[str, dict[str, int]] = {}
@@ -381,6 +393,20 @@ class SqliteLedger:
                 subject=subject,
                 started=from_stamp(started),
                 counts=per_edition.get(edition_id, _empty_counts()),
+                recipients=recipients,
             )
-            for edition_id, subject, started in heads
+            for edition_id, subject, started, recipients in heads
         ]
+
+    def edition(self, edition_id: str) -> EditionStatus | None:
+        """One edition's status (``None`` if the ledger has never seen it)."""
+        counts = self.summary(edition_id)
+        with self._db, self._guard("read"):
+            head = self._conn.execute(
+                "SELECT subject, started, recipients FROM ledger_editions WHERE edition_id = ?",
+                (edition_id,),
+            ).fetchone()
+        if head is None:
+            return None
+        subject, started, recipients = head
+        return EditionStatus(edition_id, subject, from_stamp(started), counts, recipients)

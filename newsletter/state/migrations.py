@@ -152,9 +152,18 @@ def _one_time_format(conn: sqlite3.Connection) -> None:
         )
 
 
+def _recipient_count(conn: sqlite3.Connection) -> None:
+    """3: ``ledger_editions.recipients``, how many a send set out to reach (NULL: unknown).
+
+    With it ``status`` counts those not attempted yet, so an interrupted send adds up.
+    """
+    conn.execute("ALTER TABLE ledger_editions ADD COLUMN recipients INTEGER")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_tables,
     _one_time_format,
+    _recipient_count,
 )
 LATEST = len(MIGRATIONS)
 
