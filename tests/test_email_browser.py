@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+from browser import launched, route
 from test_preview import NOW, make_project
-from test_preview_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _missing, _route
+from test_preview_browser import ARTIFACTS
 
 from newsletter.config.load import load_settings
 from newsletter.pipeline import BuildOptions, build_edition
@@ -86,19 +87,8 @@ def rgb(colour: str) -> str:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        _missing("playwright is not installed: .venv/bin/pip install playwright")
-    if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as driver:
-        try:
-            launched = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        except Error as err:
-            _missing(f"Chromium would not start: {err}")
-        yield launched
-        launched.close()
+    with launched() as started:
+        yield started
 
 
 @pytest.fixture
@@ -123,7 +113,7 @@ def open_email(
 ) -> Page:
     """Show an edition's HTML in a fresh tab, in light or dark mode, with or without images."""
     context = browser.new_context(viewport={"width": width, "height": 900})
-    context.route("**/*", _route if images else _block_images)
+    context.route("**/*", route if images else _block_images)
     page = context.new_page()
     page.emulate_media(color_scheme="dark" if dark else "light")
     page.set_content(html, wait_until="load")

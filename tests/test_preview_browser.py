@@ -10,7 +10,6 @@ README screenshots in docs/.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from browser import launched, route
 from test_preview import edit, make_project, options_for, running
 
 from newsletter.config.load import load_settings
@@ -25,70 +25,25 @@ from newsletter.pipeline import BuildOptions, build_edition
 from newsletter.preview import PreviewApp, PreviewServer, write_static_preview
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Frame, Page, Route
+    from playwright.sync_api import Browser, Frame, Page
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DOCS = Path(__file__).parent.parent / "docs"
-PLACEHOLDER = (
-    b'<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="675">'
-    b'<rect width="100%" height="100%" fill="#9fb3c8"/>'
-    b'<path d="M0 675 L420 300 L700 520 L880 380 L1200 675 Z" fill="#6b8aa8"/>'
-    b'<circle cx="930" cy="170" r="70" fill="#e8eef4"/></svg>'
-)
 WAIT = 10.0
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        _missing("playwright is not installed: .venv/bin/pip install playwright")
-    if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as driver:
-        try:
-            launched = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        except Error as err:
-            _missing(f"Chromium would not start: {err}")
-        yield launched
-        launched.close()
-
-
-def _route(route: Route) -> None:
-    """Let loopback through; answer images with a placeholder; refuse the rest."""
-    request = route.request
-    if re.match(r"(http://127\.0\.0\.1[:/]|file:|about:|data:)", request.url):
-        route.continue_()
-    elif request.resource_type == "image":
-        route.fulfill(status=200, content_type="image/svg+xml", body=PLACEHOLDER)
-    else:
-        route.abort()
+    with launched() as started:
+        yield started
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.route("**/*", _route)
+    context.route("**/*", route)
     tab = context.new_page()
     dialogs: list[str] = []
     tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
@@ -362,7 +317,7 @@ def test_hostile_content_never_runs_script(browser: Browser, tmp_path: Path) -> 
     hostile = '</title><script>alert(1)</script>"><img src=x onerror=alert(2)>'
     config = make_project(tmp_path / "p", subject=hostile + " {lead}")
     context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.route("**/*", _route)
+    context.route("**/*", route)
     tab = context.new_page()
     dialogs: list[str] = []
     tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

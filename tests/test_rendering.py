@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from browser import chromium_path
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -696,7 +697,6 @@ def test_golden_edition() -> None:
 # --------------------------------------------------------------------------- browser
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PROBE = """<script>addEventListener('load', () => {
   const pad = getComputedStyle(document.querySelector('td.px')).paddingLeft;
   const right = Math.max(0, ...[...document.querySelectorAll('img, td, a')].map(
@@ -719,7 +719,6 @@ def stress_edition(renderer: Renderer) -> Edition:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium")
 @pytest.mark.parametrize(("width", "padding"), [(375, "16px"), (700, "24px")])
 def test_layout_in_a_real_browser(
     stress_edition: Edition, tmp_path: Path, width: int, padding: str
@@ -731,7 +730,7 @@ def test_layout_in_a_real_browser(
     frame = tmp_path / "frame.html"
     frame.write_text(FRAME.replace("SRC", page.as_uri()).replace("WIDTH", str(width)), "utf-8")
     command = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        str(chromium_path()), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
         "--no-first-run", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'p'}",
         "--blink-settings=imagesEnabled=false", "--virtual-time-budget=5000",
