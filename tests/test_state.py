@@ -21,8 +21,8 @@ from state_backends import SQLITE, StateBackend
 
 from newsletter.errors import StateError
 from newsletter.models import Digest, Edition
-from newsletter.state import migrations
 from newsletter.state.api import SlotRecord
+from newsletter.state.sqlite import migrations
 from newsletter.state.timestamps import from_stamp, to_stamp
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"

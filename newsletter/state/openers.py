@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from newsletter.state.api import EditionStore, History, Ledger, SlotStore
-from newsletter.state.editions import SqliteEditionStore
-from newsletter.state.history import SqliteHistory
-from newsletter.state.ledger import SqliteLedger
-from newsletter.state.slots import SqliteSlotStore
+from newsletter.state.sqlite.editions import SqliteEditionStore
+from newsletter.state.sqlite.history import SqliteHistory
+from newsletter.state.sqlite.ledger import SqliteLedger
+from newsletter.state.sqlite.slots import SqliteSlotStore
 
 
 def open_history(db_path: Path) -> History:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from newsletter.errors import NewsletterError, StateError
-from newsletter.state.migrations import migrate
+from newsletter.state.sqlite.migrations import migrate
 
 BUSY_TIMEOUT_S = 30.0
 

@@ -1,44 +1,17 @@
-"""The delivery ledger: one SQLite row per recipient and edition, written around each send.
+"""The delivery ledger in the SQLite state file: one row per recipient and edition.
 
-States: ``pending`` (known, not tried), ``in_flight`` (claimed: the SMTP transaction may
-be under way), ``sent`` (the server accepted it), ``failed`` (a 5xx: final), ``deferred``
-(a 4xx, a timeout or a dropped connection: tried again on the next run).
-
-The guarantee, which holds at a crash or ``kill -9`` at any instant:
-
-- a ``claim`` is committed (``synchronous=FULL``) *before* the message data goes out:
-  a sender queues it (``claim(..., wait=False)``) and waits for it (``settle``) before
-  the data, so every message the server accepted is recorded ``sent`` or ``in_flight``;
-- ``finish`` is written *after* the server's reply, so nobody recorded ``sent`` was not
-  accepted.
-
-Writes are committed by a background thread within ``COMMIT_INTERVAL`` of being queued,
-many per commit (group commit); a thread that needs a write durable sooner (``settle``,
-``flush``) commits at once. So a sender waits for the disk only when a claim is not
-durable yet by the time the message data is due; a sender that claims a few recipients
-ahead rarely waits. A ``finish`` lost at a crash (queued in the last moments) leaves that
-recipient ``in_flight``, which is the honest state: the ledger cannot tell "accepted in
-the instant before the kill" from "not sent". ``release`` undoes a claim whose message
-was not tried after all (the recipient is ``pending`` again).
-
-What a resumed send does with ``in_flight`` recipients is ``smtp.in_flight``:
-
-- ``resend`` (default, at-least-once): they are sent again. A recipient gets the message
-  twice only if the server accepted it just before the crash; the copy carries the same
-  Message-ID, which many receivers use to drop duplicates.
-- ``hold`` (at-most-once): they are left out and listed by ``failures`` (and so by
-  ``newsletter status``) for a person to decide; ``finish`` records the decision.
-
-The tables live in the shared state file and are all prefixed ``ledger_``. The file is
-in WAL mode, so ``status`` can read while a send writes. A ``SqliteLedger`` may be shared
-by threads.
+The states, the crash guarantee and the in-flight policy: ``newsletter.state.api.Ledger``.
+Here a commit is on disk when it returns (``synchronous=FULL``), and the writes are
+committed in groups (``newsletter.state.commits``). The tables live in the shared state
+file and are all prefixed ``ledger_``. The file is in WAL mode, so ``status`` can read
+while a send writes. A ``SqliteLedger`` may be shared by threads.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -46,12 +19,11 @@ from types import TracebackType
 from newsletter.clock import now_utc
 from newsletter.errors import DeliveryError
 from newsletter.state.api import FINAL_STATES, MAX_REPLY, STATES, EditionStatus, normalize_email
-from newsletter.state.connection import connect
+from newsletter.state.commits import GroupCommit, Write
+from newsletter.state.sqlite.connection import connect
 from newsletter.state.timestamps import from_stamp, to_stamp
 
 BUSY_TIMEOUT_MS = 10_000
-QUEUE_LIMIT = 1024  # a writer that finds this many writes queued commits them itself
-COMMIT_INTERVAL = 0.001  # seconds the committer gathers writes before committing them
 
 _CLAIM = """
     INSERT INTO ledger_recipients (edition_id, email, message_id, state, attempts, reply, updated)
@@ -131,16 +103,6 @@ class SqliteLedger:
 
     def __init__(self, db_path: Path) -> None:
         self.path = Path(db_path)
-        lock = threading.Lock()
-        self._cond = threading.Condition(lock)  # guards the fields below; commits done
-        self._work = threading.Condition(lock)  # the committer's: writes are waiting
-        self._queue: list[tuple[str, tuple[str, ...]]] = []
-        self._queued = 0  # writes ever queued
-        self._durable = 0  # writes ever committed
-        self._committing = False
-        self._committer: threading.Thread | None = None
-        self._closing = False  # the committer stops; writes are refused from here on
-        self._broken: DeliveryError | None = None
         self._closed = False
         self._db = threading.RLock()  # guards the connection
         # Every commit is on disk when it returns (synchronous = FULL): the crash guarantee.
@@ -150,6 +112,12 @@ class SqliteLedger:
             durable=True,
             busy_timeout=BUSY_TIMEOUT_MS / 1000,
             errors=_OpenErrors(),
+        )
+        self._commits = GroupCommit(
+            self._transaction,
+            explain=lambda err: self._error("record deliveries", err),
+            expected=sqlite3.Error,
+            closed=lambda: DeliveryError(f"{self.path}: the delivery ledger is already closed"),
         )
 
     def _error(self, action: str, err: BaseException) -> DeliveryError:
@@ -164,7 +132,7 @@ class SqliteLedger:
         except sqlite3.Error as err:
             raise self._error(action, err) from err
 
-    def _transaction(self, writes: list[tuple[str, tuple[str, ...]]]) -> None:
+    def _transaction(self, writes: Sequence[Write]) -> None:
         """Apply ``writes`` in one durable transaction."""
         with self._db:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -184,15 +152,7 @@ class SqliteLedger:
         if self._closed:
             return
         try:
-            with self._cond:
-                try:
-                    if self._broken is None:
-                        self._commit_through(self._queued)
-                finally:
-                    self._closing = True
-                    self._work.notify_all()
-            if self._committer is not None:
-                self._committer.join()
+            self._commits.close()
         finally:
             with self._db:
                 self._closed = True
@@ -211,81 +171,9 @@ class SqliteLedger:
 
     # ------------------------------------------------------------------ writes
 
-    def _write(self, sql: str, params: tuple[str, ...], *, durable: bool) -> int:
-        """Queue a write and return its ticket; with ``durable``, return once it is committed.
-
-        Queued writes are committed by the background committer; threads that need a
-        commit at once share one (group commit): while one commit runs, the others
-        queue, and the next commit takes them all.
-        """
-        with self._cond:
-            if self._broken is not None:
-                raise self._broken
-            if self._closing:
-                raise DeliveryError(f"{self.path}: the delivery ledger is already closed")
-            self._queue.append((sql, params))
-            self._queued += 1
-            ticket = self._queued
-            if durable or len(self._queue) >= QUEUE_LIMIT:
-                self._commit_through(ticket)
-            elif len(self._queue) == 1:
-                self._wake_committer()
-            return ticket
-
-    def _wake_committer(self) -> None:
-        """Start the background committer, or tell it there is work (holding ``_cond``)."""
-        if self._committer is None:
-            self._committer = threading.Thread(
-                target=self._commit_loop, name="ledger-commit", daemon=True
-            )
-            self._committer.start()
-        self._work.notify()
-
-    def _commit_loop(self) -> None:
-        """Commit queued writes as they come, until the ledger closes or breaks."""
-        with self._cond:
-            while True:
-                while not self._queue and not self._closing and self._broken is None:
-                    self._work.wait()
-                if not self._closing and self._broken is None:
-                    self._work.wait(COMMIT_INTERVAL)  # gather more; urgent writers commit
-                if self._closing or self._broken is not None:
-                    return
-                try:
-                    self._commit_through(self._queued)
-                except BaseException:  # kept in ``_broken``; every later write raises it
-                    return
-
-    def _commit_through(self, ticket: int) -> None:
-        """Commit until write number ``ticket`` is durable (called holding ``_cond``)."""
-        while self._durable < ticket:
-            if self._broken is not None:
-                raise self._broken
-            if self._committing:
-                self._cond.wait()
-                continue
-            batch, upto = self._queue, self._queued
-            self._queue, self._committing = [], True
-            self._cond.release()
-            failure: BaseException | None = None
-            try:
-                self._transaction(batch)
-            except BaseException as err:  # the batch is lost, so no later write may land
-                failure = err
-            self._cond.acquire()
-            self._committing = False
-            self._cond.notify_all()
-            if failure is not None:
-                self._broken = self._error("record deliveries", failure)
-                self._work.notify_all()  # the committer stops too
-                if isinstance(failure, sqlite3.Error):
-                    raise self._broken from failure
-                raise failure
-            self._durable = upto
-
     def start(self, edition_id: str, subject: str) -> None:
         """Record that an edition's delivery began (idempotent; fills in a blank subject)."""
-        self._write(_START, (edition_id, subject, _now()), durable=True)
+        self._commits.write(_START, (edition_id, subject, _now()), durable=True)
 
     def claim(self, edition_id: str, email: str, message_id: str, *, wait: bool = True) -> int:
         """Mark a recipient ``in_flight``; return the write's ticket for ``settle``.
@@ -294,19 +182,15 @@ class SqliteLedger:
         the caller must ``settle`` the ticket before the message goes out.
         """
         params = (edition_id, normalize_email(email), message_id, _now())
-        return self._write(_CLAIM, params, durable=wait)
+        return self._commits.write(_CLAIM, params, durable=wait)
 
     def settle(self, ticket: int) -> None:
         """Return once the write with this ticket (and every one before it) is committed."""
-        with self._cond:
-            if self._durable < ticket:
-                self._commit_through(ticket)
-            elif self._broken is not None:
-                raise self._broken
+        self._commits.settle(ticket)
 
     def release(self, edition_id: str, email: str) -> None:
         """Undo a claim whose message was not tried after all: the recipient is ``pending``."""
-        self._write(_RELEASE, (_now(), edition_id, normalize_email(email)), durable=False)
+        self._commits.write(_RELEASE, (_now(), edition_id, normalize_email(email)), durable=False)
 
     def finish(self, edition_id: str, email: str, state: str, reply: str) -> int:
         """Record the outcome (``sent``, ``failed`` or ``deferred``) and the server's reply.
@@ -317,14 +201,11 @@ class SqliteLedger:
         if state not in FINAL_STATES:
             raise ValueError(f"finish() takes one of {', '.join(FINAL_STATES)}, not {state!r}")
         params = (edition_id, normalize_email(email), state, reply[:MAX_REPLY], _now())
-        return self._write(_FINISH, params, durable=False)
+        return self._commits.write(_FINISH, params, durable=False)
 
     def flush(self) -> None:
         """Commit every queued write."""
-        with self._cond:
-            if self._broken is not None:
-                raise self._broken
-            self._commit_through(self._queued)
+        self._commits.flush()
 
     # ------------------------------------------------------------------ reads
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from newsletter.state.api import Claim, DeliveryCounts, SlotLike, SlotRecord
-from newsletter.state.connection import connect
+from newsletter.state.sqlite.connection import connect
 from newsletter.state.timestamps import to_stamp
 
 _COLUMNS = (

@@ -16,7 +16,7 @@ from typing import Any
 
 from newsletter.models import Digest, Edition
 from newsletter.state.api import ArchivedEdition
-from newsletter.state.connection import connect
+from newsletter.state.sqlite.connection import connect
 from newsletter.state.timestamps import from_stamp, to_stamp
 
 _COLUMNS = (
