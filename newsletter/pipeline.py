@@ -29,7 +29,6 @@ from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.dkim.signer import DkimSigner
 from newsletter.errors import DeliveryError, NothingToSend, OutputExistsError, SubscriberError
-from newsletter.locks import FileLock
 from newsletter.messages import EXAMPLE_READER, MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
 from newsletter.preflight.findings import ERROR, Finding, raise_for_errors
@@ -38,7 +37,7 @@ from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, SourceReport, collect
-from newsletter.state.openers import open_editions, open_history, open_ledger
+from newsletter.state.openers import open_editions, open_history, open_ledger, open_lock
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 from newsletter.subscribers.shard import in_shard
 
@@ -119,7 +118,7 @@ def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) ->
     specs = options.sources or settings.paths.sources
     strict = settings.strict_sources if options.strict is None else options.strict
     collection = collect(specs, settings, strict=strict, now=now)
-    with open_history(settings.paths.state_db) as history:
+    with open_history(settings.paths.state) as history:
         recent = (
             frozenset()
             if options.allow_repeats
@@ -489,10 +488,10 @@ def _live_send(
     settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
 ) -> tuple[SendSummary, SubscriberScan]:
     """Send over SMTP, one sender per state folder, every recipient through the ledger."""
-    lock = FileLock(settings.paths.state_dir / SEND_LOCK)
+    lock = open_lock(settings.paths.state, SEND_LOCK)
     if not lock.acquire():
         raise DeliveryError(
-            f"another send is running from {settings.paths.state_dir} (pid {lock.holder()}); "
+            f"another send is running from {settings.paths.state.where} (pid {lock.holder()}); "
             "wait for it to finish, or stop it: a second one would mail people twice"
         )
     try:
@@ -512,12 +511,12 @@ def _send_through_ledger(
     if test_copy:  # a test copy: its own ledger entry, so it can be sent again
         ledger_id = f"{edition.id}+test-{started:%Y%m%dT%H%M%S%f}"
     else:
-        with open_editions(settings.paths.state_db) as archive:
+        with open_editions(settings.paths.state) as archive:
             archive.save(edition, prepared.selection, started)
-        with open_history(settings.paths.state_db) as history:
+        with open_history(settings.paths.state) as history:
             history.record(edition.id, edition.created, _selected_ids(prepared.selection))
     envelope = settings.smtp.envelope_from or settings.sender.address
-    with open_ledger(settings.paths.state_db) as ledger:
+    with open_ledger(settings.paths.state) as ledger:
         ledger.start(ledger_id, edition.subject)
         summary = send_messages(
             messages.stream(recipients(audience, scan), scan),
@@ -530,7 +529,7 @@ def _send_through_ledger(
         )
     stopped = hooks.stop is not None and hooks.stop.is_set()
     if not test_copy and not summary.paused and not stopped:
-        with open_editions(settings.paths.state_db) as archive:
+        with open_editions(settings.paths.state) as archive:
             archive.set_status(edition.id, "done", now_utc())
     return summary, scan
 
@@ -556,9 +555,9 @@ def _selected_ids(selection: dict[str, Any]) -> Sequence[str]:
 
 def unfinished_edition(settings: Settings) -> tuple[Edition, dict[str, Any]] | None:
     """The edition whose live send was interrupted, if any (resumed before building anew)."""
-    if not settings.paths.state_db.exists():
+    if not settings.paths.state.exists():
         return None
-    with open_editions(settings.paths.state_db) as archive:
+    with open_editions(settings.paths.state) as archive:
         found = archive.unfinished()
     if found is None:
         return None

@@ -36,9 +36,9 @@ def status(config_path: Path | None, edition_id: str | None, as_json: bool) -> N
 
 
 def _editions(settings: Settings) -> list[EditionStatus]:
-    if not settings.paths.state_db.exists():
+    if not settings.paths.state.exists():
         return []
-    with open_ledger(settings.paths.state_db) as ledger:
+    with open_ledger(settings.paths.state) as ledger:
         return ledger.editions()
 
 
@@ -59,8 +59,8 @@ def _print_table(editions: list[EditionStatus]) -> None:
 def _edition_status(settings: Settings, edition_id: str, as_json: bool) -> None:
     counts: dict[str, int] = {}
     failures: list[tuple[str, str, str]] = []
-    if settings.paths.state_db.exists():
-        with open_ledger(settings.paths.state_db) as ledger:
+    if settings.paths.state.exists():
+        with open_ledger(settings.paths.state) as ledger:
             counts, failures = ledger.summary(edition_id), ledger.failures(edition_id)
     if not any(counts.values()):
         raise NewsletterError(

@@ -7,16 +7,21 @@ runs, the others queue, and the next commit takes them all. A failed commit lose
 batch, so the queue breaks: every later write raises the same error, and nothing
 queued after the lost writes can land before them.
 
-The ledgers of every backend use it; each gives the transaction that applies a batch.
+``LedgerWrites`` is the write half of every backend's ledger on top of it: each
+backend gives its SQL and the transaction that applies a batch.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from newsletter.clock import now_utc
 from newsletter.errors import DeliveryError
+from newsletter.state.api import FINAL_STATES, MAX_REPLY, normalize_email
+from newsletter.state.timestamps import to_stamp
 
 QUEUE_LIMIT = 1024  # a writer that finds this many writes queued commits them itself
 COMMIT_INTERVAL = 0.001  # seconds the committer gathers writes before committing them
@@ -146,3 +151,62 @@ class GroupCommit:
                     raise self._broken from failure
                 raise failure
             self._durable = upto
+
+
+@dataclass(frozen=True)
+class LedgerStatements:
+    """A backend's SQL for the ledger's writes, each taking its parameters in this order."""
+
+    start: str  # edition_id, subject, started
+    claim: str  # edition_id, email, message_id, updated
+    release: str  # updated, edition_id, email
+    finish: str  # edition_id, email, state, reply, updated
+
+
+def _now() -> str:
+    return to_stamp(now_utc())
+
+
+class LedgerWrites:
+    """The write half of a ledger: each change queued as its backend's SQL on a group commit."""
+
+    def __init__(self, statements: LedgerStatements, commits: GroupCommit) -> None:
+        self._sql = statements
+        self._commits = commits
+
+    def start(self, edition_id: str, subject: str) -> None:
+        """Record that an edition's delivery began (idempotent; fills in a blank subject)."""
+        self._commits.write(self._sql.start, (edition_id, subject, _now()), durable=True)
+
+    def claim(self, edition_id: str, email: str, message_id: str, *, wait: bool = True) -> int:
+        """Mark a recipient ``in_flight``; return the write's ticket for ``settle``.
+
+        With ``wait`` (the default) the claim is durable when this returns. Without it,
+        the caller must ``settle`` the ticket before the message goes out.
+        """
+        params = (edition_id, normalize_email(email), message_id, _now())
+        return self._commits.write(self._sql.claim, params, durable=wait)
+
+    def settle(self, ticket: int) -> None:
+        """Return once the write with this ticket (and every one before it) is committed."""
+        self._commits.settle(ticket)
+
+    def release(self, edition_id: str, email: str) -> None:
+        """Undo a claim whose message was not tried after all: the recipient is ``pending``."""
+        params = (_now(), edition_id, normalize_email(email))
+        self._commits.write(self._sql.release, params, durable=False)
+
+    def finish(self, edition_id: str, email: str, state: str, reply: str) -> int:
+        """Record the outcome (``sent``, ``failed`` or ``deferred``) and the server's reply.
+
+        The write is committed in the background within moments (or by ``settle`` of the
+        returned ticket, or ``flush``).
+        """
+        if state not in FINAL_STATES:
+            raise ValueError(f"finish() takes one of {', '.join(FINAL_STATES)}, not {state!r}")
+        params = (edition_id, normalize_email(email), state, reply[:MAX_REPLY], _now())
+        return self._commits.write(self._sql.finish, params, durable=False)
+
+    def flush(self) -> None:
+        """Commit every queued write."""
+        self._commits.flush()

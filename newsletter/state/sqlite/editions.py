@@ -7,22 +7,17 @@ moved on since. (Not the public archive of past issues: this is the sender's own
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from newsletter.models import Digest, Edition
+from newsletter.models import Edition
 from newsletter.state.api import ArchivedEdition
+from newsletter.state.rows import EDITION_COLUMNS, EDITION_INSERT, edition_row, load_edition
 from newsletter.state.sqlite.connection import connect
-from newsletter.state.timestamps import from_stamp, to_stamp
-
-_COLUMNS = (
-    "id, created, subject, preheader, html, text, selection, warnings, status, started_at,"
-    " finished_at"
-)
+from newsletter.state.timestamps import to_stamp
 
 
 class SqliteEditionStore:
@@ -49,19 +44,9 @@ class SqliteEditionStore:
     def save(self, edition: Edition, selection: Mapping[str, Any], started_at: datetime) -> None:
         """Store ``edition`` as sending (kept as it is when it was stored before)."""
         self._conn.execute(
-            "INSERT OR IGNORE INTO archive_editions (id, created, subject, preheader, html, text,"
-            " selection, warnings, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                edition.id,
-                to_stamp(edition.created),
-                edition.subject,
-                edition.preheader,
-                edition.html,
-                edition.text,
-                json.dumps(selection, ensure_ascii=False, sort_keys=True),
-                json.dumps(list(edition.warnings), ensure_ascii=False),
-                to_stamp(started_at),
-            ),
+            f"INSERT OR IGNORE INTO archive_editions ({EDITION_INSERT})"  # noqa: S608 - fixed
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            edition_row(edition, selection, started_at),
         )
 
     def set_status(self, edition_id: str, status: str, at: datetime) -> None:
@@ -75,18 +60,18 @@ class SqliteEditionStore:
     def get(self, edition_id: str) -> ArchivedEdition | None:
         """The stored edition with this id, if any."""
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM archive_editions WHERE id = ?",  # noqa: S608 - fixed columns
+            f"SELECT {EDITION_COLUMNS} FROM archive_editions WHERE id = ?",  # noqa: S608 - fixed columns
             (edition_id,),
         ).fetchone()
-        return _load(row) if row else None
+        return load_edition(row) if row else None
 
     def unfinished(self) -> ArchivedEdition | None:
         """The most recent edition whose send was interrupted, if any."""
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM archive_editions WHERE status = 'sending'"  # noqa: S608
+            f"SELECT {EDITION_COLUMNS} FROM archive_editions WHERE status = 'sending'"  # noqa: S608
             " ORDER BY started_at DESC, id DESC LIMIT 1"
         ).fetchone()
-        return _load(row) if row else None
+        return load_edition(row) if row else None
 
     def ids(self) -> list[str]:
         """Every stored edition id, newest first."""
@@ -94,24 +79,3 @@ class SqliteEditionStore:
             "SELECT id FROM archive_editions ORDER BY started_at DESC, id DESC"
         ).fetchall()
         return [r[0] for r in rows]
-
-
-def _load(row: tuple[Any, ...]) -> ArchivedEdition:
-    created = from_stamp(row[1])
-    edition = Edition(
-        id=row[0],
-        subject=row[2],
-        preheader=row[3],
-        html=row[4],
-        text=row[5],
-        digest=Digest(lead=None, now=created),
-        created=created,
-        warnings=tuple(json.loads(row[7])),
-    )
-    return ArchivedEdition(
-        edition=edition,
-        selection=json.loads(row[6]),
-        status=row[8],
-        started_at=row[9],
-        finished_at=row[10],
-    )

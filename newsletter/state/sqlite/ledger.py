@@ -16,16 +16,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from newsletter.clock import now_utc
 from newsletter.errors import DeliveryError
-from newsletter.state.api import FINAL_STATES, MAX_REPLY, STATES, EditionStatus, normalize_email
-from newsletter.state.commits import GroupCommit, Write
+from newsletter.state.api import EditionStatus
+from newsletter.state.commits import GroupCommit, LedgerStatements, LedgerWrites, Write
+from newsletter.state.rows import edition_statuses, state_counts
 from newsletter.state.sqlite.connection import connect
-from newsletter.state.timestamps import from_stamp, to_stamp
 
 BUSY_TIMEOUT_MS = 10_000
 
-_CLAIM = """
+_SQL = LedgerStatements(
+    start="""
+    INSERT INTO ledger_editions (edition_id, subject, started) VALUES (?, ?, ?)
+    ON CONFLICT (edition_id) DO UPDATE SET subject = excluded.subject
+    WHERE ledger_editions.subject = '' AND excluded.subject != ''
+""",
+    claim="""
     INSERT INTO ledger_recipients (edition_id, email, message_id, state, attempts, reply, updated)
     VALUES (?, ?, ?, 'in_flight', 1, '', ?)
     ON CONFLICT (edition_id, email) DO UPDATE SET
@@ -34,36 +39,21 @@ _CLAIM = """
         attempts = ledger_recipients.attempts + 1,
         reply = '',
         updated = excluded.updated
-"""
-
-_FINISH = """
+""",
+    release="""
+    UPDATE ledger_recipients
+    SET state = 'pending', attempts = MAX(attempts - 1, 0), updated = ?
+    WHERE edition_id = ? AND email = ? AND state = 'in_flight'
+""",
+    finish="""
     INSERT INTO ledger_recipients (edition_id, email, state, reply, updated)
     VALUES (?, ?, ?, ?, ?)
     ON CONFLICT (edition_id, email) DO UPDATE SET
         state = excluded.state,
         reply = excluded.reply,
         updated = excluded.updated
-"""
-
-_RELEASE = """
-    UPDATE ledger_recipients
-    SET state = 'pending', attempts = MAX(attempts - 1, 0), updated = ?
-    WHERE edition_id = ? AND email = ? AND state = 'in_flight'
-"""
-
-_START = """
-    INSERT INTO ledger_editions (edition_id, subject, started) VALUES (?, ?, ?)
-    ON CONFLICT (edition_id) DO UPDATE SET subject = excluded.subject
-    WHERE ledger_editions.subject = '' AND excluded.subject != ''
-"""
-
-
-def _now() -> str:
-    return to_stamp(now_utc())
-
-
-def _empty_counts() -> dict[str, int]:
-    return dict.fromkeys(STATES, 0)
+""",
+)
 
 
 def _error(path: Path, action: str, err: BaseException) -> DeliveryError:
@@ -98,7 +88,7 @@ class _OpenErrors:
         )
 
 
-class SqliteLedger:
+class SqliteLedger(LedgerWrites):
     """The per-recipient delivery record of every edition, in the SQLite state file."""
 
     def __init__(self, db_path: Path) -> None:
@@ -113,12 +103,13 @@ class SqliteLedger:
             busy_timeout=BUSY_TIMEOUT_MS / 1000,
             errors=_OpenErrors(),
         )
-        self._commits = GroupCommit(
+        commits = GroupCommit(
             self._transaction,
             explain=lambda err: self._error("record deliveries", err),
             expected=sqlite3.Error,
             closed=lambda: DeliveryError(f"{self.path}: the delivery ledger is already closed"),
         )
+        super().__init__(_SQL, commits)
 
     def _error(self, action: str, err: BaseException) -> DeliveryError:
         """Describe a SQLite error: the file, what failed and a next step."""
@@ -169,44 +160,6 @@ class SqliteLedger:
     ) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ writes
-
-    def start(self, edition_id: str, subject: str) -> None:
-        """Record that an edition's delivery began (idempotent; fills in a blank subject)."""
-        self._commits.write(_START, (edition_id, subject, _now()), durable=True)
-
-    def claim(self, edition_id: str, email: str, message_id: str, *, wait: bool = True) -> int:
-        """Mark a recipient ``in_flight``; return the write's ticket for ``settle``.
-
-        With ``wait`` (the default) the claim is durable when this returns. Without it,
-        the caller must ``settle`` the ticket before the message goes out.
-        """
-        params = (edition_id, normalize_email(email), message_id, _now())
-        return self._commits.write(_CLAIM, params, durable=wait)
-
-    def settle(self, ticket: int) -> None:
-        """Return once the write with this ticket (and every one before it) is committed."""
-        self._commits.settle(ticket)
-
-    def release(self, edition_id: str, email: str) -> None:
-        """Undo a claim whose message was not tried after all: the recipient is ``pending``."""
-        self._commits.write(_RELEASE, (_now(), edition_id, normalize_email(email)), durable=False)
-
-    def finish(self, edition_id: str, email: str, state: str, reply: str) -> int:
-        """Record the outcome (``sent``, ``failed`` or ``deferred``) and the server's reply.
-
-        The write is committed in the background within moments (or by ``settle`` of the
-        returned ticket, or ``flush``).
-        """
-        if state not in FINAL_STATES:
-            raise ValueError(f"finish() takes one of {', '.join(FINAL_STATES)}, not {state!r}")
-        params = (edition_id, normalize_email(email), state, reply[:MAX_REPLY], _now())
-        return self._commits.write(_FINISH, params, durable=False)
-
-    def flush(self) -> None:
-        """Commit every queued write."""
-        self._commits.flush()
-
     # ------------------------------------------------------------------ reads
 
     def states(self, edition_id: str) -> dict[str, str]:
@@ -222,13 +175,11 @@ class SqliteLedger:
         """Count an edition's recipients per state (every state present, zero if none)."""
         self.flush()
         with self._db, self._guard("read"):
-            counts = _empty_counts()
             rows = self._conn.execute(
                 "SELECT state, COUNT(*) FROM ledger_recipients WHERE edition_id = ? GROUP BY state",
                 (edition_id,),
             )
-            counts.update(dict(rows))
-            return counts
+            return state_counts(rows)
 
     def failures(self, edition_id: str) -> list[tuple[str, str, str]]:
         """List ``(email, state, reply)`` of the failed, the deferred and the in-flight."""
@@ -250,18 +201,8 @@ class SqliteLedger:
                 "SELECT edition_id, subject, started FROM ledger_editions "
                 "ORDER BY started DESC, edition_id"
             ).fetchall()
-            per_edition: dict[str, dict[str, int]] = {}
-            for edition_id, state, count in self._conn.execute(
+            counts = self._conn.execute(
                 "SELECT edition_id, state, COUNT(*) FROM ledger_recipients "
                 "GROUP BY edition_id, state"
-            ):
-                per_edition.setdefault(edition_id, _empty_counts())[state] = count
-        return [
-            EditionStatus(
-                id=edition_id,
-                subject=subject,
-                started=from_stamp(started),
-                counts=per_edition.get(edition_id, _empty_counts()),
-            )
-            for edition_id, subject, started in heads
-        ]
+            ).fetchall()
+        return edition_statuses(heads, counts)
