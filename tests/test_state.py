@@ -17,8 +17,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from state_backends import SQLITE, StateBackend
 
+from newsletter.cli.main import cli
 from newsletter.errors import StateError
 from newsletter.models import Digest, Edition
 from newsletter.state.api import SlotRecord
@@ -423,3 +425,24 @@ def test_a_file_from_a_newer_version_is_refused(tmp_path: Path, tenant: str) -> 
         OPENERS[tenant](db)
     assert str(refused.value) == message
     assert query(db, "SELECT MAX(version) FROM schema_version") == [(newer,)]
+
+
+def test_state_migrate_adopts_and_upgrades_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the sample config keeps its state in ./.newsletter
+    (tmp_path / ".newsletter").mkdir()
+    db = old_release_file(tmp_path / ".newsletter" / "state.sqlite3")
+    runner = CliRunner()
+    adopted = runner.invoke(cli, ["state", "migrate"])
+    assert adopted.exit_code == 0, adopted.output
+    latest = migrations.LATEST
+    assert adopted.output == f"{db}: schema {latest} (tables created, or adopted as they were)\n"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM schema_version WHERE version > 1")
+    conn.close()
+    upgraded = runner.invoke(cli, ["state", "migrate"])
+    assert upgraded.output == f"{db}: upgraded from schema 1 to {latest}\n"
+    again = runner.invoke(cli, ["state", "migrate"])
+    assert again.output == f"{db}: schema {latest}, already up to date\n"

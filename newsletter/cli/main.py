@@ -11,6 +11,7 @@ from newsletter import __version__
 from newsletter.cli.edition import build, check, init, preview, sources
 from newsletter.cli.schedules import schedule_group
 from newsletter.cli.send import send
+from newsletter.cli.state import state_group
 from newsletter.cli.status import status
 from newsletter.errors import (
     EXIT_NOTHING_NEW,
@@ -70,7 +71,7 @@ def cli() -> None:
     """Build an email digest from your publication's content and deliver it."""
 
 
-for command in (init, build, send, preview, check, sources, status, schedule_group):
+for command in (init, build, send, preview, check, sources, status, schedule_group, state_group):
     cli.add_command(command)
 
 

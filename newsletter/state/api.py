@@ -273,6 +273,14 @@ class SchemaUpgrade:
         """Whether any migration ran."""
         return self.after != self.before
 
+    def describe(self) -> str:
+        """One line for a person: what the store's schema was and is."""
+        if not self.changed:
+            return f"{self.where}: schema {self.after}, already up to date"
+        if self.before == 0:
+            return f"{self.where}: schema {self.after} (tables created, or adopted as they were)"
+        return f"{self.where}: upgraded from schema {self.before} to {self.after}"
+
 
 class SlotStore(_Closing, Protocol):
     """One record per schedule slot that was claimed or skipped."""

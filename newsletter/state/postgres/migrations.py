@@ -129,8 +129,10 @@ _VERSION_TABLE = """
 def schema_version(conn: Connection) -> int:
     """The number of the last migration applied to the database (0: none, or a new one)."""
     row = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
-    if not row or not row[0]:
-        return 0
+    return _applied(conn) if row and row[0] else 0
+
+
+def _applied(conn: Connection) -> int:
     found = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
     return int(found[0]) if found else 0
 
@@ -156,9 +158,11 @@ def migrate(conn: Connection, where: str) -> int:
         return version
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", advisory_key(MIGRATION_LOCK))
-        version = schema_version(conn)  # another process may have migrated it meanwhile
-        _refuse_newer(where, version)
+        # Another process may have migrated it meanwhile. Read the table itself: opening
+        # it brings this session's catalog up to date, which the advisory lock does not.
         conn.execute(_VERSION_TABLE)
+        version = _applied(conn)
+        _refuse_newer(where, version)
         applied = to_stamp(now_utc())
         for number in range(version + 1, LATEST + 1):
             MIGRATIONS[number - 1](conn)
