@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from pg_server import PostgresServer
+from smtp_server import SMTPServer
 from state_backends import schema_for
 
 from newsletter.cli.main import cli
@@ -241,3 +242,44 @@ def test_state_migrate_creates_then_finds_the_schema(place: PostgresUrl) -> None
     again = runner.invoke(cli, ["state", "migrate"], env={ENV_STATE_URL: secret.url})
     assert again.output.endswith("already up to date\n")
     assert_hidden(first.output + again.output)
+
+
+# --------------------------------------------------------------------------- a live send
+
+
+def _project(tmp_path: Path, port: int, people: int) -> Path:
+    project = tmp_path / "news"
+    assert CliRunner().invoke(cli, ["init", str(project)]).exit_code == 0
+    rows = ["email,name", *(f"reader{n}@example.org,Reader {n}" for n in range(people))]
+    (project / "subscribers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = project / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+    config.write_text(text.replace("[smtp]\n", smtp, 1), encoding="utf-8")
+    return config
+
+
+def test_a_live_send_keeps_its_state_in_the_database(tmp_path: Path, place: PostgresUrl) -> None:
+    secret = with_password(place)
+    environ = {ENV_STATE_URL: secret.url, "NEWSLETTER_SIGNING_KEY": "test-signing-key-0123"}
+    runner = CliRunner()
+    with SMTPServer() as server:
+        config = str(_project(tmp_path, server.port, 6))
+        send = ["send", "--config", config, "--now", "2026-03-04T18:00:00+05:30", "--yes"]
+        holder = openers.open_lock(secret, "live-send.lock")
+        assert holder.acquire()
+        try:  # another sender holds the database: this one refuses, naming it masked
+            refused = runner.invoke(cli, send, env=environ)
+        finally:
+            holder.release()
+        assert refused.exit_code == 1
+        assert f"another send is running from {secret.where} (pid {os.getpid()}" in refused.output
+        sent = runner.invoke(cli, send, env=environ)
+        assert sent.exit_code == 0, sent.output
+        assert len(server.per_recipient()) == 6
+    status = runner.invoke(cli, ["status", "--config", config], env=environ)
+    assert status.exit_code == 0, status.output
+    assert status.output.splitlines()[1].split()[3] == "6"  # SENT
+    assert not (tmp_path / "news" / ".newsletter" / "state.sqlite3").exists()
+    assert query(place, "SELECT COUNT(*) FROM ledger_recipients WHERE state = 'sent'") == [(6,)]
+    assert_hidden(refused.output + sent.output + status.output)
