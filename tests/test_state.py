@@ -17,12 +17,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from state_backends import SQLITE, StateBackend
 
+from newsletter.cli.main import cli
 from newsletter.errors import StateError
 from newsletter.models import Digest, Edition
-from newsletter.state import migrations
 from newsletter.state.api import SlotRecord
+from newsletter.state.sqlite import migrations
 from newsletter.state.timestamps import from_stamp, to_stamp
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
@@ -479,3 +481,25 @@ def test_history_forgets_an_edition(state: StateBackend, tmp_path: Path) -> None
         history.forget("never-recorded")
         assert history.recent_article_ids(5) == {"a", "b"}
         assert history.last_edition() == "e1"
+
+
+def test_state_migrate_adopts_and_upgrades_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the sample config keeps its state in ./.newsletter
+    (tmp_path / ".newsletter").mkdir()
+    db = old_release_file(tmp_path / ".newsletter" / "state.sqlite3")
+    runner = CliRunner()
+    adopted = runner.invoke(cli, ["state", "migrate"])
+    assert adopted.exit_code == 0, adopted.output
+    latest = migrations.LATEST
+    assert adopted.stdout == f"{db}: schema {latest} (tables created, or adopted as they were)\n"
+    conn = sqlite3.connect(db)
+    with conn:  # back to schema 1: what migration 3 added goes too
+        conn.execute("DELETE FROM schema_version WHERE version > 1")
+        conn.execute("ALTER TABLE ledger_editions DROP COLUMN recipients")
+    conn.close()
+    upgraded = runner.invoke(cli, ["state", "migrate"])
+    assert upgraded.stdout == f"{db}: upgraded from schema 1 to {latest}\n"
+    again = runner.invoke(cli, ["state", "migrate"])
+    assert again.stdout == f"{db}: schema {latest}, already up to date\n"
