@@ -7,6 +7,7 @@ its state in a schema of its own on the session's server (``pg_server``).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -20,7 +21,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from pg_server import PostgresServer
-from smtp_server import SMTPServer
+from smtp_server import Faults, SMTPServer
 from state_backends import schema_for
 
 from newsletter.cli.main import cli
@@ -284,3 +285,71 @@ def test_a_live_send_keeps_its_state_in_the_database(tmp_path: Path, place: Post
     assert not (tmp_path / "news" / ".newsletter" / "state.sqlite3").exists()
     assert query(place, "SELECT COUNT(*) FROM ledger_recipients WHERE state = 'sent'") == [(6,)]
     assert_hidden(refused.output + sent.output + status.output)
+
+
+def test_a_database_of_schema_1_gains_the_recipient_count(place: PostgresUrl) -> None:
+    with psycopg.connect(place.url, autocommit=True) as conn:  # what the first release made
+        migrations.MIGRATIONS[0](conn)
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied TEXT)")
+        conn.execute("INSERT INTO schema_version VALUES (1, '2026-03-01T00:00:00.000000Z')")
+        conn.execute(
+            "INSERT INTO ledger_editions VALUES ('old', 'Sent before', "
+            "'2026-03-04T12:30:00.000000Z')"
+        )
+    upgraded = openers.migrate(place)
+    assert (upgraded.before, upgraded.after) == (1, migrations.LATEST)
+    with openers.open_ledger(place) as ledger:
+        old = ledger.edition("old")
+        assert old is not None
+        assert (old.subject, old.recipients, old.not_attempted) == ("Sent before", None, None)
+        ledger.start("new", "Fresh", 4)
+        assert [(e.id, e.recipients) for e in ledger.editions()] == [("new", 4), ("old", None)]
+    assert query(place, "SELECT version FROM schema_version ORDER BY version") == [
+        (n,) for n in range(1, migrations.LATEST + 1)
+    ]
+
+
+def test_a_bad_day_with_the_state_in_the_database(tmp_path: Path, place: PostgresUrl) -> None:
+    secret = with_password(place)
+    environ = {ENV_STATE_URL: secret.url, "NEWSLETTER_SIGNING_KEY": "test-signing-key-0123"}
+    runner = CliRunner()
+    with SMTPServer(faults=Faults(mail_reply="550 5.7.1 sender not allowed")) as server:
+        config = str(_project(tmp_path, server.port, 3))
+
+        def run(*args: str) -> Any:
+            return runner.invoke(cli, [args[0], "--config", config, *args[1:]], env=environ)
+
+        send = ("send", "--now", SAMPLE_NOW, "--yes")
+        refused = run(*send)
+        assert refused.exit_code == 1, refused.output
+        assert query(place, "SELECT COUNT(*) FROM history_editions") == [(0,)]  # reached nobody
+        (listed,) = json.loads(run("status", "--json").stdout)
+        edition = listed["id"]
+        assert listed["recipients"] == 3  # status adds up: the count is in the database
+        assert sum(listed["counts"].values()) + listed["not_attempted"] == 3
+
+        holder = openers.open_lock(secret, "live-send.lock")
+        assert holder.acquire()
+        try:  # a send holds the database: abandoning waits for it, naming it masked
+            busy = run("status", edition, "--abandon")
+        finally:
+            holder.release()
+        assert busy.exit_code == 1
+        assert f"another send is running from {secret.where}" in busy.output
+        abandoned = run("status", edition, "--abandon")
+        assert abandoned.exit_code == 0, abandoned.output
+        assert "No message went out" in abandoned.output
+        assert query(place, f"SELECT status FROM archive_editions WHERE id = '{edition}'") == [  # noqa: S608
+            ("abandoned",)
+        ]
+
+        server.faults.mail_reply = ""
+        sent = run(*send)
+        assert sent.exit_code == 0, sent.output
+        assert len(server.per_recipient()) == 3
+        soon = run(*send)  # the last finished edition is in the database
+        assert soon.exit_code == 3, soon.output
+        assert "min_interval_hours = 12" in soon.output
+    assert query(place, "SELECT COUNT(*) FROM history_editions") == [(1,)]
+    assert not (tmp_path / "news" / ".newsletter" / "state.sqlite3").exists()
+    assert_hidden(refused.output + busy.output + abandoned.output + sent.output + soon.output)
