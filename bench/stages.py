@@ -259,7 +259,7 @@ def send(params: Params) -> Params:
         for n, m in zip(range(params["count"]), itertools.cycle(built))
     )
     envelope = settings.smtp.envelope_from or settings.sender.address
-    with open_ledger(settings.paths.state_db) as ledger:
+    with open_ledger(settings.paths.state) as ledger:
         began = time.perf_counter()
         summary = send_messages(
             messages, settings.smtp, ledger, result.edition.id, envelope_from=envelope

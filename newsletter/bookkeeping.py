@@ -47,7 +47,7 @@ def reached(counts: Mapping[str, int]) -> int:
 
 def count_articles(settings: Settings, edition: Edition, selection: Mapping[str, Any]) -> None:
     """Record the edition's articles in the history: from now on they count as sent."""
-    with open_history(settings.paths.state_db) as history:
+    with open_history(settings.paths.state) as history:
         history.record(edition.id, edition.created, selected_ids(selection))
 
 
@@ -92,9 +92,9 @@ class CountOnFirstAcceptance:
 
 def unfinished_edition(settings: Settings) -> tuple[Edition, dict[str, Any]] | None:
     """The edition whose live send was interrupted, if any (resumed before building anew)."""
-    if not settings.paths.state_db.exists():
+    if not settings.paths.state.exists():
         return None
-    with open_editions(settings.paths.state_db) as archive:
+    with open_editions(settings.paths.state) as archive:
         found = archive.unfinished()
     if found is None:
         return None
@@ -104,9 +104,9 @@ def unfinished_edition(settings: Settings) -> tuple[Edition, dict[str, Any]] | N
 def check_spacing(settings: Settings, now: datetime) -> None:
     """Raise ``TooSoon`` if the last edition finished less than the minimum interval ago."""
     interval = settings.send.min_interval
-    if not interval or not settings.paths.state_db.exists():
+    if not interval or not settings.paths.state.exists():
         return
-    with open_editions(settings.paths.state_db) as archive:
+    with open_editions(settings.paths.state) as archive:
         last = archive.last_done()
     if last is None or last.finished_at is None:
         return
@@ -141,7 +141,7 @@ def give_up(settings: Settings, edition_id: str, now: datetime) -> Abandoned:
 
     The caller holds the send lock. The ledger is kept as it is, for the record.
     """
-    with open_editions(settings.paths.state_db) as archive:
+    with open_editions(settings.paths.state) as archive:
         stored = archive.get(edition_id)
         if stored is None:
             raise NewsletterError(
@@ -152,12 +152,12 @@ def give_up(settings: Settings, edition_id: str, now: datetime) -> Abandoned:
             raise NewsletterError(
                 f"edition {edition_id} is already {stored.status}; there is nothing to abandon"
             )
-        with open_ledger(settings.paths.state_db) as ledger:
+        with open_ledger(settings.paths.state) as ledger:
             went_out = reached(ledger.summary(edition_id))
         if went_out:
             count_articles(settings, stored.edition, stored.selection)
         else:  # an earlier release counted the articles before the first message
-            with open_history(settings.paths.state_db) as history:
+            with open_history(settings.paths.state) as history:
                 history.forget(edition_id)
         archive.set_status(edition_id, "abandoned", now)
     return Abandoned(edition_id, stored.edition.subject, went_out)

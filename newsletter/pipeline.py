@@ -43,7 +43,6 @@ from newsletter.errors import (
     NothingToSend,
     SubscriberError,
 )
-from newsletter.locks import FileLock
 from newsletter.messages import MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
 from newsletter.preflight.findings import ERROR, Finding, raise_for_errors
@@ -53,7 +52,7 @@ from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, collect, describe_failures
 from newsletter.state.api import normalize_email
-from newsletter.state.openers import open_editions, open_history, open_ledger
+from newsletter.state.openers import open_editions, open_history, open_ledger, open_lock
 from newsletter.subscribers.addresses import check_address
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 from newsletter.subscribers.shard import in_shard
@@ -127,7 +126,7 @@ def build_edition(settings: Settings, options: BuildOptions = BuildOptions()) ->
     specs = options.sources or settings.paths.sources
     strict = settings.strict_sources if options.strict is None else options.strict
     collection = collect(specs, settings, strict=strict, now=now)
-    with open_history(settings.paths.state_db) as history:
+    with open_history(settings.paths.state) as history:
         recent = (
             frozenset()
             if options.allow_repeats
@@ -454,7 +453,7 @@ def _resumable(
         return found
     if rule.not_before is None or edition.created >= rule.not_before:
         return found
-    with open_ledger(settings.paths.state_db) as ledger:  # left behind: did it reach anyone?
+    with open_ledger(settings.paths.state) as ledger:  # left behind: did it reach anyone?
         count_if_reached(settings, edition, found[1], ledger)
     warn(
         f"edition {edition.id} was interrupted earlier but is older than the max age, so the "
@@ -488,10 +487,10 @@ def send_lock(
     settings: Settings, why: str = "a second one would mail people twice"
 ) -> Iterator[None]:
     """Hold the state folder's send lock: one live send (or abandon) at a time."""
-    lock = FileLock(settings.paths.state_dir / SEND_LOCK)
+    lock = open_lock(settings.paths.state, SEND_LOCK)
     if not lock.acquire():
         raise DeliveryError(
-            f"another send is running from {settings.paths.state_dir} (pid {lock.holder()}); "
+            f"another send is running from {settings.paths.state.where} (pid {lock.holder()}); "
             f"wait for it to finish, or stop it: {why}"
         )
     try:
@@ -519,11 +518,11 @@ def _send_through_ledger(
     if test_copy:  # a test copy: its own ledger entry, so it can be sent again
         ledger_id = f"{edition.id}+test-{started:%Y%m%dT%H%M%S%f}"
     envelope = settings.smtp.envelope_from or settings.sender.address
-    with open_ledger(settings.paths.state_db) as ledger:
+    with open_ledger(settings.paths.state) as ledger:
         total = _expected(audience, ledger.states(ledger_id))  # the list's errors surface here
         progress = hooks.progress
         if not test_copy:
-            with open_editions(settings.paths.state_db) as archive:
+            with open_editions(settings.paths.state) as archive:
                 archive.save(edition, prepared.selection, started)
             # A resumed send whose earlier run reached someone counts at once (a crash may
             # have come between the first acceptance and its record); else at the first.
@@ -543,7 +542,7 @@ def _send_through_ledger(
         )
     stopped = hooks.stop is not None and hooks.stop.is_set()
     if not test_copy and not summary.paused and not stopped:
-        with open_editions(settings.paths.state_db) as archive:
+        with open_editions(settings.paths.state) as archive:
             archive.set_status(edition.id, "done", now_utc())
     return summary, scan
 
@@ -573,9 +572,9 @@ def abandon_edition(settings: Settings, edition_id: str) -> Abandoned:
     Its ledger stays for the record; its articles stay counted only if a message of it
     reached someone. Refused while a send is running.
     """
-    if not settings.paths.state_db.exists():
+    if not settings.paths.state.exists():
         raise NewsletterError(
-            f"no stored edition {edition_id!r}: nothing was sent from {settings.paths.state_dir}"
+            f"no stored edition {edition_id!r}: nothing was sent from {settings.paths.state.where}"
         )
     with send_lock(settings, "an edition cannot be given up while it is being sent"):
         return give_up(settings, edition_id, now_utc())

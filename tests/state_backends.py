@@ -1,20 +1,30 @@
 """The state backends the state tests run against, and how a test reaches into each.
 
-A backend is its openers (each takes the place of one state store: a file path for
-SQLite) and ``peek_states``, which reads the ledger through a connection of its own, as
+A backend is its openers (each takes the place of one state store as a path: for
+SQLite the file itself; for PostgreSQL the path names a schema of its own in the test
+server's database, so each test starts empty and a path opened twice is the same
+store) and ``peek_states``, which reads the ledger through a connection of its own, as
 another process would. Tests written against ``StateBackend`` run on every backend in
-``BACKENDS``; the few that look inside an SQLite file name ``SQLITE``.
+``BACKENDS`` (the ``state`` fixture of ``conftest``); the few that look inside an SQLite
+file name ``SQLITE``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+from pg_server import PostgresServer
+
+from newsletter.config.state import PostgresUrl
 from newsletter.state import openers
 from newsletter.state.api import EditionStore, History, Ledger, SlotStore
+
+BACKENDS = ("sqlite", "postgresql")
 
 
 @dataclass(frozen=True)
@@ -52,4 +62,30 @@ SQLITE = StateBackend(
     peek_states=_sqlite_states,
 )
 
-BACKENDS = (SQLITE,)
+
+def schema_for(path: Path) -> str:
+    """The schema that stands for the store at ``path`` (the same path, the same schema)."""
+    return "t_" + hashlib.sha256(str(path).encode()).hexdigest()[:16]
+
+
+def postgres_backend(server: PostgresServer) -> StateBackend:
+    """The PostgreSQL backend on ``server``: a schema of its own for each path."""
+
+    def place(path: Path) -> PostgresUrl:
+        return PostgresUrl(server.new_schema(schema_for(path)))
+
+    def states(path: Path, edition: str) -> dict[str, str]:
+        with psycopg.connect(place(path).url) as conn:
+            rows = conn.execute(
+                "SELECT email, state FROM ledger_recipients WHERE edition_id = %s", (edition,)
+            ).fetchall()
+        return {str(email): str(state) for email, state in rows}
+
+    return StateBackend(
+        name="postgresql",
+        open_history=lambda path: openers.open_history(place(path)),
+        open_editions=lambda path: openers.open_editions(place(path)),
+        open_ledger=lambda path: openers.open_ledger(place(path)),
+        open_slots=lambda path: openers.open_slots(place(path)),
+        peek_states=states,
+    )

@@ -9,6 +9,7 @@ import pytest
 from newsletter.config.load import find_config, load_settings
 from newsletter.config.paths import SAMPLE_DIR, resource_path
 from newsletter.config.settings import ENV_SIGNING_KEY, ENV_SMTP_PASSWORD
+from newsletter.config.state import ENV_STATE_URL, PostgresUrl, SqliteFile, mask_url
 from newsletter.errors import ConfigError
 
 MINIMAL = """
@@ -75,6 +76,68 @@ def test_secrets_come_from_the_environment_and_stay_out_of_repr(tmp_path: Path) 
     assert settings.smtp.password == "hunter2-secret"
     assert "hunter2-secret" not in repr(settings)
     assert "k3y-value" not in repr(settings)
+
+
+def test_the_state_is_a_sqlite_file_unless_a_url_names_a_database(tmp_path: Path) -> None:
+    config = write(tmp_path, MINIMAL)
+    settings = load_settings(config, environ={})
+    assert settings.paths.state == SqliteFile(tmp_path / ".newsletter" / "state.sqlite3")
+    assert settings.paths.state.where == str(tmp_path / ".newsletter")
+
+    in_file = "postgresql://newsletter:file-secret@db.internal/newsletter"
+    config = write(tmp_path, MINIMAL + f'\n[state]\nurl = "{in_file}"\n')
+    settings = load_settings(config, environ={})
+    assert settings.paths.state == PostgresUrl(in_file)
+    assert str(settings.paths.state) == "postgresql://newsletter:***@db.internal/newsletter"
+    assert "file-secret" not in repr(settings)
+    # The environment wins over the file.
+    from_env = "postgres://sender@db.other/news"
+    settings = load_settings(config, environ={ENV_STATE_URL: from_env})
+    assert settings.paths.state == PostgresUrl(from_env)
+
+
+def test_a_state_url_that_is_not_postgresql_is_refused_without_quoting_it(
+    tmp_path: Path,
+) -> None:
+    config = write(tmp_path, MINIMAL + '\n[state]\nurl = "mysql://u:hunter2@db/x"\nurll = 1\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ={})
+    assert caught.value.problems == [
+        "state.url: expected a PostgreSQL URL such as "
+        "'postgresql://newsletter@db.internal/newsletter' (leave it out to keep the state in "
+        "a SQLite file in output.state_dir)",
+        "state.urll: unknown key; did you mean 'state.url'?",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, MINIMAL), environ={ENV_STATE_URL: "user:hunter2@db"})
+    assert str(caught.value).count(f"{ENV_STATE_URL}: expected a PostgreSQL URL") == 1
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://u:pw@db/x", "postgresql://u:***@db/x"),
+        ("postgresql://u@db/x", "postgresql://u@db/x"),
+        ("postgresql://db:5432/x", "postgresql://db:5432/x"),
+        ("postgresql://:pw@db/x", "postgresql://:***@db/x"),
+        ("postgresql://u:p%40ss@h1:5432,h2/x", "postgresql://u:***@h1:5432,h2/x"),
+        (
+            "postgresql:///x?host=/run&password=pw&user=u",
+            "postgresql:///x?host=/run&password=***&user=u",
+        ),
+        ("postgresql://u:a:b@db/x", "postgresql://u:***@db/x"),
+    ],
+)
+def test_mask_url_hides_the_password(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+    assert mask_url(url, f"cannot reach {url}: bad") == f"cannot reach {masked}: bad"
+
+
+def test_mask_url_hides_the_password_quoted_in_other_text() -> None:
+    url = "postgresql://u:p%40ss-word@db/x"
+    said = 'invalid token: "p%40ss-word"; password "p@ss-word" rejected'
+    assert mask_url(url, said) == 'invalid token: "***"; password "***" rejected'
 
 
 def test_every_problem_is_reported_at_once_with_its_key(tmp_path: Path) -> None:

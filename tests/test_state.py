@@ -17,12 +17,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from state_backends import SQLITE, StateBackend
 
+from newsletter.cli.main import cli
 from newsletter.errors import StateError
 from newsletter.models import Digest, Edition
-from newsletter.state import migrations
 from newsletter.state.api import SlotRecord
+from newsletter.state.sqlite import migrations
 from newsletter.state.timestamps import from_stamp, to_stamp
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
@@ -478,4 +480,120 @@ def test_history_forgets_an_edition(state: StateBackend, tmp_path: Path) -> None
         history.forget("e2")
         history.forget("never-recorded")
         assert history.recent_article_ids(5) == {"a", "b"}
+        assert history.last_edition() == "e1"
+
+
+def test_state_migrate_adopts_and_upgrades_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the sample config keeps its state in ./.newsletter
+    (tmp_path / ".newsletter").mkdir()
+    db = old_release_file(tmp_path / ".newsletter" / "state.sqlite3")
+    runner = CliRunner()
+    adopted = runner.invoke(cli, ["state", "migrate"])
+    assert adopted.exit_code == 0, adopted.output
+    latest = migrations.LATEST
+    assert adopted.stdout == f"{db}: schema {latest} (tables created, or adopted as they were)\n"
+    conn = sqlite3.connect(db)
+    with conn:  # back to schema 1: what migration 3 added goes too
+        conn.execute("DELETE FROM schema_version WHERE version > 1")
+        conn.execute("ALTER TABLE ledger_editions DROP COLUMN recipients")
+    conn.close()
+    upgraded = runner.invoke(cli, ["state", "migrate"])
+    assert upgraded.stdout == f"{db}: upgraded from schema 1 to {latest}\n"
+    again = runner.invoke(cli, ["state", "migrate"])
+    assert again.stdout == f"{db}: schema {latest}, already up to date\n"
+
+
+def test_the_last_done_edition_is_the_one_that_finished_last(
+    state: StateBackend, tmp_path: Path
+) -> None:
+    db = tmp_path / "state.sqlite3"
+    with state.open_editions(db) as editions:
+        editions.save(_edition(NOW, "early"), {}, NOW)
+        editions.save(_edition(NOW, "late"), {}, NOW + timedelta(hours=1))
+        editions.set_status("late", "done", NOW + timedelta(hours=2))
+        editions.set_status("early", "done", NOW + timedelta(hours=3))  # started first
+        editions.save(_edition(NOW, "given-up"), {}, NOW + timedelta(hours=4))
+        editions.set_status("given-up", "abandoned", NOW + timedelta(hours=5))
+        editions.save(_edition(NOW, "running"), {}, NOW + timedelta(hours=6))
+    with state.open_editions(db) as editions:  # as the next process finds it
+        done = editions.last_done()
+        assert done is not None
+        assert (done.edition.id, done.status) == ("early", "done")
+        assert done.finished_at == to_stamp(NOW + timedelta(hours=3))
+        running = editions.unfinished()
+        assert running is not None
+        assert (running.edition.id, running.finished_at) == ("running", None)
+        editions.set_status("running", "sending", NOW + timedelta(hours=7))
+        again = editions.get("running")
+        assert again is not None
+        assert (again.status, again.finished_at) == ("sending", None)
+
+
+def test_an_abandoned_edition_stored_again_keeps_what_it_was_stored_with(
+    state: StateBackend, tmp_path: Path
+) -> None:
+    db = tmp_path / "state.sqlite3"
+    later = NOW + timedelta(hours=1)
+    with state.open_editions(db) as editions:
+        editions.save(_edition(NOW, "e1"), {"lead": {"id": "a"}}, NOW)
+        editions.set_status("e1", "abandoned", later)
+        editions.save(_edition(later, "e1"), {"lead": {"id": "b"}}, later)
+        stored = editions.get("e1")
+        assert stored is not None
+        assert (stored.status, stored.finished_at) == ("sending", None)
+        assert (stored.started_at, stored.edition.created) == (to_stamp(NOW), NOW)
+        assert stored.selection == {"lead": {"id": "a"}}  # byte for byte the first one
+        assert editions.ids() == ["e1"]
+
+
+def test_one_editions_status_counts_its_recipients_and_the_list_size(
+    state: StateBackend, tmp_path: Path
+) -> None:
+    db = tmp_path / "state.sqlite3"
+    with state.open_ledger(db) as ledger:
+        ledger.start("e1", "Morning", 4)
+        ledger.start("e2", "Other", 9)
+        for email, outcome in (("a@x.org", "sent"), ("b@x.org", "failed")):
+            ledger.claim("e1", email, "<m>")
+            ledger.finish("e1", email, outcome, "250" if outcome == "sent" else "550")
+        ledger.claim("e1", "c@x.org", "<m>")  # in flight when the send stopped
+        ledger.claim("e2", "z@x.org", "<m>")
+    with state.open_ledger(db) as ledger:  # as the next process finds it
+        found = ledger.edition("e1")
+        assert found is not None
+        assert (found.id, found.subject, found.recipients) == ("e1", "Morning", 4)
+        assert (found.counts["sent"], found.counts["failed"], found.counts["in_flight"]) == (
+            1,
+            1,
+            1,
+        )
+        assert (found.total, found.not_attempted) == (3, 1)
+        assert found == next(e for e in ledger.editions() if e.id == "e1")
+        ledger.start("e1", "", None)  # no count: the recorded one stays
+        assert ledger.edition("e1") == found
+        ledger.start("e1", "", 2)  # a shorter list than those already tried: none left
+        shorter = ledger.edition("e1")
+        assert shorter is not None
+        assert (shorter.recipients, shorter.not_attempted) == (2, 0)
+        assert ledger.edition("e3") is None
+
+
+def test_forgetting_an_edition_leaves_the_others_and_it_may_be_recorded_again(
+    state: StateBackend, tmp_path: Path
+) -> None:
+    db = tmp_path / "state.sqlite3"
+    with state.open_history(db) as history:
+        history.record("e1", NOW, ["a", "b"])
+        history.record("e2", NOW + timedelta(hours=1), ["b", "c"])
+        history.forget("e1")
+        assert history.recent_article_ids(5) == {"b", "c"}
+        assert history.last_edition() == "e2"
+        history.forget("e2")
+        assert history.recent_article_ids(5) == frozenset()
+        assert history.last_edition() is None
+        history.record("e1", NOW, ["a"])
+    with state.open_history(db) as history:
+        assert history.recent_article_ids(5) == {"a"}
         assert history.last_edition() == "e1"

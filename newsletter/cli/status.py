@@ -61,9 +61,9 @@ def _flight_label(settings: Settings) -> str:
 
 
 def _editions(settings: Settings) -> list[EditionStatus]:
-    if not settings.paths.state_db.exists():
+    if not settings.paths.state.exists():
         return []
-    with open_ledger(settings.paths.state_db) as ledger:
+    with open_ledger(settings.paths.state) as ledger:
         return ledger.editions()
 
 
@@ -86,10 +86,10 @@ def _edition_status(settings: Settings, edition_id: str, as_json: bool) -> None:
     found: EditionStatus | None = None
     failures: list[tuple[str, str, str]] = []
     stored = None
-    if settings.paths.state_db.exists():
-        with open_ledger(settings.paths.state_db) as ledger:
+    if settings.paths.state.exists():
+        with open_ledger(settings.paths.state) as ledger:
             found, failures = ledger.edition(edition_id), ledger.failures(edition_id)
-        with open_editions(settings.paths.state_db) as archive:
+        with open_editions(settings.paths.state) as archive:
             stored = archive.get(edition_id)
     if found is None:
         raise NewsletterError(

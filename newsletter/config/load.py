@@ -31,6 +31,7 @@ from newsletter.config.settings import (
     Paths,
     Settings,
 )
+from newsletter.config.state import read_state_url
 from newsletter.dkim.settings import DkimSettings, parse_dkim
 from newsletter.errors import ConfigError
 
@@ -70,6 +71,7 @@ def parse_settings(
     outbox = out.text("outbox", "outbox")
     state_dir = out.text("state_dir", ".newsletter")
     out.finish()
+    state_url = read_state_url(top, env)
     t = top.table("templates")
     templates_value = t.text("dir", "")
     t.finish()
@@ -120,6 +122,7 @@ def parse_settings(
             build_dir=resolve_path(base, build_dir),
             outbox=resolve_path(base, outbox),
             state_dir=resolve_path(base, state_dir),
+            state_url=state_url,
         ),
         section_map=section_map,
         region_map=region_map,

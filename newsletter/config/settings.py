@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from newsletter.config.paths import SAMPLE_DIR, resource_path
+from newsletter.config.state import SQLITE_NAME, PostgresUrl, SqliteFile, StateLocation
 from newsletter.dkim.settings import DkimSettings
 
 ENV_SIGNING_KEY = "NEWSLETTER_SIGNING_KEY"
@@ -171,11 +172,17 @@ class Paths:
     build_dir: Path = field(default_factory=lambda: Path("out").resolve())
     outbox: Path = field(default_factory=lambda: Path("outbox").resolve())
     state_dir: Path = field(default_factory=lambda: Path(".newsletter").resolve())
+    state_url: str = field(default="", repr=False)  # a PostgreSQL URL; may hold a password
 
     @property
     def state_db(self) -> Path:
         """The SQLite state file (history, delivery ledger, schedules)."""
-        return self.state_dir / "state.sqlite3"
+        return self.state_dir / SQLITE_NAME
+
+    @property
+    def state(self) -> StateLocation:
+        """Where the state lives: the PostgreSQL database of ``state_url``, or ``state_db``."""
+        return PostgresUrl(self.state_url) if self.state_url else SqliteFile(self.state_db)
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,9 @@ def upcoming(
                 break
             slots.append(slot)
         found.append(Upcoming(schedule, tuple(slots)))
-    if not settings.paths.state_db.exists():
+    if not settings.paths.state.exists():
         return found
-    with open_slots(settings.paths.state_db) as store:
+    with open_slots(settings.paths.state) as store:
         return [replace(item, last=store.latest(item.schedule.name)) for item in found]
 
 

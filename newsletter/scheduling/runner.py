@@ -14,7 +14,6 @@ from newsletter.clock import now_utc
 from newsletter.config.schedules import EXAMPLE
 from newsletter.config.settings import Schedule, Settings
 from newsletter.errors import ConfigError, NewsletterError, NothingToSend
-from newsletter.locks import FileLock
 from newsletter.scheduling.outcome import Send, SlotOutcome, SlotRun
 from newsletter.scheduling.sending import pipeline_send
 from newsletter.scheduling.timeline import (
@@ -25,8 +24,8 @@ from newsletter.scheduling.timeline import (
     next_slot,
     span,
 )
-from newsletter.state.api import SlotRecord, SlotStore
-from newsletter.state.openers import open_slots
+from newsletter.state.api import ProcessLock, SlotRecord, SlotStore
+from newsletter.state.openers import open_lock, open_slots
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -163,8 +162,8 @@ class SlotRunner:
         return replace(base, state="failed", reason=reason, delivery=delivery)
 
 
-def _send_lock(settings: Settings) -> FileLock:
-    return FileLock(settings.paths.state_dir / SEND_LOCK)
+def _send_lock(settings: Settings) -> ProcessLock:
+    return open_lock(settings.paths.state, SEND_LOCK)
 
 
 def run_slot(
@@ -197,10 +196,10 @@ def run_slot(
             raise NewsletterError(f"stopped while waiting to run {slot.label()}; nothing was sent")
         raise NewsletterError(
             f"another process (pid {lock.holder()}) is sending a slot with the state in "
-            f"{settings.paths.state_dir}; try again when it has finished"
+            f"{settings.paths.state.where}; try again when it has finished"
         )
     try:
-        with open_slots(settings.paths.state_db) as store:
+        with open_slots(settings.paths.state) as store:
             runner = SlotRunner(settings, store, send or pipeline_send, stop)
             outcome = runner.attempt(schedule, slot, moment, retry_failed=True)
     finally:
@@ -233,15 +232,15 @@ def run_forever(
             f"nothing to run: the configuration has no [[schedule]]; add one, e.g.\n{EXAMPLE}",
             settings.paths.config_file,
         )
-    lock = FileLock(settings.paths.state_dir / RUNNER_LOCK)
+    lock = open_lock(settings.paths.state, RUNNER_LOCK)
     if not lock.acquire():
         raise NewsletterError(
             f"another 'newsletter schedule run' (pid {lock.holder()}) is already running with "
-            f"the state in {settings.paths.state_dir}; stop it first"
+            f"the state in {settings.paths.state.where}; stop it first"
         )
     nap = sleep or stop.wait
     try:
-        with open_slots(settings.paths.state_db) as store:
+        with open_slots(settings.paths.state) as store:
             runner = SlotRunner(settings, store, send or pipeline_send, stop)
             _announce(chosen, clock())
             while not stop.is_set():

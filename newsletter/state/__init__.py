@@ -1,1 +1,1 @@
-"""The state file: history, stored editions, the delivery ledger and schedule slots."""
+"""The state: history, stored editions, delivery ledger, schedule slots; SQLite or PostgreSQL."""

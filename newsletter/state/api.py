@@ -1,14 +1,15 @@
 """What the rest of newsletter may ask of the state: one protocol per tenant, plain records.
 
-Callers name these protocols (``History``, ``EditionStore``, ``Ledger``, ``SlotStore``)
-and get them from ``newsletter.state.openers``, never from a backend's classes, so a
-second backend (say PostgreSQL) can be added behind the openers without touching them.
-Every backend keeps the promises written here, the ledger's crash guarantee included
-(see ``newsletter.state.ledger``).
+Callers name these protocols (``History``, ``EditionStore``, ``Ledger``, ``SlotStore``,
+``ProcessLock``) and get them from ``newsletter.state.openers``, never from a backend's
+classes: SQLite (``newsletter.state.sqlite``) and PostgreSQL (``newsletter.state.postgres``)
+sit behind the openers. Every backend keeps the promises written here, the ledger's
+crash guarantee included (see ``Ledger``).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -202,7 +203,39 @@ class EditionStore(_Closing, Protocol):
 
 
 class Ledger(_Closing, Protocol):
-    """The per-recipient delivery record of every edition; may be shared by threads."""
+    """The per-recipient delivery record of every edition; may be shared by threads.
+
+    States: ``pending`` (known, not tried), ``in_flight`` (claimed: the SMTP transaction
+    may be under way), ``sent`` (the server accepted it), ``failed`` (a 5xx: final),
+    ``deferred`` (a 4xx, a timeout or a dropped connection: tried again on the next run).
+
+    The guarantee, which holds at a crash or ``kill -9`` at any instant:
+
+    - a ``claim`` is committed *before* the message data goes out: a sender queues it
+      (``claim(..., wait=False)``) and waits for it (``settle``) before the data, so
+      every message the server accepted is recorded ``sent`` or ``in_flight``;
+    - ``finish`` is written *after* the server's reply, so nobody recorded ``sent`` was
+      not accepted.
+
+    Writes are committed in groups (``newsletter.state.commits``): a sender waits for
+    the database only when a claim is not durable yet by the time the message data is
+    due; a sender that claims a few recipients ahead rarely waits. A ``finish`` lost at a
+    crash (queued in the last moments) leaves that recipient ``in_flight``, which is the
+    honest state: the ledger cannot tell "accepted in the instant before the kill" from
+    "not sent". ``release`` undoes a claim whose message was not tried after all (the
+    recipient is ``pending`` again).
+
+    What a resumed send does with ``in_flight`` recipients is ``smtp.in_flight``:
+
+    - ``resend`` (default, at-least-once): they are sent again. A recipient gets the
+      message twice only if the server accepted it just before the crash; the copy
+      carries the same Message-ID, which many receivers use to drop duplicates.
+    - ``hold`` (at-most-once): they are left out and listed by ``failures`` (and so by
+      ``newsletter status``) for a person to decide; ``finish`` records the decision.
+
+    ``start`` also records how many recipients a send sets out to reach, so a summary can
+    count those not attempted yet (an interrupted send adds up).
+    """
 
     def start(self, edition_id: str, subject: str, recipients: int | None = None) -> None:
         """Record that an edition's delivery began (idempotent; fills in a blank subject).
@@ -240,6 +273,44 @@ class Ledger(_Closing, Protocol):
 
     def edition(self, edition_id: str) -> EditionStatus | None:
         """One edition's status (``None`` if the ledger has never seen it)."""
+
+
+class ProcessLock(Protocol):
+    """One process at a time per state (a file lock, or a database's advisory lock).
+
+    Released when the holder lets go or dies, never left behind by a crash.
+    """
+
+    def acquire(self, wait: float | None = 0.0, stop: threading.Event | None = None) -> bool:
+        """Take the lock; wait up to ``wait`` seconds (``None``: until ``stop`` is set)."""
+
+    def release(self) -> None:
+        """Let go of the lock."""
+
+    def holder(self) -> str:
+        """Who holds it, as ``newsletter`` process id (and host), or ``unknown``."""
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What ``migrate`` did to a state store: its schema version before and after."""
+
+    where: str  # the store, as messages show it (a URL's password masked)
+    before: int  # 0: a new store (or one made before schema versions)
+    after: int
+
+    @property
+    def changed(self) -> bool:
+        """Whether any migration ran."""
+        return self.after != self.before
+
+    def describe(self) -> str:
+        """One line for a person: what the store's schema was and is."""
+        if not self.changed:
+            return f"{self.where}: schema {self.after}, already up to date"
+        if self.before == 0:
+            return f"{self.where}: schema {self.after} (tables created, or adopted as they were)"
+        return f"{self.where}: upgraded from schema {self.before} to {self.after}"
 
 
 class SlotStore(_Closing, Protocol):

@@ -1,36 +1,105 @@
-"""Open a tenant of the state file: the one place that picks the backend (SQLite today).
+"""Open a tenant of the state: the one place that picks the backend, SQLite or PostgreSQL.
 
-Callers get the protocols of ``newsletter.state.api``, so they never depend on a
-backend's classes. Each opener creates the file and its folder when missing, and brings
-the schema up to date before it returns.
+Callers pass where the state lives (``settings.paths.state``: a ``SqliteFile`` or a
+``PostgresUrl``; a bare path is a SQLite file) and get the protocols of
+``newsletter.state.api``, so they never depend on a backend's classes. Each opener
+creates what is missing (the file and its folder, the tables) and brings the schema up
+to date before it returns.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from newsletter.state.api import EditionStore, History, Ledger, SlotStore
-from newsletter.state.editions import SqliteEditionStore
-from newsletter.state.history import SqliteHistory
-from newsletter.state.ledger import SqliteLedger
-from newsletter.state.slots import SqliteSlotStore
+from newsletter.config.state import PostgresUrl, SqliteFile, StateLocation
+from newsletter.locks import FileLock
+from newsletter.state.api import (
+    EditionStore,
+    History,
+    Ledger,
+    ProcessLock,
+    SchemaUpgrade,
+    SlotStore,
+)
+from newsletter.state.postgres import connection as postgres
+from newsletter.state.postgres import migrations as postgres_migrations
+from newsletter.state.postgres.editions import PostgresEditionStore
+from newsletter.state.postgres.history import PostgresHistory
+from newsletter.state.postgres.ledger import PostgresLedger
+from newsletter.state.postgres.lock import AdvisoryLock
+from newsletter.state.postgres.slots import PostgresSlotStore
+from newsletter.state.sqlite import connection as sqlite
+from newsletter.state.sqlite import migrations as sqlite_migrations
+from newsletter.state.sqlite.editions import SqliteEditionStore
+from newsletter.state.sqlite.history import SqliteHistory
+from newsletter.state.sqlite.ledger import SqliteLedger
+from newsletter.state.sqlite.slots import SqliteSlotStore
+
+Place = StateLocation | Path  # a path: a SQLite file
 
 
-def open_history(db_path: Path) -> History:
+def _location(place: Place) -> StateLocation:
+    return SqliteFile(place) if isinstance(place, Path) else place
+
+
+def open_history(place: Place) -> History:
     """Open the record of sent editions and their articles."""
-    return SqliteHistory(db_path)
+    match _location(place):
+        case SqliteFile(path):
+            return SqliteHistory(path)
+        case PostgresUrl(url):
+            return PostgresHistory(url)
 
 
-def open_editions(db_path: Path) -> EditionStore:
+def open_editions(place: Place) -> EditionStore:
     """Open the store of editions that started going out (for resuming a send)."""
-    return SqliteEditionStore(db_path)
+    match _location(place):
+        case SqliteFile(path):
+            return SqliteEditionStore(path)
+        case PostgresUrl(url):
+            return PostgresEditionStore(url)
 
 
-def open_ledger(db_path: Path) -> Ledger:
+def open_ledger(place: Place) -> Ledger:
     """Open the per-recipient delivery ledger (may be shared by threads)."""
-    return SqliteLedger(db_path)
+    match _location(place):
+        case SqliteFile(path):
+            return SqliteLedger(path)
+        case PostgresUrl(url):
+            return PostgresLedger(url)
 
 
-def open_slots(db_path: Path) -> SlotStore:
+def open_slots(place: Place) -> SlotStore:
     """Open the record of schedule slots."""
-    return SqliteSlotStore(db_path)
+    match _location(place):
+        case SqliteFile(path):
+            return SqliteSlotStore(path)
+        case PostgresUrl(url):
+            return PostgresSlotStore(url)
+
+
+def open_lock(place: Place, name: str) -> ProcessLock:
+    """The lock called ``name`` for one process at a time per state (not yet taken).
+
+    For a SQLite file, a file lock in its folder (one process per state folder); for
+    PostgreSQL, an advisory lock in the database (one process per database, whichever
+    host it runs on).
+    """
+    match _location(place):
+        case SqliteFile(path):
+            return FileLock(path.parent / name)
+        case PostgresUrl(url):
+            return AdvisoryLock(partial(postgres.open_session, url), name)
+
+
+def migrate(place: Place) -> SchemaUpgrade:
+    """Create the state's tables, or upgrade them to the current schema; say what changed."""
+    location = _location(place)
+    match location:
+        case SqliteFile(path):
+            before = sqlite.upgrade(path)
+            return SchemaUpgrade(str(location), before, sqlite_migrations.LATEST)
+        case PostgresUrl(url):
+            before = postgres.upgrade(url)
+            return SchemaUpgrade(str(location), before, postgres_migrations.LATEST)

@@ -21,7 +21,7 @@
 One message per transaction (see ``transaction``). The password is never logged and is
 scrubbed from every reply, reason and error this package produces.
 
-The ledger is written around every transaction (see ``newsletter.state.ledger`` for
+The ledger is written around every transaction (see ``newsletter.state.api.Ledger`` for
 the crash guarantee and the ``smtp.in_flight`` policy): each recipient is claimed before
 the message data goes out. Under ``resend`` each connection claims the next
 ``CLAIM_AHEAD`` messages ahead, so their claims are on disk by the time they are sent

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from newsletter.errors import NewsletterError, StateError
-from newsletter.state.migrations import migrate
+from newsletter.state.sqlite.migrations import migrate
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -66,6 +66,13 @@ class StateErrors:
 STATE_ERRORS = StateErrors()
 
 
+def upgrade(path: Path) -> int:
+    """Create the state file at ``path`` or migrate it; return the schema version it had."""
+    conn, before = _open(path)
+    conn.close()
+    return before
+
+
 def connect(
     path: Path,
     *,
@@ -83,6 +90,21 @@ def connect(
     that cannot use WAL is refused. Failures are explained by ``errors``; a file made
     by a newer version of newsletter is refused with a ``StateError``.
     """
+    conn, _ = _open(
+        path, threads=threads, durable=durable, busy_timeout=busy_timeout, errors=errors
+    )
+    return conn
+
+
+def _open(
+    path: Path,
+    *,
+    threads: bool = False,
+    durable: bool = False,
+    busy_timeout: float = BUSY_TIMEOUT_S,
+    errors: Errors = STATE_ERRORS,
+) -> tuple[sqlite3.Connection, int]:
+    """Open the file as ``connect`` does; also return the schema version it had."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -104,11 +126,11 @@ def connect(
         if durable:
             conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-        migrate(conn, path)
+        before = migrate(conn, path)
     except sqlite3.Error as err:
         conn.close()
         raise errors.database(path, "use", err) from err
     except BaseException:
         conn.close()
         raise
-    return conn
+    return conn, before

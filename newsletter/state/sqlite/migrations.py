@@ -192,16 +192,16 @@ def _refuse_newer(path: Path, version: int) -> None:
         )
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
     """Bring the file at ``path`` up to ``LATEST`` in one transaction; refuse a newer one.
 
-    Raises ``StateError`` for a newer file and ``sqlite3.Error`` when the file cannot
-    be read or written (the caller explains those).
+    Returns the version the file had. Raises ``StateError`` for a newer file and
+    ``sqlite3.Error`` when the file cannot be read or written (the caller explains those).
     """
     version = schema_version(conn)
     _refuse_newer(path, version)
     if version == LATEST:
-        return
+        return version
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = schema_version(conn)  # another process may have migrated it meanwhile
@@ -220,3 +220,4 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return version

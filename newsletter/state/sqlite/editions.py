@@ -7,23 +7,23 @@ moved on since. (Not the public archive of past issues: this is the sender's own
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from newsletter.models import Digest, Edition
+from newsletter.models import Edition
 from newsletter.state.api import ArchivedEdition
-from newsletter.state.connection import connect
-from newsletter.state.timestamps import from_stamp, to_stamp
-
-FINISHED = ("done", "abandoned")  # statuses that end a send: never resumed
-_COLUMNS = (
-    "id, created, subject, preheader, html, text, selection, warnings, status, started_at,"
-    " finished_at"
+from newsletter.state.rows import (
+    EDITION_COLUMNS,
+    EDITION_INSERT,
+    EDITION_RESTART,
+    edition_row,
+    finished_stamp,
+    load_edition,
 )
+from newsletter.state.sqlite.connection import connect
 
 
 class SqliteEditionStore:
@@ -53,54 +53,41 @@ class SqliteEditionStore:
         An abandoned edition built again (the same content the same day) is sending again.
         """
         self._conn.execute(
-            "INSERT INTO archive_editions (id, created, subject, preheader, html, text,"
-            " selection, warnings, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET status = 'sending', finished_at = NULL"
-            " WHERE archive_editions.status = 'abandoned'",
-            (
-                edition.id,
-                to_stamp(edition.created),
-                edition.subject,
-                edition.preheader,
-                edition.html,
-                edition.text,
-                json.dumps(selection, ensure_ascii=False, sort_keys=True),
-                json.dumps(list(edition.warnings), ensure_ascii=False),
-                to_stamp(started_at),
-            ),
+            f"INSERT INTO archive_editions ({EDITION_INSERT})"  # noqa: S608 - fixed columns
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) {EDITION_RESTART}",
+            edition_row(edition, selection, started_at),
         )
 
     def set_status(self, edition_id: str, status: str, at: datetime) -> None:
         """Mark an edition ``sending``, ``done`` or ``abandoned`` (the last two finish it at)."""
-        finished = to_stamp(at) if status in FINISHED else None
         self._conn.execute(
             "UPDATE archive_editions SET status = ?, finished_at = ? WHERE id = ?",
-            (status, finished, edition_id),
+            (status, finished_stamp(status, at), edition_id),
         )
 
     def get(self, edition_id: str) -> ArchivedEdition | None:
         """The stored edition with this id, if any."""
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM archive_editions WHERE id = ?",  # noqa: S608 - fixed columns
+            f"SELECT {EDITION_COLUMNS} FROM archive_editions WHERE id = ?",  # noqa: S608 - fixed columns
             (edition_id,),
         ).fetchone()
-        return _load(row) if row else None
+        return load_edition(row) if row else None
 
     def unfinished(self) -> ArchivedEdition | None:
-        """The most recent edition whose send was interrupted, if any."""
+        """The most recent edition whose send was interrupted (still ``sending``), if any."""
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM archive_editions WHERE status = 'sending'"  # noqa: S608
+            f"SELECT {EDITION_COLUMNS} FROM archive_editions WHERE status = 'sending'"  # noqa: S608
             " ORDER BY started_at DESC, id DESC LIMIT 1"
         ).fetchone()
-        return _load(row) if row else None
+        return load_edition(row) if row else None
 
     def last_done(self) -> ArchivedEdition | None:
         """The edition whose send finished (``done``) most recently, if any."""
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM archive_editions WHERE status = 'done'"  # noqa: S608
+            f"SELECT {EDITION_COLUMNS} FROM archive_editions WHERE status = 'done'"  # noqa: S608
             " ORDER BY finished_at DESC, id DESC LIMIT 1"
         ).fetchone()
-        return _load(row) if row else None
+        return load_edition(row) if row else None
 
     def ids(self) -> list[str]:
         """Every stored edition id, newest first."""
@@ -108,24 +95,3 @@ class SqliteEditionStore:
             "SELECT id FROM archive_editions ORDER BY started_at DESC, id DESC"
         ).fetchall()
         return [r[0] for r in rows]
-
-
-def _load(row: tuple[Any, ...]) -> ArchivedEdition:
-    created = from_stamp(row[1])
-    edition = Edition(
-        id=row[0],
-        subject=row[2],
-        preheader=row[3],
-        html=row[4],
-        text=row[5],
-        digest=Digest(lead=None, now=created),
-        created=created,
-        warnings=tuple(json.loads(row[7])),
-    )
-    return ArchivedEdition(
-        edition=edition,
-        selection=json.loads(row[6]),
-        status=row[8],
-        started_at=row[9],
-        finished_at=row[10],
-    )

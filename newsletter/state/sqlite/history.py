@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from newsletter.errors import NewsletterError
-from newsletter.state.connection import connect, state_error
+from newsletter.state.sqlite.connection import connect, state_error
 from newsletter.state.timestamps import to_stamp
 
 

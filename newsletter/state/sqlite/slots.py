@@ -12,13 +12,9 @@ from pathlib import Path
 from types import TracebackType
 
 from newsletter.state.api import Claim, DeliveryCounts, SlotLike, SlotRecord
-from newsletter.state.connection import connect
+from newsletter.state.rows import SLOT_COLUMNS, claim_kind
+from newsletter.state.sqlite.connection import connect
 from newsletter.state.timestamps import to_stamp
-
-_COLUMNS = (
-    "key, schedule, slot_local, slot_utc, state, reason, edition, sent, failed, deferred,"
-    " attempts, claimed_at, finished_at"
-)
 
 
 class SqliteSlotStore:
@@ -46,7 +42,7 @@ class SqliteSlotStore:
     def get(self, key: str) -> SlotRecord | None:
         """The record of one slot."""
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM schedule_slots WHERE key = ?",  # noqa: S608 - fixed columns
+            f"SELECT {SLOT_COLUMNS} FROM schedule_slots WHERE key = ?",  # noqa: S608 - fixed columns
             (key,),
         ).fetchone()
         return SlotRecord(*row) if row else None
@@ -54,7 +50,7 @@ class SqliteSlotStore:
     def latest(self, schedule: str) -> SlotRecord | None:
         """The schedule's most recent recorded slot."""
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM schedule_slots WHERE schedule = ?"  # noqa: S608
+            f"SELECT {SLOT_COLUMNS} FROM schedule_slots WHERE schedule = ?"  # noqa: S608
             " ORDER BY slot_utc DESC LIMIT 1",
             (schedule,),
         ).fetchone()
@@ -79,29 +75,23 @@ class SqliteSlotStore:
         self, slot: SlotLike, now: datetime, *, in_grace: bool, retry_failed: bool, reason: str
     ) -> Claim:
         record = self.get(slot.key)
-        if record is not None and record.state in ("sent", "skipped"):
-            return Claim("done", record)
-        if record is not None and record.state == "failed" and not retry_failed:
-            return Claim("done", record)
-        if record is not None and record.state == "claimed":
+        kind = claim_kind(record, in_grace=in_grace, retry_failed=retry_failed)
+        if kind == "resume":
             self._conn.execute(
                 "UPDATE schedule_slots SET attempts = attempts + 1, pid = ? WHERE key = ?",
                 (os.getpid(), slot.key),
             )
-            return Claim("resume", self.get(slot.key))
-        if not in_grace:
-            if record is None:
-                self._insert(slot, now, "skipped", reason, finished=True)
-            return Claim("missed", self.get(slot.key))
-        if record is not None:
+        elif kind == "missed" and record is None:
+            self._insert(slot, now, "skipped", reason, finished=True)
+        elif kind == "retry":
             self._conn.execute(
                 "UPDATE schedule_slots SET state = 'claimed', reason = '', attempts = attempts + 1,"
                 " pid = ?, claimed_at = ?, finished_at = NULL WHERE key = ?",
                 (os.getpid(), to_stamp(now), slot.key),
             )
-            return Claim("retry", self.get(slot.key))
-        self._insert(slot, now, "claimed", "", finished=False)
-        return Claim("new", self.get(slot.key))
+        elif kind == "new":
+            self._insert(slot, now, "claimed", "", finished=False)
+        return Claim(kind, record if kind == "done" else self.get(slot.key))
 
     def _insert(
         self, slot: SlotLike, now: datetime, state: str, reason: str, *, finished: bool

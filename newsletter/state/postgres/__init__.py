@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: the state shared by every sender that reaches the database."""

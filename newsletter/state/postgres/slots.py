@@ -1,0 +1,140 @@
+"""Schedule slots in the PostgreSQL state database: one row per slot claimed or skipped.
+
+Claiming a slot is one transaction under a table lock (readers go on), so two
+schedulers, on one host or two, that reach for the same slot find it taken
+(``newsletter.scheduling`` holds the rules around it).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from types import TracebackType
+
+from newsletter.state.api import Claim, DeliveryCounts, SlotLike, SlotRecord
+from newsletter.state.postgres.connection import connect, guard
+from newsletter.state.rows import SLOT_COLUMNS, claim_kind
+from newsletter.state.timestamps import to_stamp
+
+
+class PostgresSlotStore:
+    """The ``schedule_slots`` table: one row per slot that was claimed or skipped."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn = connect(url)
+
+    def __enter__(self) -> PostgresSlotStore:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def get(self, key: str) -> SlotRecord | None:
+        """The record of one slot."""
+        with guard(self._url, "cannot read"):
+            row = self._conn.execute(
+                f"SELECT {SLOT_COLUMNS} FROM schedule_slots WHERE key = %s",  # noqa: S608
+                (key,),
+            ).fetchone()
+        return SlotRecord(*row) if row else None
+
+    def latest(self, schedule: str) -> SlotRecord | None:
+        """The schedule's most recent recorded slot."""
+        with guard(self._url, "cannot read"):
+            row = self._conn.execute(
+                f"SELECT {SLOT_COLUMNS} FROM schedule_slots WHERE schedule = %s"  # noqa: S608
+                " ORDER BY slot_utc DESC LIMIT 1",
+                (schedule,),
+            ).fetchone()
+        return SlotRecord(*row) if row else None
+
+    def claim(
+        self, slot: SlotLike, now: datetime, *, in_grace: bool, retry_failed: bool, reason: str = ""
+    ) -> Claim:
+        """Claim ``slot`` for sending, or record it as missed; atomically."""
+        with guard(self._url, "cannot write to"), self._conn.transaction():
+            self._conn.execute("LOCK TABLE schedule_slots IN SHARE ROW EXCLUSIVE MODE")
+            record = self.get(slot.key)
+            kind = claim_kind(record, in_grace=in_grace, retry_failed=retry_failed)
+            if kind == "resume":
+                self._conn.execute(
+                    "UPDATE schedule_slots SET attempts = attempts + 1, pid = %s WHERE key = %s",
+                    (os.getpid(), slot.key),
+                )
+            elif kind == "missed" and record is None:
+                self._insert(slot, now, "skipped", reason, finished=True)
+            elif kind == "retry":
+                self._conn.execute(
+                    "UPDATE schedule_slots SET state = 'claimed', reason = '',"
+                    " attempts = attempts + 1, pid = %s, claimed_at = %s, finished_at = NULL"
+                    " WHERE key = %s",
+                    (os.getpid(), to_stamp(now), slot.key),
+                )
+            elif kind == "new":
+                self._insert(slot, now, "claimed", "", finished=False)
+            return Claim(kind, record if kind == "done" else self.get(slot.key))
+
+    def _insert(
+        self, slot: SlotLike, now: datetime, state: str, reason: str, *, finished: bool
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO schedule_slots (key, schedule, slot_local, slot_utc, state, reason,"
+            " attempts, pid, claimed_at, finished_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                slot.key,
+                slot.schedule,
+                slot.local.isoformat(),
+                to_stamp(slot.at),
+                state,
+                reason,
+                0 if finished else 1,
+                os.getpid(),
+                to_stamp(now),
+                to_stamp(now) if finished else None,
+            ),
+        )
+
+    def set_edition(self, key: str, edition: str) -> None:
+        """Record which edition the slot sends (before sending it)."""
+        with guard(self._url, "cannot write to"):
+            self._conn.execute(
+                "UPDATE schedule_slots SET edition = %s WHERE key = %s", (edition, key)
+            )
+
+    def finish(
+        self,
+        key: str,
+        state: str,
+        now: datetime,
+        delivery: DeliveryCounts | None = None,
+        reason: str = "",
+    ) -> None:
+        """Record the end of a slot (``claimed`` keeps it open for a resume)."""
+        sent, failed, deferred = (
+            (delivery.sent, delivery.failed, delivery.deferred) if delivery else (0, 0, 0)
+        )
+        with guard(self._url, "cannot write to"):
+            self._conn.execute(
+                "UPDATE schedule_slots SET state = %s, reason = %s, sent = sent + %s,"
+                " failed = failed + %s, deferred = %s, finished_at = %s WHERE key = %s",
+                (
+                    state,
+                    reason,
+                    sent,
+                    failed,
+                    deferred,
+                    None if state == "claimed" else to_stamp(now),
+                    key,
+                ),
+            )

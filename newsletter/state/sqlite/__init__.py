@@ -1,0 +1,1 @@
+"""The SQLite backend: one state file per state folder, in WAL mode."""
