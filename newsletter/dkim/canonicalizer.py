@@ -62,8 +62,7 @@ class Canonicalizer:
     def canonical(self, data: bytes, pieces: Sequence[bytes] = ()) -> Canonical:
         """The fields and body of ``data``; ``pieces``, when given, are what it is joined from.
 
-        Pieces are checked against ``data`` by length, and the personal ones (those that
-        differ from message to message) by content. Raises ``DeliveryError`` for a
+        Pieces are checked against ``data`` (see ``joined_from``). Raises ``DeliveryError`` for a
         header line that is not a field.
         """
         if pieces:
@@ -74,7 +73,7 @@ class Canonicalizer:
 
     def _from_pieces(self, data: bytes, pieces: Sequence[bytes]) -> Canonical | None:
         layout = self._layout(pieces)
-        if layout is None or not _personal_match(data, pieces):
+        if layout is None or not joined_from(data, pieces):
             return None
         fields: list[Field] = []
         for index, known in enumerate(layout.head):
@@ -114,8 +113,11 @@ def whole(data: bytes) -> Canonical:
     return fields, joined_body([body_part(body)])
 
 
-def _personal_match(data: bytes, pieces: Sequence[bytes]) -> bool:
-    """Whether the pieces add up to ``data``, the personal ones compared in place."""
+def joined_from(data: bytes, pieces: Sequence[bytes]) -> bool:
+    """Whether ``data`` is these pieces joined: lengths, and the personal pieces in place.
+
+    The shared pieces, the same for a whole edition, are checked by length only.
+    """
     offsets = list(accumulate(map(len, pieces), initial=0))
     return offsets[-1] == len(data) and all(map(data.startswith, pieces[1::2], offsets[1::2]))
 

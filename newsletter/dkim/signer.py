@@ -4,10 +4,9 @@ What is the same for every message is prepared once: the keys, the constant tags
 layout of each key's field and, when the producer hands over the pieces a message is
 joined from, the canonical form of the pieces shared by the whole edition (see
 ``canonicalizer``). Per message, only the personal pieces are canonicalized; the body
-is hashed once for all keys. Signing comes in three steps, so that the private-key
-operations can run elsewhere: ``unsigned`` (all but the signatures: a SHA-256 digest
-per key), the signatures over those digests (``keys.sign_digest``), ``completed`` (the
-fields with their b= values).
+is hashed once for all keys, and each key signs the digest of its own field and the
+signed header fields (``keys.sign_digest``). A send runs signers in worker processes
+(``processes``), beside the sending one.
 """
 
 from __future__ import annotations
@@ -86,19 +85,6 @@ class _Recipe:
     indexes: tuple[int, ...]  # the fields h= names, in its order (RFC 6376 5.4.2)
 
 
-@dataclass(frozen=True)
-class Unsigned:
-    """A message's DKIM-Signature fields without their signatures, and what each key signs.
-
-    ``digests`` are, per key, the SHA-256 digest of the signed fields and the key's own
-    field with an empty b=: all a private key needs (see ``keys.sign_digest``).
-    """
-
-    body_hash: str
-    frames: tuple[_Frame, ...]
-    digests: tuple[bytes, ...]
-
-
 class DkimSigner:
     """Sign messages with every configured key (rsa-sha256 or ed25519-sha256, relaxed)."""
 
@@ -125,43 +111,20 @@ class DkimSigner:
         line start; those at even positions are shared by every message of an edition
         and are canonicalized only the first time.
         """
-        unsigned = self.unsigned(data, pieces)
-        return self.completed(unsigned, self.key_signatures(unsigned))
-
-    def unsigned(self, data: bytes, pieces: Sequence[bytes] = ()) -> Unsigned:
-        """All of ``data``'s signatures but the private-key operations (see ``signature``)."""
         fields, body = self._canonical.canonical(data, pieces)
         body_hash = base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
         names = tuple([name for name, _canonical in fields])
         recipe = self._recipes.get(names) or self._recipe(names)
         signed = b"".join([fields[index][1] for index in recipe.indexes])
         stamp = f"t={int(time.time())};"
-        frames = tuple(self._frame(index, stamp, recipe.h_tag) for index in range(len(self._keys)))
         hash_bytes = body_hash.encode("ascii")
-        digests = tuple(
-            hashlib.sha256(signed + frame.relaxed[0] + hash_bytes + frame.relaxed[1]).digest()
-            for frame in frames
-        )
-        return Unsigned(body_hash, frames, digests)
-
-    def key_signatures(self, unsigned: Unsigned) -> tuple[bytes, ...]:
-        """Sign ``unsigned``'s digests with the keys, in this process."""
-        return tuple(
-            sign_digest(key.key, digest)
-            for key, digest in zip(self._keys, unsigned.digests, strict=True)
-        )
-
-    def completed(self, unsigned: Unsigned, signatures: Sequence[bytes]) -> bytes:
-        """The DKIM-Signature fields (CRLF lines) with ``signatures`` (one per key) in b=."""
-        fields = []
-        step = _HEADER_WIDTH - 1
-        for frame, signature in zip(unsigned.frames, signatures, strict=True):
-            b = base64.b64encode(signature).decode("ascii")
-            room = max(_HEADER_WIDTH - frame.width, 0)
-            rest = "".join([f"\r\n {b[i : i + step]}" for i in range(room, len(b), step)])
-            before, after = frame.text
-            fields.append(f"{before}{unsigned.body_hash}{after}{b[:room]}{rest}\r\n")
-        return "".join(fields).encode("ascii")
+        header = []
+        for index, key in enumerate(self._keys):
+            frame = self._frame(index, stamp, recipe.h_tag)
+            before, after = frame.relaxed
+            digest = hashlib.sha256(signed + before + hash_bytes + after).digest()
+            header.append(_completed(frame, body_hash, sign_digest(key.key, digest)))
+        return b"".join(header)
 
     def _frame(self, index: int, stamp: str, h_tag: str) -> _Frame:
         """Key ``index``'s field around bh= (the same for a second of messages)."""
@@ -214,6 +177,16 @@ def _prepare(settings: DkimSettings) -> _Key:
         f"s={settings.selector};",
     )
     return _Key(key, tags)
+
+
+def _completed(frame: _Frame, body_hash: str, signature: bytes) -> bytes:
+    """One DKIM-Signature field (CRLF lines), its b= value folded to the line width."""
+    b = base64.b64encode(signature).decode("ascii")
+    room = max(_HEADER_WIDTH - frame.width, 0)
+    step = _HEADER_WIDTH - 1
+    rest = "".join([f"\r\n {b[i : i + step]}" for i in range(room, len(b), step)])
+    before, after = frame.text
+    return f"{before}{body_hash}{after}{b[:room]}{rest}\r\n".encode("ascii")
 
 
 def _selected(present: dict[bytes, list[int]], names: list[bytes]) -> Iterator[int]:
