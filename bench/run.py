@@ -437,6 +437,7 @@ class Bench:
         row.extra.update(connections=pool, sink_cpu_seconds=round(sink.cpu() - sink_cpu, 2))
         if signing:  # the row's CPU time includes the signing workers'
             row.extra.update(
+                workers=child.result.get("workers", 0),
                 workers_cpu_seconds=child.result.get("workers_cpu_seconds", 0.0),
                 workers_peak_rss_mb=child.result.get("workers_peak_rss_mb", 0.0),
             )

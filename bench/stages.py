@@ -235,8 +235,9 @@ def smtp(params: Params) -> Params:
     The clock starts when the edition has passed the preflight gate (``ready``), so the
     time is the send itself: list, messages, ledger and SMTP. With ``dkim`` ("rsa" or
     "ed25519") every message is signed, as a live send signs; the signing worker
-    processes' CPU time and largest peak memory are reported apart (they are this
-    process's only children).
+    processes (this process's only children) are reported apart: their CPU time, and
+    the sum of their peak memory, sampled while they run (the kernel's figure for
+    children counts this process's own memory at the moment it starts them).
     """
     settings = _with_sink(_settings(), params)
     if params.get("dkim"):
@@ -249,7 +250,15 @@ def smtp(params: Params) -> Params:
     plan = pipeline.SendPlan(audience, pipeline.BuildOptions(now=now, allow_repeats=True))
     began: list[float] = []
     hooks = pipeline.SendHooks(ready=lambda _prepared: began.append(time.perf_counter()))
-    summary = pipeline.send_edition(settings, plan, hooks).summary
+    peaks: dict[int, int] = {}
+    done = threading.Event()
+    sampler = threading.Thread(target=_sample_children, args=(peaks, done), daemon=True)
+    sampler.start()
+    try:
+        summary = pipeline.send_edition(settings, plan, hooks).summary
+    finally:
+        done.set()
+        sampler.join()
     seconds = time.perf_counter() - began[0]
     assert summary is not None  # a live plan
     if summary.paused or summary.failed or summary.deferred:
@@ -258,9 +267,35 @@ def smtp(params: Params) -> Params:
     return {
         "seconds": seconds,
         "messages": summary.sent,
+        "workers": len(peaks),
         "workers_cpu_seconds": round(workers.ru_utime + workers.ru_stime, 2),
-        "workers_peak_rss_mb": round(workers.ru_maxrss / 1024, 1),
+        "workers_peak_rss_mb": round(sum(peaks.values()) / 1024, 1),
     }
+
+
+def _sample_children(peaks: dict[int, int], done: threading.Event) -> None:
+    """Keep each child process's peak resident size (kB) until ``done`` is set."""
+    tasks = Path("/proc/self/task")
+    while not done.wait(0.1):
+        try:
+            children = {int(pid) for task in tasks.iterdir() for pid in _children_of(task)}
+        except OSError:  # no /proc: nothing to report
+            return
+        for pid in children:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
+
+
+def _children_of(task: Path) -> list[str]:
+    try:
+        return (task / "children").read_text().split()
+    except OSError:  # the thread ended meanwhile
+        return []
 
 
 def send(params: Params) -> Params:
