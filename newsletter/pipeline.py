@@ -221,8 +221,8 @@ class Messages:
     """One edition's messages exactly as a live send makes them: personal, signed with DKIM.
 
     The preview shows these bytes; a live send hands them to SMTP. Signatures are made
-    over the finished bytes; a send signs ahead of the sending threads, the private-key
-    operations in worker processes (``delivery.signing``).
+    over the finished bytes; a send signs ahead of the sending threads, in worker
+    processes (``delivery.signing``).
     """
 
     def __init__(self, settings: Settings, edition: Edition, *, date: datetime | None = None):
