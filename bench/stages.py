@@ -14,6 +14,7 @@ import collections
 import itertools
 import json
 import os
+import resource
 import statistics
 import sys
 import threading
@@ -33,6 +34,7 @@ from newsletter.config.load import load_settings  # noqa: E402
 from newsletter.config.settings import Settings, SmtpSettings  # noqa: E402
 from newsletter.delivery.dryrun import write_outbox  # noqa: E402
 from newsletter.delivery.smtp.pool import CLAIM_AHEAD, UNRECORDED, send_messages  # noqa: E402
+from newsletter.dkim.keys import load_private_key, sign_digest  # noqa: E402
 from newsletter.dkim.settings import DkimSettings, parse_dkim  # noqa: E402
 from newsletter.dkim.signer import DkimSigner  # noqa: E402
 from newsletter.messages import MessageFactory  # noqa: E402
@@ -197,11 +199,13 @@ def sign(params: Params) -> Params:
 
     Messages are built as the live send builds them (with their pieces) and dropped after
     signing, so memory stays flat; only the signing is timed, in wall time and in CPU
-    time of the thread (signatures per second per core).
+    time of the thread (signatures per second per core). The private-key operation is
+    then timed alone, as many times, over a fixed digest.
     """
     settings = _settings()
     result = _build(settings, params)
-    signer = DkimSigner(_dkim(settings, params["algorithm"]))
+    dkim = _dkim(settings, params["algorithm"])
+    signer = DkimSigner(dkim)
     factory = MessageFactory(result.edition, settings)
     clock, cpu_clock = time.perf_counter, time.thread_time
     seconds = cpu_seconds = 0.0
@@ -213,7 +217,16 @@ def sign(params: Params) -> Params:
         seconds += clock() - began
         cpu_seconds += cpu_clock() - cpu
         count += 1
-    return {"seconds": seconds, "thread_cpu_seconds": cpu_seconds, "messages": count}
+    key, digest = load_private_key(dkim.private_key), bytes(32)
+    cpu = cpu_clock()
+    for _ in range(count):
+        sign_digest(key, digest)
+    return {
+        "seconds": seconds,
+        "thread_cpu_seconds": cpu_seconds,
+        "messages": count,
+        "key_cpu_seconds": cpu_clock() - cpu,  # the private-key operation alone
+    }
 
 
 def smtp(params: Params) -> Params:
@@ -221,7 +234,10 @@ def smtp(params: Params) -> Params:
 
     The clock starts when the edition has passed the preflight gate (``ready``), so the
     time is the send itself: list, messages, ledger and SMTP. With ``dkim`` ("rsa" or
-    "ed25519") every message is signed, as a live send signs.
+    "ed25519") every message is signed, as a live send signs; the signing worker
+    processes (this process's only children) are reported apart: their CPU time, and
+    the sum of their peak memory, sampled while they run (the kernel's figure for
+    children counts this process's own memory at the moment it starts them).
     """
     settings = _with_sink(_settings(), params)
     if params.get("dkim"):
@@ -234,12 +250,52 @@ def smtp(params: Params) -> Params:
     plan = pipeline.SendPlan(audience, pipeline.BuildOptions(now=now, allow_repeats=True))
     began: list[float] = []
     hooks = pipeline.SendHooks(ready=lambda _prepared: began.append(time.perf_counter()))
-    summary = pipeline.send_edition(settings, plan, hooks).summary
+    peaks: dict[int, int] = {}
+    done = threading.Event()
+    sampler = threading.Thread(target=_sample_children, args=(peaks, done), daemon=True)
+    sampler.start()
+    try:
+        summary = pipeline.send_edition(settings, plan, hooks).summary
+    finally:
+        done.set()
+        sampler.join()
     seconds = time.perf_counter() - began[0]
     assert summary is not None  # a live plan
     if summary.paused or summary.failed or summary.deferred:
         raise SystemExit(f"the send did not complete: {summary.as_dict()}")
-    return {"seconds": seconds, "messages": summary.sent}
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "seconds": seconds,
+        "messages": summary.sent,
+        "workers": len(peaks),
+        "workers_cpu_seconds": round(workers.ru_utime + workers.ru_stime, 2),
+        "workers_peak_rss_mb": round(sum(peaks.values()) / 1024, 1),
+    }
+
+
+def _sample_children(peaks: dict[int, int], done: threading.Event) -> None:
+    """Keep each child process's peak resident size (kB) until ``done`` is set."""
+    tasks = Path("/proc/self/task")
+    while not done.wait(0.1):
+        try:
+            children = {int(pid) for task in tasks.iterdir() for pid in _children_of(task)}
+        except OSError:  # no /proc: nothing to report
+            return
+        for pid in children:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
+
+
+def _children_of(task: Path) -> list[str]:
+    try:
+        return (task / "children").read_text().split()
+    except OSError:  # the thread ended meanwhile
+        return []
 
 
 def send(params: Params) -> Params:

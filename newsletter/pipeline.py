@@ -12,8 +12,8 @@ accepted (``bookkeeping``). Callers parse, confirm and print; the scheduler deci
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -220,8 +220,8 @@ class Messages:
     """One edition's messages exactly as a live send makes them: personal, signed with DKIM.
 
     The preview shows these bytes; a live send hands them to SMTP. Signatures are made
-    over the finished bytes; a send signs on other threads, ahead of the sending ones
-    (``delivery.signing``).
+    over the finished bytes; a send signs ahead of the sending threads, in worker
+    processes (``delivery.signing``).
     """
 
     def __init__(self, settings: Settings, edition: Edition, *, date: datetime | None = None):
@@ -239,8 +239,11 @@ class Messages:
 
     def stream(
         self, subscribers: Iterable[Subscriber], scan: SubscriberScan
-    ) -> Iterator[OutgoingMessage]:
-        """Every message with its SMTP payload, in order; unusable addresses warned and skipped."""
+    ) -> Generator[OutgoingMessage, None, None]:
+        """Every message with its SMTP payload, in order; unusable addresses warned and skipped.
+
+        Close the stream when done with it: that ends the signing processes at once.
+        """
         built = _buildable(self.factory, subscribers, scan)
         return built if self.signer is None else sign_ahead(built, self.signer)
 
@@ -531,15 +534,16 @@ def _send_through_ledger(
                 settings, edition, prepared.selection, progress, counted=counted
             )
         ledger.start(ledger_id, edition.subject, total)
-        summary = send_messages(
-            messages.stream(recipients(audience, scan), scan),
-            settings.smtp,
-            ledger,
-            ledger_id,
-            envelope_from=envelope,
-            progress=progress,
-            stop=hooks.stop,
-        )
+        with closing(messages.stream(recipients(audience, scan), scan)) as stream:
+            summary = send_messages(
+                stream,
+                settings.smtp,
+                ledger,
+                ledger_id,
+                envelope_from=envelope,
+                progress=progress,
+                stop=hooks.stop,
+            )
     stopped = hooks.stop is not None and hooks.stop.is_set()
     if not test_copy and not summary.paused and not stopped:
         with open_editions(settings.paths.state) as archive:
@@ -549,7 +553,7 @@ def _send_through_ledger(
 
 def _buildable(
     factory: MessageFactory, subscribers: Iterable[Subscriber], scan: SubscriberScan
-) -> Iterator[OutgoingMessage]:
+) -> Generator[OutgoingMessage, None, None]:
     """Build each message and its SMTP payload; skip unusable addresses, warning."""
     for subscriber in subscribers:
         try:

@@ -100,7 +100,7 @@ def test_signed_ahead_messages_verify_after_an_smtp_round_trip(
     settings = _signers(keys)[kind]
     records = published(settings)
     built = [factory.build(reader, payload=True) for reader in READERS]
-    signed = sign_ahead(iter(built), DkimSigner(settings), threads=2, batch=3)
+    signed = sign_ahead(iter(built), DkimSigner(settings), processes=2, batch=3)
     with SMTPServer() as server, open_ledger(keys["rsa"].parent / f"{kind}.db") as ledger:
         smtp = SmtpSettings(host=server.host, port=server.port, security="none", pool=3)
         summary = send_messages(

@@ -7,6 +7,7 @@ SMTP server on 127.0.0.1. Entry-point tests through the CLI are in test_send_gat
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -14,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dkim_verifier import make_keys, settings_for
 from smtp_server import SMTPServer
 
 from newsletter.bookkeeping import TooSoon, check_spacing, unfinished_edition
 from newsletter.clock import now_utc
 from newsletter.config.load import load_settings
 from newsletter.config.settings import SendRules, Settings
+from newsletter.delivery import signing as signing_module
+from newsletter.dkim.processes import SigningProcesses
 from newsletter.errors import DeliveryError, NewsletterError, NothingToSend
 from newsletter.locks import FileLock
 from newsletter.pipeline import (
@@ -93,6 +97,28 @@ def test_a_live_send_reaches_everyone_once_and_records_the_edition(
     again = send_edition(settings, plan(settings))
     assert not again.prepared.resumed
     assert not ids(report.prepared.selection) & ids(again.prepared.selection)
+
+
+def test_a_stopped_signed_send_leaves_no_signing_process_behind(
+    settings: Settings, server: SMTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[SigningProcesses] = []
+
+    class Recorded(SigningProcesses):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(signing_module, "SigningProcesses", Recorded)
+    (tmp_path / "keys").mkdir()
+    keys = make_keys(tmp_path / "keys")
+    signed = dataclasses.replace(settings, dkim=settings_for(keys["ed25519"], selector="ed2026"))
+    report = send_edition(signed, plan(signed), interrupt_after(3))
+    assert report.stopped
+    assert len(started) == 1
+    for pid in started[0].pids:  # closed and reaped when the send returned
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def ids(selection: dict[str, Any]) -> set[str]:

@@ -1,31 +1,46 @@
-"""Sign outgoing messages ahead of the SMTP pool: on threads, in order, a bounded window.
+"""Sign outgoing messages ahead of the SMTP pool: in worker processes, in order, a bounded window.
 
-The sending threads take messages one at a time under a lock; signing there would make
-them wait for each other. Here messages are signed in small batches by a few threads
-while earlier ones are sent: RSA signing runs in OpenSSL without the interpreter lock,
-so it uses the cores the sending threads leave idle. At most a few batches per thread
-are signed ahead, so memory stays flat whatever the size of the list.
+The sending threads take messages one at a time under a lock and share one interpreter
+lock; signing among them would make them wait for each other. Here batches of messages
+go to worker processes (``dkim.processes``) that canonicalize, hash and sign them on
+the cores the sending process leaves idle, while earlier messages are sent; this process
+only hands over the personal pieces and puts the fields that come back on top. At most
+a few batches per worker are in flight, so memory stays flat whatever the size of the
+list. A send of a single batch is signed here: starting processes would cost more.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
 
+from newsletter.dkim.processes import SigningProcesses
 from newsletter.dkim.signer import DkimSigner
 from newsletter.models import OutgoingMessage
 from newsletter.wire import dot_stuff
 
-BATCH = 8  # messages per task: fewer hand-offs between threads
-BATCHES_AHEAD = 3  # per signing thread
+log = logging.getLogger(__name__)
+
+BATCH = 8  # messages per hand-off to a worker: fewer round trips
+BATCHES_AHEAD = 3  # per worker
 
 _Outcome = OutgoingMessage | Exception
 
 
-def signing_threads() -> int:
-    """One signing thread per core this process may use."""
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch a worker is signing, and the error that ends it, if any."""
+
+    messages: list[OutgoingMessage]
+    error: Exception | None
+    worker: int
+
+
+def signing_processes() -> int:
+    """One worker process per core this process may use."""
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
@@ -33,44 +48,46 @@ def signing_threads() -> int:
 
 def signed(message: OutgoingMessage, signer: DkimSigner) -> OutgoingMessage:
     """``message`` with its DKIM-Signature fields on top (and on top of its SMTP payload)."""
-    header = signer.signature(message.data, message.pieces)
-    payload = None if message.payload is None else dot_stuff(header) + message.payload
-    return OutgoingMessage(message.recipient, message.message_id, header + message.data, payload)
+    return _with_header(message, signer.signature(message.data, message.pieces))
 
 
 def sign_ahead(
     messages: Iterable[OutgoingMessage],
     signer: DkimSigner,
     *,
-    threads: int | None = None,
+    processes: int | None = None,
     batch: int = BATCH,
-) -> Iterator[OutgoingMessage]:
-    """Yield ``messages`` signed, in their order, signing the next few on other threads.
+) -> Generator[OutgoingMessage, None, None]:
+    """Yield ``messages`` signed, in their order, the next few signed in worker processes.
 
     An error raised while producing or signing a message is raised when its turn comes,
-    after every message before it.
+    after every message before it. Closing the generator ends the workers.
     """
-    workers = threads or signing_threads()
     source = iter(messages)
-    window: deque[Future[list[_Outcome]]] = deque()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dkim")
+    first, exhausted = _take(source, batch)
+    if exhausted:
+        yield from _raising(_sign_here(first, signer))
+        return
+    workers = processes or signing_processes()
     try:
-        exhausted = False
+        pool = SigningProcesses(signer.settings, workers)
+    except OSError as err:
+        log.warning("cannot start DKIM signing processes (%s); signing in this one", err)
+        yield from _raising(_sign_here(first, signer))
+        yield from (signed(message, signer) for message in source)
+        return
+    window: deque[_InFlight] = deque()
+    try:
+        chunk = first
         while True:
-            while not exhausted and len(window) < workers * BATCHES_AHEAD:
-                chunk, exhausted = _take(source, batch)
-                if chunk:
-                    window.append(pool.submit(_sign_batch, chunk, signer))
+            while chunk and len(window) < workers * BATCHES_AHEAD:
+                window.append(_send(pool, chunk))
+                chunk, exhausted = ([], True) if exhausted else _take(source, batch)
             if not window:
                 return
-            for outcome in window.popleft().result():
-                if isinstance(outcome, Exception):
-                    raise outcome
-                yield outcome
+            yield from _raising(_received(pool, window.popleft()))
     finally:
-        for future in window:
-            future.cancel()
-        pool.shutdown(wait=True)
+        pool.close()
 
 
 def _take(source: Iterator[OutgoingMessage], count: int) -> tuple[list[_Outcome], bool]:
@@ -87,14 +104,43 @@ def _take(source: Iterator[OutgoingMessage], count: int) -> tuple[list[_Outcome]
     return chunk, False
 
 
-def _sign_batch(chunk: list[_Outcome], signer: DkimSigner) -> list[_Outcome]:
-    outcomes: list[_Outcome] = []
-    for item in chunk:
+def _raising(outcomes: Iterable[_Outcome]) -> Iterator[OutgoingMessage]:
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+        yield outcome
+
+
+def _sign_here(items: Iterable[_Outcome], signer: DkimSigner) -> Iterator[_Outcome]:
+    for item in items:
         if isinstance(item, Exception):
-            outcomes.append(item)
-            continue
+            yield item
+            return
         try:
-            outcomes.append(signed(item, signer))
+            yield signed(item, signer)
         except Exception as err:  # raised in order by sign_ahead
-            outcomes.append(err)
-    return outcomes
+            yield err
+            return
+
+
+def _send(pool: SigningProcesses, chunk: list[_Outcome]) -> _InFlight:
+    """Hand the chunk's messages to a worker (those before an error that ends it)."""
+    messages = [item for item in chunk if not isinstance(item, Exception)]
+    error = next((item for item in chunk if isinstance(item, Exception)), None)
+    return _InFlight(messages, error, pool.send([(m.data, m.pieces) for m in messages]))
+
+
+def _received(pool: SigningProcesses, batch: _InFlight) -> Iterator[_Outcome]:
+    """The batch's messages with the fields its worker sends back, or their errors."""
+    for message, header in zip(batch.messages, pool.receive(batch.worker), strict=True):
+        if isinstance(header, Exception):
+            yield header
+            return
+        yield _with_header(message, header)
+    if batch.error is not None:
+        yield batch.error
+
+
+def _with_header(message: OutgoingMessage, header: bytes) -> OutgoingMessage:
+    payload = None if message.payload is None else dot_stuff(header) + message.payload
+    return OutgoingMessage(message.recipient, message.message_id, header + message.data, payload)

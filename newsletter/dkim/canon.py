@@ -55,8 +55,11 @@ def whole_crlf_lines(piece: bytes) -> bool:
 
 def relaxed_field(name: bytes, value: bytes) -> bytes:
     """The relaxed form of one header field: ``name:value`` CRLF, unfolded, spaces squeezed."""
-    value = _FOLD.sub(b"", value)
-    return name.rstrip().lower() + b":" + _WSP_RUN.sub(b" ", value).strip() + CRLF
+    if b"\n" in value:
+        value = _FOLD.sub(b"", value)
+    if b"\t" in value or b"  " in value:  # most values need nothing
+        value = _WSP_RUN.sub(b" ", value)
+    return name.rstrip().lower() + b":" + value.strip() + CRLF
 
 
 def split_fields(head: bytes) -> list[tuple[bytes, bytes]]:
@@ -94,11 +97,35 @@ def split_message(data: bytes) -> tuple[bytes, bytes]:
     return (head + CRLF, body) if blank else (data if data.endswith(CRLF) else data + CRLF, b"")
 
 
+def relaxed_lines(lines: bytes) -> bytes:
+    """Whole CRLF lines of a body, relaxed: spaces squeezed, none at a line's end.
+
+    Empty lines are kept: only those at the very end of a body are dropped (see
+    ``without_empty_end``).
+    """
+    if relaxed_as_is(lines):  # most lines need nothing
+        return lines
+    return _WSP_RUN.sub(b" ", _TRAILING_WSP.sub(CRLF, lines))
+
+
+def relaxed_as_is(lines: bytes) -> bool:
+    """Whether relaxing leaves these CRLF lines unchanged: no tab, run of spaces or end space."""
+    return not (b"  " in lines or b"\t" in lines or b" \r\n" in lines)
+
+
+def without_empty_end(body: bytes) -> bytes | memoryview:
+    """A relaxed body of whole CRLF lines without its empty last lines (not copied)."""
+    end = len(body)
+    while end >= 4 and body.endswith(b"\r\n\r\n", 0, end):
+        end -= 2
+    if end == 2 and body.startswith(CRLF):
+        end = 0  # nothing but empty lines
+    return body if end == len(body) else memoryview(body)[:end]
+
+
 def body_part(piece: bytes) -> BodyPart:
     """Canonicalize whole CRLF lines; set their last line ends apart (see ``joined_body``)."""
-    text = piece
-    if b"  " in text or b"\t" in text or b" \r\n" in text:  # most pieces need nothing
-        text = _WSP_RUN.sub(b" ", _TRAILING_WSP.sub(CRLF, text))
+    text = relaxed_lines(piece)
     core = text.rstrip(CRLF)
     return core, (len(text) - len(core)) // 2
 

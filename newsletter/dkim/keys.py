@@ -1,4 +1,4 @@
-"""DKIM private keys: read the PEM (RSA or Ed25519), say what is wrong, derive the public key.
+"""DKIM private keys: read the PEM (RSA or Ed25519), say what is wrong, sign, derive the public key.
 
 Nothing here ever quotes the key: problems name what is wrong, never the text.
 """
@@ -9,8 +9,8 @@ import base64
 import binascii
 import re
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -22,6 +22,8 @@ MAX_VERIFIED_BITS = 4096  # RFC 8301: what every verifier must handle
 GENERATE_HINT = "create one with: openssl genrsa -out dkim-private.pem 2048"
 ED25519_HINT = "create one with: openssl genpkey -algorithm ed25519 -out dkim-ed25519.pem"
 
+_PKCS1 = padding.PKCS1v15()
+_SHA256_DIGEST = utils.Prehashed(hashes.SHA256())
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.DOTALL)
 
 
@@ -140,6 +142,16 @@ def check_key(key: object) -> PrivateKey:
 def algorithm(key: PrivateKey) -> str:
     """The ``a=`` value this key signs with."""
     return ED25519_SHA256 if isinstance(key, ed25519.Ed25519PrivateKey) else RSA_SHA256
+
+
+def sign_digest(key: PrivateKey, digest: bytes) -> bytes:
+    """Sign the SHA-256 ``digest`` of what a DKIM signature covers, as ``algorithm`` says.
+
+    RSA signs the digest with PKCS#1 v1.5; Ed25519 signs the digest itself (RFC 8463).
+    """
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(digest)
+    return key.sign(digest, _PKCS1, _SHA256_DIGEST)
 
 
 def key_type(key: PrivateKey) -> str:
