@@ -15,15 +15,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import groupby
 from types import TracebackType
+from typing import Any
 
 import psycopg
 
 from newsletter.config.state import mask_url
 from newsletter.errors import DeliveryError, NewsletterError
-from newsletter.state.api import EditionStatus
 from newsletter.state.commits import GroupCommit, LedgerStatements, LedgerWrites, Write
 from newsletter.state.postgres.connection import connect, explain
-from newsletter.state.rows import LEDGER_HEAD, edition_statuses, state_counts
+from newsletter.state.reads import LedgerReads
 
 _SQL = LedgerStatements(
     start="""
@@ -77,8 +77,10 @@ class _OpenErrors:
         return _error(url, "open", err)
 
 
-class PostgresLedger(LedgerWrites):
+class PostgresLedger(LedgerWrites, LedgerReads):
     """The per-recipient delivery record of every edition, in the PostgreSQL state database."""
+
+    _mark = "%s"
 
     def __init__(self, url: str) -> None:
         self._url = url
@@ -135,64 +137,8 @@ class PostgresLedger(LedgerWrites):
 
     # ------------------------------------------------------------------ reads
 
-    def states(self, edition_id: str) -> dict[str, str]:
-        """Map every known recipient (casefolded address) of an edition to its state."""
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run a read after the queued writes are committed; every row."""
         self.flush()
         with self._db, self._guard("read"):
-            rows = self._conn.execute(
-                "SELECT email, state FROM ledger_recipients WHERE edition_id = %s", (edition_id,)
-            ).fetchall()
-        return dict(rows)
-
-    def summary(self, edition_id: str) -> dict[str, int]:
-        """Count an edition's recipients per state (every state present, zero if none)."""
-        self.flush()
-        with self._db, self._guard("read"):
-            rows = self._conn.execute(
-                "SELECT state, COUNT(*) FROM ledger_recipients WHERE edition_id = %s"
-                " GROUP BY state",
-                (edition_id,),
-            ).fetchall()
-        return state_counts(rows)
-
-    def failures(self, edition_id: str) -> list[tuple[str, str, str]]:
-        """List ``(email, state, reply)`` of the failed, the deferred and the in-flight."""
-        self.flush()
-        with self._db, self._guard("read"):
-            rows = self._conn.execute(
-                "SELECT email, state, reply FROM ledger_recipients "
-                "WHERE edition_id = %s AND state IN ('failed', 'deferred', 'in_flight') "
-                "ORDER BY state, email",
-                (edition_id,),
-            ).fetchall()
-        return [(str(e), str(s), str(r)) for e, s, r in rows]
-
-    def editions(self) -> list[EditionStatus]:
-        """Every edition in the ledger, newest first, with its counts per state."""
-        self.flush()
-        with self._db, self._guard("read"):
-            heads = self._conn.execute(
-                f"SELECT {LEDGER_HEAD} FROM ledger_editions "  # noqa: S608 - fixed columns
-                "ORDER BY started DESC, edition_id"
-            ).fetchall()
-            counts = self._conn.execute(
-                "SELECT edition_id, state, COUNT(*) FROM ledger_recipients "
-                "GROUP BY edition_id, state"
-            ).fetchall()
-        return edition_statuses(heads, counts)
-
-    def edition(self, edition_id: str) -> EditionStatus | None:
-        """One edition's status (``None`` if the ledger has never seen it)."""
-        self.flush()
-        with self._db, self._guard("read"):
-            heads = self._conn.execute(
-                f"SELECT {LEDGER_HEAD} FROM ledger_editions WHERE edition_id = %s",  # noqa: S608
-                (edition_id,),
-            ).fetchall()
-            counts = self._conn.execute(
-                "SELECT edition_id, state, COUNT(*) FROM ledger_recipients "
-                "WHERE edition_id = %s GROUP BY edition_id, state",
-                (edition_id,),
-            ).fetchall()
-        found = edition_statuses(heads, counts)
-        return found[0] if found else None
+            return list(self._conn.execute(sql, params).fetchall())
