@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 from newsletter.models import Edition
@@ -23,29 +22,15 @@ from newsletter.state.rows import (
     finished_stamp,
     load_edition,
 )
+from newsletter.state.tenant import Tenant
 
 
-class PostgresEditionStore:
+class PostgresEditionStore(Tenant):
     """Store and find editions that started going out, in the ``archive_editions`` table."""
 
     def __init__(self, url: str) -> None:
         self._url = url
         self._conn = connect(url)
-
-    def __enter__(self) -> PostgresEditionStore:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._conn.close()
 
     def save(self, edition: Edition, selection: Mapping[str, Any], started_at: datetime) -> None:
         """Store ``edition`` as sending (kept as it is when it was stored before).

@@ -11,25 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
 
 from newsletter.state.postgres.connection import connect, guard
+from newsletter.state.tenant import Tenant
 from newsletter.state.timestamps import to_stamp
 
 
-class PostgresHistory:
+class PostgresHistory(Tenant):
     """The record of sent editions and their articles in the PostgreSQL state database."""
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._db = connect(url)
+        self._conn = connect(url)
 
     def recent_article_ids(self, editions: int) -> frozenset[str]:
         """The ids of the articles sent in the last ``editions`` editions."""
         if editions <= 0:
             return frozenset()
         with guard(self._url, "cannot read"):
-            rows = self._db.execute(
+            rows = self._conn.execute(
                 """SELECT DISTINCT a.article_id FROM history_articles AS a
                    JOIN (SELECT edition_id FROM history_editions
                          ORDER BY created DESC, recorded DESC LIMIT %s) AS e
@@ -41,7 +41,7 @@ class PostgresHistory:
     def last_edition(self) -> str | None:
         """The id of the most recently created edition on record, if any."""
         with guard(self._url, "cannot read"):
-            row = self._db.execute(
+            row = self._conn.execute(
                 "SELECT edition_id FROM history_editions ORDER BY created DESC, recorded DESC "
                 "LIMIT 1"
             ).fetchone()
@@ -51,20 +51,20 @@ class PostgresHistory:
         """Record that an edition with these articles went out (again: replaces the record)."""
         stamp = to_stamp(created)
         unique = list(dict.fromkeys(article_ids))
-        with guard(self._url, "cannot write to"), self._db.transaction():
-            self._db.execute("LOCK TABLE history_editions IN SHARE ROW EXCLUSIVE MODE")
-            found = self._db.execute(
+        with guard(self._url, "cannot write to"), self._conn.transaction():
+            self._conn.execute("LOCK TABLE history_editions IN SHARE ROW EXCLUSIVE MODE")
+            found = self._conn.execute(
                 "SELECT COALESCE(MAX(recorded), 0) + 1 FROM history_editions"
             ).fetchone()
             recorded = int(found[0]) if found else 1
-            self._db.execute(
+            self._conn.execute(
                 """INSERT INTO history_editions (edition_id, created, recorded)
                    VALUES (%s, %s, %s)
                    ON CONFLICT (edition_id) DO UPDATE SET created = excluded.created""",
                 (edition_id, stamp, recorded),
             )
-            self._db.execute("DELETE FROM history_articles WHERE edition_id = %s", (edition_id,))
-            with self._db.cursor() as cursor:
+            self._conn.execute("DELETE FROM history_articles WHERE edition_id = %s", (edition_id,))
+            with self._conn.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO history_articles (edition_id, article_id, position) "
                     "VALUES (%s, %s, %s)",
@@ -73,21 +73,6 @@ class PostgresHistory:
 
     def forget(self, edition_id: str) -> None:
         """Drop an edition's record: its articles count as never sent (none if unknown)."""
-        with guard(self._url, "cannot write to"), self._db.transaction():
-            self._db.execute("DELETE FROM history_articles WHERE edition_id = %s", (edition_id,))
-            self._db.execute("DELETE FROM history_editions WHERE edition_id = %s", (edition_id,))
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
-
-    def __enter__(self) -> PostgresHistory:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
+        with guard(self._url, "cannot write to"), self._conn.transaction():
+            self._conn.execute("DELETE FROM history_articles WHERE edition_id = %s", (edition_id,))
+            self._conn.execute("DELETE FROM history_editions WHERE edition_id = %s", (edition_id,))

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from newsletter.models import Edition
@@ -24,28 +23,14 @@ from newsletter.state.rows import (
     load_edition,
 )
 from newsletter.state.sqlite.connection import connect
+from newsletter.state.tenant import Tenant
 
 
-class SqliteEditionStore:
+class SqliteEditionStore(Tenant):
     """Store and find editions that started going out, in the ``archive_editions`` table."""
 
     def __init__(self, db_path: Path) -> None:
         self._conn = connect(Path(db_path))
-
-    def __enter__(self) -> SqliteEditionStore:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._conn.close()
 
     def save(self, edition: Edition, selection: Mapping[str, Any], started_at: datetime) -> None:
         """Store ``edition`` as sending (kept as it is when it was stored before).

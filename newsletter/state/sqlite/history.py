@@ -12,19 +12,19 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 
 from newsletter.errors import NewsletterError
 from newsletter.state.sqlite.connection import connect, state_error
+from newsletter.state.tenant import Tenant
 from newsletter.state.timestamps import to_stamp
 
 
-class SqliteHistory:
+class SqliteHistory(Tenant):
     """The record of sent editions and their articles in the SQLite state file."""
 
     def __init__(self, db_path: Path) -> None:
         self.path = Path(db_path)
-        self._db = connect(self.path)
+        self._conn = connect(self.path)
 
     def _error(self, what: str, err: BaseException) -> NewsletterError:
         return state_error(self.path, what, err)
@@ -34,7 +34,7 @@ class SqliteHistory:
         if editions <= 0:
             return frozenset()
         try:
-            rows = self._db.execute(
+            rows = self._conn.execute(
                 """SELECT DISTINCT a.article_id FROM history_articles AS a
                    JOIN (SELECT edition_id FROM history_editions
                          ORDER BY created DESC, recorded DESC LIMIT ?) AS e
@@ -48,7 +48,7 @@ class SqliteHistory:
     def last_edition(self) -> str | None:
         """The id of the most recently created edition on record, if any."""
         try:
-            row = self._db.execute(
+            row = self._conn.execute(
                 "SELECT edition_id FROM history_editions ORDER BY created DESC, recorded DESC "
                 "LIMIT 1"
             ).fetchone()
@@ -61,19 +61,21 @@ class SqliteHistory:
         stamp = to_stamp(created)
         unique = list(dict.fromkeys(article_ids))
         try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                recorded = self._db.execute(
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                recorded = self._conn.execute(
                     "SELECT COALESCE(MAX(recorded), 0) + 1 FROM history_editions"
                 ).fetchone()[0]
-                self._db.execute(
+                self._conn.execute(
                     """INSERT INTO history_editions (edition_id, created, recorded)
                        VALUES (?, ?, ?)
                        ON CONFLICT (edition_id) DO UPDATE SET created = excluded.created""",
                     (edition_id, stamp, recorded),
                 )
-                self._db.execute("DELETE FROM history_articles WHERE edition_id = ?", (edition_id,))
-                self._db.executemany(
+                self._conn.execute(
+                    "DELETE FROM history_articles WHERE edition_id = ?", (edition_id,)
+                )
+                self._conn.executemany(
                     "INSERT INTO history_articles (edition_id, article_id, position) "
                     "VALUES (?, ?, ?)",
                     [(edition_id, article, n) for n, article in enumerate(unique)],
@@ -84,24 +86,13 @@ class SqliteHistory:
     def forget(self, edition_id: str) -> None:
         """Drop an edition's record: its articles count as never sent (none if unknown)."""
         try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("DELETE FROM history_articles WHERE edition_id = ?", (edition_id,))
-                self._db.execute("DELETE FROM history_editions WHERE edition_id = ?", (edition_id,))
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute(
+                    "DELETE FROM history_articles WHERE edition_id = ?", (edition_id,)
+                )
+                self._conn.execute(
+                    "DELETE FROM history_editions WHERE edition_id = ?", (edition_id,)
+                )
         except sqlite3.Error as err:
             raise self._error("cannot write to", err) from err
-
-    def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
-
-    def __enter__(self) -> SqliteHistory:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -9,35 +9,20 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 
 from newsletter.state.api import Claim, DeliveryCounts, SlotLike, SlotRecord
 from newsletter.state.rows import SLOT_COLUMNS, claim_kind
 from newsletter.state.sqlite.connection import connect
+from newsletter.state.tenant import Tenant
 from newsletter.state.timestamps import to_stamp
 
 
-class SqliteSlotStore:
+class SqliteSlotStore(Tenant):
     """The ``schedule_slots`` table: one row per slot that was claimed or skipped."""
 
     def __init__(self, db_path: Path) -> None:
         self.path = db_path
         self._conn = connect(Path(db_path))
-
-    def __enter__(self) -> SqliteSlotStore:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()
 
     def get(self, key: str) -> SlotRecord | None:
         """The record of one slot."""
