@@ -13,6 +13,7 @@ from newsletter.cli.edition import build, check, init, preview, sources
 from newsletter.cli.options import group_config_option, print_warnings
 from newsletter.cli.schedules import schedule_group
 from newsletter.cli.send import send
+from newsletter.cli.service import serve
 from newsletter.cli.state import state_group
 from newsletter.cli.status import status
 from newsletter.errors import (
@@ -117,7 +118,18 @@ def cli(config_path: Path | None) -> None:
     """
 
 
-for command in (init, build, send, preview, check, sources, status, schedule_group, state_group):
+for command in (
+    init,
+    build,
+    send,
+    preview,
+    check,
+    sources,
+    status,
+    schedule_group,
+    state_group,
+    serve,
+):
     cli.add_command(command)
 
 

@@ -32,6 +32,7 @@ from newsletter.config.settings import (
     Settings,
 )
 from newsletter.config.state import read_state_url
+from newsletter.config.web import read_web
 from newsletter.dkim.settings import DkimSettings, parse_dkim
 from newsletter.errors import ConfigError
 
@@ -52,6 +53,7 @@ def parse_settings(
     publication = read_publication(top)
     sender = read_sender(top, publication.name)
     list_settings = read_list(top, publication.name)
+    web = read_web(top, list_settings)
 
     co = top.table("content")
     sources = tuple(resolve_source(root, v) for v in co.strings("sources", ()) if v)
@@ -109,6 +111,7 @@ def parse_settings(
         publication=publication,
         sender=sender,
         list=list_settings,
+        web=web,
         selection=rules,
         email=email,
         smtp=smtp,

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from newsletter.config.paths import SAMPLE_DIR, resource_path
@@ -83,6 +84,37 @@ class ListSettings:
     name: str = "The Meridian Post Daily"
     unsubscribe_url: str = "https://meridianpost.example/unsubscribe"
     unsubscribe_mailto: str = "unsubscribe@meridianpost.example"
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """``[web]``: the public service (unsubscribe, subscribe, archive) behind a proxy.
+
+    ``public_url`` is where readers reach the service (no trailing slash): the subscribe
+    form is ``{public_url}/subscribe`` and the archive ``{public_url}/archive/``; the
+    service answers those paths, and the path of ``list.unsubscribe_url``.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "https://meridianpost.example"
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # whose X-Forwarded-For counts
+    max_body_bytes: int = 65536
+
+    @property
+    def base_path(self) -> str:
+        """The path of ``public_url`` without a trailing slash ("" at the root)."""
+        return urlsplit(self.public_url).path.rstrip("/")
+
+    @property
+    def subscribe_url(self) -> str:
+        """The subscribe form's public URL."""
+        return f"{self.public_url}/subscribe"
+
+    @property
+    def archive_url(self) -> str:
+        """The archive index's public URL (ends in a slash)."""
+        return f"{self.public_url}/archive/"
 
 
 @dataclass(frozen=True)
@@ -218,6 +250,7 @@ class Settings:
     publication: Publication = field(default_factory=Publication)
     sender: Sender = field(default_factory=Sender)
     list: ListSettings = field(default_factory=ListSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     selection: SelectionRules = field(default_factory=SelectionRules)
     email: EmailSettings = field(default_factory=EmailSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)

@@ -1,6 +1,7 @@
 """What the rest of newsletter may ask of the state: one protocol per tenant, plain records.
 
 Callers name these protocols (``History``, ``EditionStore``, ``Ledger``, ``SlotStore``,
+``Suppressions``, ``Members``,
 ``ProcessLock``) and get them from ``newsletter.state.openers``, never from a backend's
 classes: SQLite (``newsletter.state.sqlite``) and PostgreSQL (``newsletter.state.postgres``)
 sit behind the openers. Every backend keeps the promises written here, the ledger's
@@ -10,7 +11,7 @@ crash guarantee included (see ``Ledger``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -339,3 +340,98 @@ class SlotStore(_Closing, Protocol):
         reason: str = "",
     ) -> None:
         """Record the end of a slot (``claimed`` keeps it open for a resume)."""
+
+
+# --------------------------------------------------------------------------- suppressions
+
+SUPPRESSION_REASONS = ("unsubscribe", "bounce", "complaint", "manual")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """An address that no send may mail, with when, why and from where.
+
+    ``reason``: one of ``SUPPRESSION_REASONS``. ``source``: where it came from, such as
+    ``one-click``, ``web``, ``mailto``, ``bounces``, ``cli``, ``import``. ``detail``: a
+    short note for a person (a DSN status such as ``5.1.1``); never a token.
+    """
+
+    email: str  # as first recorded; the key is ``normalize_email(email)``
+    reason: str
+    source: str
+    at: str  # a ``timestamps`` stamp (UTC)
+    edition_id: str = ""  # the edition it came from, "" if none
+    detail: str = ""
+
+
+class Suppressions(_Closing, Protocol):
+    """The suppression list: unsubscribes, hard bounces, complaints and manual entries.
+
+    Keyed by ``normalize_email``. Every send and dry run leaves these addresses out, and a
+    send under way checks them when it claims a recipient.
+    """
+
+    def add(
+        self,
+        email: str,
+        reason: str,
+        source: str,
+        *,
+        edition_id: str = "",
+        detail: str = "",
+        at: datetime | None = None,
+    ) -> bool:
+        """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first)."""
+
+    def remove(self, email: str) -> Suppression | None:
+        """Lift the suppression of ``email``; return what was removed, or None."""
+
+    def get(self, email: str) -> Suppression | None:
+        """The suppression of ``email``, or None."""
+
+    def among(self, emails: Iterable[str]) -> set[str]:
+        """The ``normalize_email`` keys of those of ``emails`` that are suppressed."""
+
+    def changes(self, cursor: int) -> tuple[int, set[str]]:
+        """Keys suppressed since ``cursor`` (0: all) and the cursor to pass next time.
+
+        A send under way calls this to learn of new suppressions cheaply; a key may come
+        back more than once, never too late.
+        """
+
+    def all(self) -> list[Suppression]:
+        """Every suppression, oldest first."""
+
+    def count(self) -> int:
+        """How many addresses are suppressed."""
+
+
+# --------------------------------------------------------------------------- members
+
+
+@dataclass(frozen=True)
+class Member:
+    """A subscriber the tool holds (confirmed through the subscribe form, or imported)."""
+
+    email: str
+    name: str
+    source: str  # web | import
+    joined_at: str  # a ``timestamps`` stamp (UTC)
+
+
+class Members(_Closing, Protocol):
+    """The subscribers the tool holds, keyed by ``normalize_email``; all are confirmed."""
+
+    def add(
+        self, email: str, name: str = "", source: str = "web", at: datetime | None = None
+    ) -> bool:
+        """Add or update a confirmed subscriber; True if the address was new."""
+
+    def remove(self, email: str) -> bool:
+        """Remove a subscriber; True if there was one."""
+
+    def all(self) -> list[Member]:
+        """Every member, in the order they joined."""
+
+    def count(self) -> int:
+        """How many members there are."""

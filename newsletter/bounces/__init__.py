@@ -1,0 +1,1 @@
+"""Bounces and complaints: read a mailbox, parse the reports, suppress and mark the ledger."""

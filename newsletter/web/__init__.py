@@ -1,0 +1,1 @@
+"""The public service (unsubscribe, subscribe, archive) and the local preview, on Starlette."""
