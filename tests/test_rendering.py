@@ -656,8 +656,11 @@ def test_render_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> No
     assert out.html_size > 0
 
 
-def test_only_the_renderer_imports_the_template_libraries() -> None:
-    """Palette, stories, dates and text helpers stay usable without Jinja, MJML or premailer."""
+def test_only_the_renderer_and_the_pages_import_the_template_libraries() -> None:
+    """Palette, stories, dates and text helpers stay usable without Jinja, MJML or premailer.
+
+    The email is rendered by the renderer; the public service's pages by ``pages``.
+    """
     package = Path(newsletter.__file__).parent
     found = set()
     for path in package.rglob("*.py"):
@@ -670,7 +673,7 @@ def test_only_the_renderer_imports_the_template_libraries() -> None:
                 continue
             if any(n.split(".")[0] in TEMPLATE_LIBRARIES for n in names):
                 found.add(path.relative_to(package).as_posix())
-    assert found == {"rendering/renderer.py"}
+    assert found == {"rendering/renderer.py", "rendering/pages.py"}
 
 
 # --------------------------------------------------------------------------- golden files
