@@ -222,7 +222,7 @@ class Renderer:
             "subject": subject_text(settings, lead, date),
             "preheader": preheader,
             "preheader_pad": PREHEADER_PAD,
-            "view_online_url": f"{settings.web.archive_url}{_EDITION_ID}/",
+            "view_online_url": settings.web.edition_url(_EDITION_ID),
             "email_only": _EMAIL_ONLY,
             "slots": {
                 "greeting": placeholders.GREETING,
