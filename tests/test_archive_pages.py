@@ -32,6 +32,7 @@ from newsletter.config.settings import Settings
 from newsletter.errors import NewsletterError, OutputExistsError
 from newsletter.models import Edition
 from newsletter.pipeline import BuildOptions, build_edition, preflight_edition
+from newsletter.preflight import run
 from newsletter.preflight.findings import ERROR
 from newsletter.state.api import EditionEntry
 from newsletter.state.openers import open_editions, open_ledger
@@ -266,3 +267,22 @@ def test_the_export_command_explains_a_foreign_folder(tmp_path: Path) -> None:
     assert "choose a new or empty folder" in result.output
     help_text = CliRunner().invoke(cli, ["archive", "export", "--help"]).output
     assert "index.html, feed.xml and one page per edition" in help_text
+
+
+def test_the_link_check_leaves_out_the_editions_own_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the send the page is not there yet: probing it could only cry wolf."""
+    settings = sample_settings(tmp_path)
+    edition = build_edition(settings, BuildOptions(now=NOW)).edition
+    probed: list[str] = []
+
+    def probe(urls: list[str]) -> list[object]:
+        probed.extend(urls)
+        return []
+
+    monkeypatch.setattr(run, "probe_links", probe)  # no network: only which links
+    preflight_edition(settings, edition, check_links=True)
+    assert probed
+    assert settings.web.edition_url(edition.id) in edition.html
+    assert not [url for url in probed if "/archive/" in url]
