@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute
 
 from newsletter.config.load import load_settings
 from newsletter.config.settings import Settings
+from newsletter.web.archive import archive_routes
 from newsletter.web.security import AccessLog, BodyLimit, SecurityHeaders
 from newsletter.web.service import Service
 
@@ -36,7 +37,7 @@ _TITLES = {
 
 def routes(service: Service) -> list[BaseRoute]:
     """Every route of the public service."""
-    return []
+    return [*archive_routes(service)]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
