@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from newsletter.audience import normalize_address
 from newsletter.config.settings import Settings
 from newsletter.errors import DeliveryError, SubscriberError
 from newsletter.models import Subscriber
-from newsletter.pipeline import BuildResult, Messages, normalize_address
+from newsletter.pipeline import BuildResult, Messages
 from newsletter.preflight.sample import sample_subscriber
 from newsletter.subscribers.reader import read_subscribers
 
