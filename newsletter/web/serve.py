@@ -67,7 +67,7 @@ def run(
         server_header=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
-        lifespan="off",
+        lifespan="on",  # the app lets go of the state and finishes its emails at the end
     )
     server = uvicorn.Server(config)
     if on_ready is not None:
