@@ -77,7 +77,9 @@ class Subscribe:
             "problem": problem,
             "honeypot": HONEYPOT,
         }
-        return self.service.page("subscribe.html", context, status=status)
+        # Same-origin referrers, so that browsers send the form's Origin (never "null").
+        policy = {"Referrer-Policy": "same-origin"}
+        return self.service.page("subscribe.html", context, status=status, headers=policy)
 
     async def form(self, request: Request) -> Response:
         """Show the form (GET) or take it (POST)."""
@@ -135,13 +137,18 @@ class Subscribe:
         )
 
     def from_here(self, request: Request) -> bool:
-        """Whether a POST comes from a page of this site, as far as the browser tells."""
+        """Whether a POST comes from a page of this site, as far as the browser tells.
+
+        ``Sec-Fetch-Site`` (which no page's script can set) decides when the browser sends
+        it; else ``Origin``. A client that sends neither is no browser: only the form
+        token stands between it and the form, and the rate limits.
+        """
         site = request.headers.get("sec-fetch-site")
-        if site is not None and site != "same-origin":
-            return False
+        if site is not None:
+            return site == "same-origin"
         origin = request.headers.get("origin")
         if origin is None:
-            return True  # not a browser that says; the form token still has to be ours
+            return True
         own = f"{request.url.scheme}://{request.url.netloc}".lower()
         return origin.lower() in (self.public_origin, own)
 
