@@ -20,12 +20,12 @@ from typing import Any
 from newsletter.config.settings import Settings
 from newsletter.errors import NewsletterError, NothingToSend
 from newsletter.models import Edition
-from newsletter.state.api import Ledger
+from newsletter.state.api import REACHED_STATES, Ledger
 from newsletter.state.openers import open_editions, open_history, open_ledger
 from newsletter.state.timestamps import from_stamp
 
 Progress = Callable[[str, str], None]
-REACHED = ("sent", "in_flight")  # ledger states of a message the server took, or may have
+REACHED = REACHED_STATES  # ledger states of a message the server took, or may have
 
 
 class TooSoon(NothingToSend):

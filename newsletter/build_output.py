@@ -1,9 +1,8 @@
 """A build's output folder: edition.html, .txt and .json, and which files a build owns there.
 
 ``newsletter build`` records the names of the files it writes in ``MANIFEST`` before
-writing them (a build cut short still owns what it left). The next build replaces
-those freely; a file of the same name that no build recorded is someone else's and
-is replaced only when forced.
+writing them (``owned_files``): the next build replaces those freely; a file of the
+same name that no build recorded is someone else's and is replaced only when forced.
 """
 
 from __future__ import annotations
@@ -14,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.config.settings import Settings
-from newsletter.errors import NewsletterError, OutputExistsError
 from newsletter.messages import EXAMPLE_READER, MessageFactory
+from newsletter.owned_files import Ownership
 from newsletter.pipeline import BuildResult
 
 MANIFEST = ".newsletter-build.json"
 WRITER = "newsletter build"
+BUILD = Ownership(MANIFEST, WRITER, "use --force to replace {it} or choose another --out")
 EDITION_FILES = ("edition.html", "edition.txt", "edition.json")  # what write_build writes
 
 
@@ -58,47 +58,14 @@ def claim(folder: Path, names: Sequence[str], *, force: bool = False) -> None:
 
     Raise ``OutputExistsError`` naming every such file, unless ``force``.
     """
-    foreign = foreign_files(folder, names)
-    if foreign and not force:
-        if len(foreign) == 1:
-            raise OutputExistsError(
-                f"{folder / foreign[0]} already exists and was not written by '{WRITER}'; "
-                "use --force to replace it or choose another --out"
-            )
-        raise OutputExistsError(
-            f"{folder}: {', '.join(foreign)} already exist and were not written by "
-            f"'{WRITER}'; use --force to replace them or choose another --out"
-        )
-    record = {"written_by": WRITER, "files": sorted(names)}
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / MANIFEST).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    except OSError as err:
-        raise NewsletterError(f"{folder}: cannot write the build there ({err.strerror})") from err
+    BUILD.claim(folder, names, force=force)
 
 
 def foreign_files(folder: Path, names: Sequence[str]) -> list[str]:
     """The names (the manifest among them) that exist in ``folder`` but no build recorded."""
-    owned = owned_files(folder)
-    mine = {MANIFEST, *owned} if owned is not None else set()
-    return [name for name in (*names, MANIFEST) if (folder / name).exists() and name not in mine]
+    return BUILD.foreign(folder, names)
 
 
 def owned_files(folder: Path) -> set[str] | None:
     """The names a build recorded in ``folder``: none without a manifest; None if not ours."""
-    try:
-        text = (folder / MANIFEST).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return set()
-    except (OSError, UnicodeDecodeError):
-        return None
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or record.get("written_by") != WRITER:
-        return None
-    files = record.get("files")
-    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
-        return None
-    return set(files)
+    return BUILD.owned(folder)

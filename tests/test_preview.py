@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,21 +36,17 @@ from newsletter.messages import MessageFactory, unsubscribe_url
 from newsletter.models import Article, Digest, Edition, Subscriber
 from newsletter.pipeline import BuildOptions, BuildResult, build_edition
 from newsletter.preflight.sample import sample_subscriber
-from newsletter.preview import (
-    EMAIL_CSP,
-    STAND_IN_TOKEN,
-    PreviewApp,
-    PreviewOptions,
-    PreviewServer,
-    remote_warning,
-    serve,
-    start_server,
-    static_preview_html,
-    write_static_preview,
-)
-from newsletter.preview_page.page import explain, force_dark, locate
 from newsletter.sources import Collection
 from newsletter.tokens import unsubscribe_token, verify_token
+from newsletter.web.preview.darkmode import force_dark
+from newsletter.web.preview.live import PreviewApp
+from newsletter.web.preview.personal import STAND_IN_TOKEN
+from newsletter.web.preview.problems import locate
+from newsletter.web.preview.reasons import explain
+from newsletter.web.preview.routes import EMAIL_CSP
+from newsletter.web.preview.serve import PreviewServer, remote_warning, serve, start_server
+from newsletter.web.preview.snapshots import PreviewOptions
+from newsletter.web.preview.static import static_preview_html, write_static_preview
 
 NOW = datetime.fromisoformat("2026-03-04T18:00:00+05:30")
 WILDCARD = "0.0.0.0"  # noqa: S104 - only checked, never bound
@@ -88,19 +83,14 @@ def options_for(config: Path) -> PreviewOptions:
 def running(app: PreviewApp, *, watch: bool = False) -> Iterator[PreviewServer]:
     """Serve ``app`` on a free loopback port in a thread; stop everything afterwards."""
     server = start_server(app, "127.0.0.1", 0)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
+    server.start()
     if watch:
         app.start()
     try:
         yield server
     finally:
         app.close()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        server.stop()
 
 
 @dataclass
@@ -660,7 +650,7 @@ def test_events_announce_each_new_version(project: Path) -> None:
         with socket.create_connection((host, port), timeout=10) as sock:
             sock.sendall(f"GET /events HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
             stream = sock.makefile("rb")
-            assert stream.readline().startswith(b"HTTP/1.0 200")
+            assert stream.readline().startswith(b"HTTP/1.1 200")
             versions = _read_versions(stream, 1)
             assert versions == [status(srv)["version"]]
             edit(masthead, "Here are today’s top stories", "Edited while watching")
@@ -776,7 +766,8 @@ def test_serve_runs_until_interrupted(project: Path) -> None:
         "from pathlib import Path\n"
         "from newsletter.pipeline import BuildOptions\n"
         "from newsletter.clock import parse_time\n"
-        "from newsletter.preview import PreviewOptions, serve\n"
+        "from newsletter.web.preview.serve import serve\n"
+        "from newsletter.web.preview.snapshots import PreviewOptions\n"
         "options = PreviewOptions(config=Path(sys.argv[1]),"
         " build=BuildOptions(now=parse_time(sys.argv[2])))\n"
         "serve(options, port=0, echo=lambda m: print(m, flush=True))\n"

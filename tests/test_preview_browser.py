@@ -22,7 +22,9 @@ from test_preview import edit, make_project, options_for, running
 
 from newsletter.config.load import load_settings
 from newsletter.pipeline import BuildOptions, build_edition
-from newsletter.preview import PreviewApp, PreviewServer, write_static_preview
+from newsletter.web.preview.live import PreviewApp
+from newsletter.web.preview.serve import PreviewServer
+from newsletter.web.preview.static import write_static_preview
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Frame, Page

@@ -656,10 +656,10 @@ def test_render_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> No
     assert out.html_size > 0
 
 
-def test_only_the_renderer_imports_the_template_libraries() -> None:
+def test_only_the_renderer_and_the_pages_import_the_template_libraries() -> None:
     """Palette, stories, dates and text helpers stay usable without Jinja, MJML or premailer.
 
-    The email renderer and the service's page renderer are the two that use Jinja.
+    The email is rendered by the renderer; the public service's pages by ``pages``.
     """
     package = Path(newsletter.__file__).parent
     found = set()

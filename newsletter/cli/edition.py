@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from newsletter import build_output, clock, pipeline
-from newsletter import preview as pv
 from newsletter.cli.invocation import PROGRAM, command_name
 from newsletter.cli.options import (
     build_options,
@@ -32,6 +31,9 @@ from newsletter.preflight.findings import ERROR
 from newsletter.preflight.project import check_project
 from newsletter.sources import collect, describe_failures
 from newsletter.subscribers.reader import SubscriberScan
+from newsletter.web.preview.serve import serve as serve_preview
+from newsletter.web.preview.snapshots import PreviewOptions
+from newsletter.web.preview.static import STATIC_NAME, write_static_preview
 
 
 @click.command()
@@ -78,9 +80,9 @@ def build(config_path: Path | None, out_dir: Path | None, force: bool, **flags: 
     result = pipeline.build_edition(settings, options_from(flags))
     print_warnings(result.warnings)
     target = out_dir or settings.paths.build_dir
-    build_output.claim(target, (*build_output.EDITION_FILES, pv.STATIC_NAME), force=force)
+    build_output.claim(target, (*build_output.EDITION_FILES, STATIC_NAME), force=force)
     paths = build_output.write_build(settings, result, target)
-    paths.append(pv.write_static_preview(result, settings, target, force=True))
+    paths.append(write_static_preview(result, settings, target, force=True))
     edition = result.edition
     click.echo(f"Edition {edition.id}: {edition.subject}")
     click.echo(f"  HTML {edition.html_size / 1000:.1f} KB, text {len(edition.text)} chars")
@@ -226,7 +228,9 @@ def preview(
     **flags: Any,
 ) -> None:
     """Serve a live-reloading preview of the edition on 127.0.0.1; never sends mail."""
-    options = pv.PreviewOptions(
+    options = PreviewOptions(
         config=config_file(config_path), build=options_from(flags), subscriber=subscriber or ""
     )
-    pv.serve(options, host=host, port=port, open_browser=open_browser, echo=click.echo, warn=warn)
+    serve_preview(
+        options, host=host, port=port, open_browser=open_browser, echo=click.echo, warn=warn
+    )

@@ -124,6 +124,10 @@ class WebSettings:
         """The archive index's public URL (ends in a slash)."""
         return f"{self.public_url}/archive/"
 
+    def edition_url(self, edition_id: str) -> str:
+        """The public URL of one edition's page in the archive (ends in a slash)."""
+        return f"{self.archive_url}{edition_id}/"
+
 
 @dataclass(frozen=True)
 class SelectionRules:

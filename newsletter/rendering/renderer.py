@@ -59,6 +59,18 @@ _PREVIEW_STYLE = (
     'style="display:none;max-height:0px;max-width:0px;opacity:0;overflow:hidden;mso-hide:all;"'
 )
 
+# An edition's id: its local date and a hash of its parts.
+EDITION_ID_PATTERN = r"\d{4}-\d{2}-\d{2}-[0-9a-f]{8}"
+# Stand-ins while rendering, replaced in the finished parts: the edition's id (known only
+# once the parts are hashed, so its web address is written in afterwards) and the marks
+# around what is for the recipient only (MJML drops comments, so they are put in after).
+_EDITION_ID = "XNLEDITIONIDX"
+_EMAIL_ONLY = {"begin": "XNLMARKEMAILONLYX", "end": "XNLMARKENDEMAILONLYX"}
+_HTML_MARKS = {
+    _EMAIL_ONLY["begin"]: placeholders.EMAIL_ONLY_BEGIN,
+    _EMAIL_ONLY["end"]: placeholders.EMAIL_ONLY_END,
+}
+
 
 def _phone_href(phone: str) -> str:
     """Return a ``tel:`` link to the first listed phone number, or nothing."""
@@ -160,10 +172,13 @@ class Renderer:
         text = self._template(TEXT_TEMPLATE, context)
         local = local_time(now, self.settings.publication.timezone)
         digest_hash = hashlib.sha256((html + text).encode("utf-8")).hexdigest()[:8]
+        edition_id = f"{local:%Y-%m-%d}-{digest_hash}"
+        html = _finish(html, edition_id, _HTML_MARKS)
+        text = _finish(text, edition_id, dict.fromkeys(_EMAIL_ONLY.values(), ""))
         found = [*warnings, *colour_warnings(self.settings.publication.colors)]
         found.extend(size_warnings(len(html.encode("utf-8"))))
         return Edition(
-            id=f"{local:%Y-%m-%d}-{digest_hash}",
+            id=edition_id,
             subject=context["subject"],
             preheader=context["preheader"],
             html=html,
@@ -207,6 +222,8 @@ class Renderer:
             "subject": subject_text(settings, lead, date),
             "preheader": preheader,
             "preheader_pad": PREHEADER_PAD,
+            "view_online_url": settings.web.edition_url(_EDITION_ID),
+            "email_only": _EMAIL_ONLY,
             "slots": {
                 "greeting": placeholders.GREETING,
                 "email": placeholders.EMAIL,
@@ -310,6 +327,14 @@ def size_warnings(size: int) -> list[str]:
     if size >= HTML_WARN_BYTES:
         return [f"edition HTML is {kb:.0f} KB; Gmail clips at {clip} KB"]
     return []
+
+
+def _finish(part: str, edition_id: str, marks: Mapping[str, str]) -> str:
+    """Write the edition's id and the marks in place of their stand-ins."""
+    part = part.replace(_EDITION_ID, edition_id)
+    for stand_in, mark in marks.items():
+        part = part.replace(stand_in, mark)
+    return part
 
 
 def _edition_time(digest: Digest) -> datetime:

@@ -24,6 +24,7 @@ from newsletter.models import Edition
 STATES = ("pending", "in_flight", "sent", "failed", "deferred")
 FINAL_STATES = ("sent", "failed", "deferred")
 ATTENTION_STATES = ("failed", "deferred", "in_flight")
+REACHED_STATES = ("sent", "in_flight")  # a message the server took, or may have: it went out
 MAX_REPLY = 2000  # characters of a server's reply the ledger keeps
 
 
@@ -73,6 +74,18 @@ class ArchivedEdition:
     status: str
     started_at: str
     finished_at: str | None
+
+
+@dataclass(frozen=True)
+class EditionEntry:
+    """A stored edition that went out, without its parts: what the archive lists."""
+
+    id: str
+    subject: str
+    preheader: str
+    created: datetime  # the edition's own moment (its date in the masthead)
+    started: datetime  # when its live send began
+    status: str
 
 
 @dataclass(frozen=True)
@@ -201,6 +214,13 @@ class EditionStore(_Closing, Protocol):
 
     def ids(self) -> list[str]:
         """Every stored edition id, newest first."""
+
+    def went_out(self) -> list[EditionEntry]:
+        """The editions that reached someone (a message ``REACHED_STATES`` in the ledger).
+
+        Newest first (by the edition's moment, then its start). A test copy or a dry run
+        is never among them (neither is stored), nor an edition that reached nobody.
+        """
 
 
 class Ledger(_Closing, Protocol):

@@ -15,9 +15,11 @@ from typing import Any
 from newsletter.clock import now_utc
 from newsletter.models import Digest, Edition
 from newsletter.state.api import (
+    REACHED_STATES,
     STATES,
     SUPPRESSION_REASONS,
     ArchivedEdition,
+    EditionEntry,
     EditionStatus,
     Member,
     SlotRecord,
@@ -39,6 +41,15 @@ EDITION_RESTART = (
     " WHERE archive_editions.status = 'abandoned'"
 )
 FINISHED = ("done", "abandoned")  # statuses that end a send: never resumed
+# The editions that went out: a message of each reached someone, as the ledger shows
+# (a test copy's ledger entry has an id of its own, so it never counts), newest first.
+_REACHED_LIST = ", ".join(f"'{state}'" for state in REACHED_STATES)
+WENT_OUT = (
+    "SELECT id, subject, preheader, created, started_at, status FROM archive_editions"  # noqa: S608
+    " WHERE EXISTS (SELECT 1 FROM ledger_recipients r WHERE r.edition_id = archive_editions.id"
+    f" AND r.state IN ({_REACHED_LIST}))"
+    " ORDER BY created DESC, started_at DESC, id DESC"
+)
 
 SLOT_COLUMNS = (
     "key, schedule, slot_local, slot_utc, state, reason, edition, sent, failed, deferred,"
@@ -87,6 +98,18 @@ def load_edition(row: tuple[Any, ...]) -> ArchivedEdition:
         status=row[8],
         started_at=row[9],
         finished_at=row[10],
+    )
+
+
+def load_entry(row: tuple[Any, ...]) -> EditionEntry:
+    """Read a row of ``WENT_OUT`` back into an archive's entry."""
+    return EditionEntry(
+        id=row[0],
+        subject=row[1],
+        preheader=row[2],
+        created=from_stamp(row[3]),
+        started=from_stamp(row[4]),
+        status=row[5],
     )
 
 

@@ -72,9 +72,3 @@ def check_address(raw: str) -> str | EmailNotValidError:
 def address_key(address: str) -> int:
     """Return a compact, case-insensitive identity for a normalized address (one process only)."""
     return hash(address.casefold())
-
-
-def masked_address(address: str) -> str:
-    """Show an address in a log without giving it away: its first character and its domain."""
-    local, at, domain = address.rpartition("@")
-    return f"{local[:1]}…@{domain}" if at and local else "…"

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute
 from newsletter.config.load import load_settings
 from newsletter.config.settings import Settings
 from newsletter.web import subscribe, unsubscribe
+from newsletter.web.archive import archive_routes
 from newsletter.web.security import AccessLog, Answered, ASGIApp, BodyLimit, SecurityHeaders
 from newsletter.web.service import Service
 
@@ -47,7 +48,7 @@ class PublicApp(Starlette):
 
 def routes(service: Service) -> list[BaseRoute]:
     """Every route of the public service."""
-    return [*unsubscribe.routes(service), *subscribe.routes(service)]
+    return [*unsubscribe.routes(service), *subscribe.routes(service), *archive_routes(service)]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

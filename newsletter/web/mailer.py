@@ -21,8 +21,8 @@ from newsletter.delivery.smtp.single import relay_for, send_single
 from newsletter.dkim.signer import DkimSigner
 from newsletter.errors import NewsletterError
 from newsletter.notices import notice
+from newsletter.redaction import mask_address
 from newsletter.rendering.pages import PageRenderer
-from newsletter.subscribers.addresses import masked_address
 from newsletter.web.expiring import ConfirmLinks
 
 log = logging.getLogger("newsletter.web")
@@ -50,7 +50,7 @@ class Mailer:
         return self._pool.submit(self._send, email, name)
 
     def _send(self, email: str, name: str) -> None:
-        shown = masked_address(email)
+        shown = mask_address(email)
         try:
             self.send_now(email, name)
         except NewsletterError as err:

@@ -3,19 +3,30 @@
 Binding ourselves lets ``--port 0`` print the port it got, and lets a busy port fail with
 a clear message before anything starts. Uvicorn's access log stays off: its lines carry
 query strings, where tokens travel (``web.security.AccessLog`` logs paths only).
+
+``run`` serves in the foreground until SIGINT or SIGTERM; ``Background`` serves on a
+thread until told to stop. Either way, ``on_stop`` callbacks run as the server begins to
+stop, before it waits for open responses: an app ends its long-lived streams there
+(the preview's events), so stopping takes a moment, not the graceful timeout.
 """
 
 from __future__ import annotations
 
 import errno
+import signal
 import socket
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 
 import uvicorn
 
 from newsletter.errors import ConfigError
 from newsletter.web.security import ASGIApp
+
+STOP_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,12 @@ class Listener:
 
     sock: socket.socket
     url: str
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The host and port the socket is bound to."""
+        host, port = self.sock.getsockname()[:2]
+        return str(host), int(port)
 
 
 def bind(host: str, port: int) -> Listener:
@@ -44,8 +61,10 @@ def bind(host: str, port: int) -> Listener:
         sock.bind(address)
     except OSError as err:
         sock.close()
-        why = "is in use" if err.errno == errno.EADDRINUSE else f"cannot be used ({err.strerror})"
-        raise ConfigError([f"{host}:{port} {why}; pick another with --port"]) from err
+        why = "it is in use" if err.errno == errno.EADDRINUSE else err.strerror
+        raise ConfigError(
+            [f"cannot listen on {host}:{port}: {why}; pick another with --port (0: any free port)"]
+        ) from err
     sock.listen(2048)
     sock.set_inheritable(True)
     bound_host, bound_port = sock.getsockname()[:2]
@@ -53,14 +72,27 @@ def bind(host: str, port: int) -> Listener:
     return Listener(sock, f"http://{shown}:{bound_port}")
 
 
-def run(
+class Server(uvicorn.Server):
+    """Uvicorn's server, calling ``on_stop`` as it begins to stop."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Sequence[Callable[[], None]] = ()) -> None:
+        super().__init__(config)
+        self.on_stop = tuple(on_stop)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the app's long-lived responses, then stop as uvicorn does."""
+        for callback in self.on_stop:
+            callback()
+        await super().shutdown(sockets)
+
+
+def server_for(
     app: ASGIApp,
-    listener: Listener,
     *,
     trusted_proxies: Sequence[str] = ("127.0.0.1",),
-    on_ready: Callable[[], None] | None = None,
-) -> None:
-    """Serve ``app`` on ``listener`` until SIGINT or SIGTERM."""
+    on_stop: Sequence[Callable[[], None]] = (),
+) -> Server:
+    """A uvicorn server for ``app``: no access log, no server header, proxies as trusted."""
     config = uvicorn.Config(
         app,
         access_log=False,
@@ -70,9 +102,70 @@ def run(
         server_header=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
-        lifespan="on",  # the app lets go of the state and finishes its emails at the end
+        lifespan="auto",  # an app with a lifespan (the service) ends its work at the end
     )
-    server = uvicorn.Server(config)
+    return Server(config, on_stop)
+
+
+def run(
+    app: ASGIApp,
+    listener: Listener,
+    *,
+    trusted_proxies: Sequence[str] = ("127.0.0.1",),
+    on_ready: Callable[[], None] | None = None,
+    on_stop: Sequence[Callable[[], None]] = (),
+) -> None:
+    """Serve ``app`` on ``listener`` until SIGINT or SIGTERM (raised again once stopped)."""
+    server = server_for(app, trusted_proxies=trusted_proxies, on_stop=on_stop)
     if on_ready is not None:
         on_ready()
     server.run(sockets=[listener.sock])
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Make SIGTERM raise ``KeyboardInterrupt`` as Ctrl-C does, so both stop ``run`` alike."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Background:
+    """Serve an app on its own thread until ``stop``: for tests and for embedding."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        listener: Listener,
+        *,
+        trusted_proxies: Sequence[str] = ("127.0.0.1",),
+        on_stop: Sequence[Callable[[], None]] = (),
+    ) -> None:
+        self.listener = listener
+        self._server = server_for(app, trusted_proxies=trusted_proxies, on_stop=on_stop)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [listener.sock]},
+            name=f"serve-{listener.address[1]}",
+            daemon=True,
+        )
+
+    def start(self) -> Background:
+        """Start serving; connections made before the thread runs wait in the backlog."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = STOP_SECONDS) -> bool:
+        """Stop serving and close the socket; say whether the thread ended within ``timeout``."""
+        if not self._thread.is_alive():
+            self.listener.sock.close()
+            return True
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from newsletter.delivery.smtp.run import Run
 from newsletter.models import OutgoingMessage
+from newsletter.redaction import mask_address
 from newsletter.state.api import normalize_email
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class Backlog:
             if verdict is None:
                 self._seen.add(key)
                 return Item(message, key)
-            log.debug("%s: %s", message.recipient, verdict)
+            log.debug("%s: %s", mask_address(message.recipient), verdict)
             self._run.outcome(message.recipient, verdict)
         return None
 

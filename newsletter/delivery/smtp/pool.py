@@ -67,6 +67,7 @@ from newsletter.delivery.smtp.settings import (
 )
 from newsletter.delivery.smtp.transaction import UNUSABLE_ADDRESS, transact, utf8_problem
 from newsletter.models import OutgoingMessage
+from newsletter.redaction import mask_address
 from newsletter.state.api import Ledger
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ class _Worker:
                 self._leave(item)
         elif kind is Kind.UNKNOWN and self._relay.smtp.in_flight == "hold":
             self._conn.discard()
-            log.warning("%s: %s; held as in flight", email, reply)
+            log.warning("%s: %s; held as in flight", mask_address(email), reply)
             run.outcome(email, "held")
             run.connection_failed(reply)
         else:
@@ -230,7 +231,7 @@ class _Worker:
                     "run send again to resume"
                 )
             return
-        log.debug("%s: %s; retry %d", item.message.recipient, reply, item.failures)
+        log.debug("%s: %s; retry %d", mask_address(item.message.recipient), reply, item.failures)
         self._backlog.retry(item, run.clock() + run.backoff(item.failures))
         if connection:
             self._wait_until(run.clock() + run.backoff(self._trouble))

@@ -12,15 +12,17 @@ from datetime import datetime
 from typing import Any
 
 from newsletter.models import Edition
-from newsletter.state.api import ArchivedEdition
+from newsletter.state.api import ArchivedEdition, EditionEntry
 from newsletter.state.postgres.connection import connect, guard
 from newsletter.state.rows import (
     EDITION_COLUMNS,
     EDITION_INSERT,
     EDITION_RESTART,
+    WENT_OUT,
     edition_row,
     finished_stamp,
     load_edition,
+    load_entry,
 )
 from newsletter.state.tenant import Tenant
 
@@ -86,3 +88,9 @@ class PostgresEditionStore(Tenant):
                 "SELECT id FROM archive_editions ORDER BY started_at DESC, id DESC"
             ).fetchall()
         return [r[0] for r in rows]
+
+    def went_out(self) -> list[EditionEntry]:
+        """The editions that reached someone, newest first."""
+        with guard(self._url, "cannot read"):
+            rows = self._conn.execute(WENT_OUT).fetchall()
+        return [load_entry(r) for r in rows]

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.models import Edition
-from newsletter.state.api import ArchivedEdition
+from newsletter.state.api import ArchivedEdition, EditionEntry
 from newsletter.state.rows import (
     EDITION_COLUMNS,
     EDITION_INSERT,
     EDITION_RESTART,
+    WENT_OUT,
     edition_row,
     finished_stamp,
     load_edition,
+    load_entry,
 )
 from newsletter.state.sqlite.connection import connect
 from newsletter.state.tenant import Tenant
@@ -80,3 +82,7 @@ class SqliteEditionStore(Tenant):
             "SELECT id FROM archive_editions ORDER BY started_at DESC, id DESC"
         ).fetchall()
         return [r[0] for r in rows]
+
+    def went_out(self) -> list[EditionEntry]:
+        """The editions that reached someone, newest first."""
+        return [load_entry(r) for r in self._conn.execute(WENT_OUT).fetchall()]

@@ -1,1 +1,0 @@
-"""The preview page: its HTML builder and its own stylesheet and script."""
