@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import signal
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -15,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from dkim_verifier import dkimpy_verify, published, write_key
 from service_process import KEY, LIST_ID, ServiceProcess, path_of, settings_of, write_config
-from smtp_server import SMTPServer
+from smtp_server import Faults, SMTPServer
 
 from newsletter.dkim.settings import parse_dkim
 from newsletter.state.api import Member, Suppression
@@ -286,3 +287,15 @@ def test_the_confirmation_is_dkim_signed_when_dkim_is_set(tmp_path: Path) -> Non
     assert not problems
     assert dkim_settings is not None
     assert dkimpy_verify(data, published(dkim_settings))
+
+
+def test_a_stop_finishes_the_confirmation_emails_under_way(tmp_path: Path) -> None:
+    address = "slow.relay@example.org"
+    with SMTPServer(faults=Faults(data_delay=1.5)) as smtp:
+        with ServiceProcess(write_config(tmp_path, smtp_port=smtp.port)) as running:
+            assert subscribe(running, address)[0] == 200
+            running.stop()  # SIGTERM while the relay is still taking the message
+            assert running.process is not None
+            assert running.process.returncode in (0, -signal.SIGTERM)
+        assert smtp.count_for(address) == 1
+    assert "confirmation sent to s…@example.org" in running.log()

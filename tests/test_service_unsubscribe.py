@@ -234,3 +234,20 @@ def test_a_broken_state_is_a_500_page_without_details(tmp_path: Path) -> None:
     assert "POST /unsubscribe failed: StateError" in log
     assert "ivy.broken" not in log
     assert "Traceback" not in log
+
+
+def test_a_form_with_a_file_or_too_many_fields_is_refused(service: ServiceProcess) -> None:
+    email = "jo.upload@example.org"
+    boundary = "----newsletterTestBoundaryFile"
+    upload = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="List-Unsubscribe"; filename="x.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+        "One-Click\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    assert service.request("POST", link(service, email), upload, headers).status == 400
+    many = "&".join(f"f{n}=x" for n in range(30)) + "&" + ONE_CLICK
+    assert service.request("POST", link(service, email), many.encode(), FORM).status == 400
+    assert suppression(service, email) is None
