@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -15,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from dkim_verifier import dkimpy_verify, published, write_key
-from service_process import KEY, LIST_ID, ServiceProcess, path_of, settings_of, write_config
+from service_process import KEY, LIST_ID, ROOT, ServiceProcess, path_of, settings_of, write_config
 from smtp_server import Faults, SMTPServer
 
 from newsletter.dkim.settings import parse_dkim
@@ -299,3 +302,21 @@ def test_a_stop_finishes_the_confirmation_emails_under_way(tmp_path: Path) -> No
             assert running.process.returncode in (0, -signal.SIGTERM)
         assert smtp.count_for(address) == 1
     assert "confirmation sent to s…@example.org" in running.log()
+
+
+def test_unusable_smtp_settings_stop_the_service_at_start(tmp_path: Path) -> None:
+    config = write_config(tmp_path, smtp_port=2525)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[smtp]\n", '[smtp]\nusername = "news"\n'), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "newsletter", "serve", "--config", str(config), "--port", "0"],
+        env={**env, "PYTHONPATH": str(ROOT), "NEWSLETTER_SIGNING_KEY": KEY},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "smtp.username is set but NEWSLETTER_SMTP_PASSWORD is empty" in done.stderr
+    assert "Traceback" not in done.stderr
