@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py --quick               # 200 subscribers, 200 SMTP messages
     .venv/bin/python bench/run.py --stages smtp --repeat 1
     .venv/bin/python bench/run.py --stages ledger       # the delivery ledger alone
+    .venv/bin/python bench/run.py --stages service      # one-click POSTs to the service
 
 The default run takes about 7 minutes on 2 cores and writes about 9 GB (deleted as it
 goes); each SMTP figure is the median of 3 runs.
@@ -17,6 +18,9 @@ same sink and message), else an aiosmtpd sink. The live send with 4 connections 
 also run DKIM-signed (RSA-2048 and Ed25519) on the same sink, and compared with the
 unsigned one (the signed rows' CPU time includes the signing workers'); the ``dkim``
 stage measures signatures per second per core, and the private-key operation alone.
+The ``service`` stage starts ``newsletter serve`` (state in SQLite) and POSTs one-click
+unsubscribes to it from another process over keep-alive connections, each for an address
+of its own: requests per second and the p50/p99 latency.
 Results are printed and written as JSON to ``bench/results/<date>.json``.
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -70,6 +75,28 @@ DKIM_ALGORITHMS = {"rsa": "rsa-sha256 (RSA-2048)", "ed25519": "ed25519-sha256"}
 SIGN_COUNT = 2000  # messages signed by the signing stage (fewer with a smaller --smtp-count)
 LEDGER_COUNT = 100_000  # recipients claimed and recorded by the ledger stage
 SUPPRESSED_COUNT = 10_000  # addresses on the suppression list of one live send
+SERVICE_COUNT = 20_000  # one-click POSTs of the service stage (after SERVICE_WARMUP)
+SERVICE_WARMUP = 500
+SERVICE_CONNECTIONS = 16  # keep-alive connections the POSTs are spread over
+SERVICE_RATE = 1000.0  # one-click POSTs per second, one service process (issue 14)
+SERVICE_P99_MS = 50.0
+SERVICE_CONFIG = """
+[publication]
+name = "The Bench Post"
+site_url = "https://bench.example"
+postal_address = "1 Bench Street, Bench Town"
+
+[sender]
+address = "newsletter@bench.example"
+
+[list]
+id = "daily.bench.example"
+name = "Bench Daily"
+unsubscribe_url = "https://bench.example/unsubscribe"
+
+[output]
+state_dir = "state"
+"""
 
 
 @dataclass
@@ -112,6 +139,7 @@ class StageFailed(RuntimeError):
 
 def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
     env["NEWSLETTER_SIGNING_KEY"] = "benchmark signing key, not secret"
     env["PYTHONHASHSEED"] = "0"
     return env
@@ -199,6 +227,7 @@ class Options:
     sizes: list[int]
     smtp_count: int
     ledger_count: int
+    service_count: int
     sample: int
     warm_runs: int
     repeat: int
@@ -229,7 +258,7 @@ class Bench:
     def add(self, row: Row) -> None:
         """Keep a row and show it at once."""
         self.rows.append(row)
-        unit = "changes/s" if row.stage == "ledger" else "msgs/s"
+        unit = {"ledger": "changes/s", "service": "req/s"}.get(row.stage, "msgs/s")
         rate = f"{row.rate:,.0f} {unit}" if row.messages > 1 else ""
         self.say(
             f"  {row.stage:<9} {row.variant:<34} n={row.size:<7} {row.seconds:8.2f} s "
@@ -521,6 +550,61 @@ class Bench:
         for rows in runs.values():
             self.add(median_row(rows))
 
+    # ------------------------------------------------------------------ the service
+
+    def service(self) -> None:
+        """One-click POSTs per second against ``newsletter serve``, sent from another process."""
+        count = self.options.service_count
+        cwd = self.work / "service"
+        cwd.mkdir(parents=True, exist_ok=True)
+        config = cwd / "newsletter.toml"
+        config.write_text(SERVICE_CONFIG, encoding="utf-8")
+        settle()
+        before = load()
+        command = [sys.executable, "-m", "newsletter", "serve", "--config", str(config)]
+        server = Process([*command, "--port", "0"], cwd, cwd / "serve.log", STAGE_TIMEOUT)
+        try:
+            port = _serving_port(server)
+            params = {
+                "config": str(config),
+                "host": "127.0.0.1",
+                "port": port,
+                "count": count,
+                "warmup": SERVICE_WARMUP,
+                "connections": SERVICE_CONNECTIONS,
+            }
+            child = run_stage("oneclick", params, cwd / "client")
+        finally:
+            if server.popen.poll() is None:
+                server.popen.send_signal(signal.SIGTERM)
+        code, wall, rss, cpu = server.wait()
+        if code not in (0, -signal.SIGTERM):  # uvicorn ends by the signal it was stopped with
+            raise server.failure("the service", code)
+        result = child.result
+        row = Row(
+            "service",
+            f"one-click POST, {SERVICE_CONNECTIONS} keep-alive connections",
+            count,
+            messages=result["messages"],
+            seconds=result["seconds"],
+            process_seconds=wall,
+            peak_rss_mb=rss,
+            cpu_seconds=cpu,
+            load_before=before,
+            extra={
+                "p50_ms": round(result["p50_ms"], 2),
+                "p99_ms": round(result["p99_ms"], 2),
+                "max_ms": round(result["max_ms"], 2),
+                "connections": SERVICE_CONNECTIONS,
+                "client_cpu_seconds": round(child.cpu_seconds, 2),
+            },
+        )
+        self.add(row)
+        self.say(
+            f"            latency p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
+        )
+        remove(cwd)
+
     # ------------------------------------------------------------------ several processes
 
     def shards(self, size: int) -> None:
@@ -607,6 +691,9 @@ class Bench:
         if "ledger" in chosen:
             self.say(f"delivery ledger, {self.options.ledger_count:,} recipients")
             self.ledger()
+        if "service" in chosen:
+            self.say(f"the public service, {self.options.service_count:,} one-click POSTs")
+            self.service()
         if "parallel" in chosen:
             self.say(f"2 processes, {max(sizes):,} subscribers")
             self.shards(max(sizes))
@@ -685,6 +772,20 @@ class Sink:
                 self.popen.wait()
 
 
+def _serving_port(server: Process, timeout: float = 60.0) -> int:
+    """Wait for ``newsletter serve`` to say where it listens; return the port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = server.log.read_text(encoding="utf-8", errors="replace")
+        found = re.search(r"serving .* on http://127\.0\.0\.1:(\d+)", text)
+        if found:
+            return int(found.group(1))
+        if server.popen.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise server.failure("the service", server.popen.poll() or 0)
+
+
 def median_row(rows: list[Row]) -> Row:
     """The run with the median rate, noting the spread of all runs."""
     ordered = sorted(rows, key=lambda r: r.rate)
@@ -756,6 +857,16 @@ def verdicts(rows: list[Row]) -> list[dict[str, Any]]:
         )
     found.extend(_dkim_verdicts(rows))
     found.extend(_parallel_verdicts(rows))
+    for row in _find(rows, "service", "one-click POST"):
+        p99 = row.extra["p99_ms"]
+        found.append(
+            _verdict(
+                f"service: {row.variant} (one process, SQLite)",
+                f"{row.rate:,.0f} req/s, p50 {row.extra['p50_ms']:.1f} ms, p99 {p99:.1f} ms",
+                f">= {SERVICE_RATE:,.0f} req/s and p99 < {SERVICE_P99_MS:.0f} ms",
+                row.rate >= SERVICE_RATE and p99 < SERVICE_P99_MS,
+            )
+        )
     return found
 
 
@@ -905,6 +1016,7 @@ def report(bench: Bench, machine: dict[str, Any]) -> dict[str, Any]:
             "sizes": bench.options.sizes,
             "smtp_count": bench.options.smtp_count,
             "ledger_count": bench.options.ledger_count,
+            "service_count": bench.options.service_count,
             "sample": bench.options.sample,
             "stages": sorted(bench.options.stages),
         },
@@ -916,7 +1028,7 @@ def report(bench: Bench, machine: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- command line
 
-ALL_STAGES = ("generate", "read", "dryrun", "dkim", "smtp", "ledger", "parallel")
+ALL_STAGES = ("generate", "read", "dryrun", "dkim", "smtp", "ledger", "service", "parallel")
 
 
 def _sizes(text: str) -> list[int]:
@@ -946,11 +1058,16 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="200 subscribers, 200 SMTP messages, 1,000 ledger recipients",
+        help="200 subscribers, 200 SMTP messages, 1,000 ledger recipients and POSTs",
     )
     parser.add_argument("--smtp-count", type=int, help="messages per SMTP run (default 10000)")
     parser.add_argument(
         "--ledger-count", type=int, help=f"recipients of the ledger stage (default {LEDGER_COUNT})"
+    )
+    parser.add_argument(
+        "--service-count",
+        type=int,
+        help=f"one-click POSTs of the service stage (default {SERVICE_COUNT})",
     )
     parser.add_argument("--sample", type=int, default=100, help="messages saved by a sample run")
     parser.add_argument("--repeat", type=int, help="runs of each SMTP measurement (default 3)")
@@ -969,8 +1086,9 @@ def parse_options(argv: list[str] | None = None) -> Options:
     sizes = args.sizes or ([200] if quick else [1000, 10_000, 100_000])
     smtp_count = args.smtp_count or (200 if quick else 10_000)
     ledger_count = args.ledger_count or (1000 if quick else LEDGER_COUNT)
-    if smtp_count < 1 or ledger_count < 1:
-        parser.error("--smtp-count and --ledger-count must be 1 or more")
+    service_count = args.service_count or (1000 if quick else SERVICE_COUNT)
+    if smtp_count < 1 or ledger_count < 1 or service_count < 1:
+        parser.error("--smtp-count, --ledger-count and --service-count must be 1 or more")
     if args.sample < 0 or (args.repeat is not None and args.repeat < 1):
         parser.error("--sample must be 0 or more and --repeat 1 or more")
     if args.sink == "smtp-sink" and not SMTP_SINK.exists():
@@ -980,6 +1098,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         sizes=sizes,
         smtp_count=smtp_count,
         ledger_count=ledger_count,
+        service_count=service_count,
         sample=args.sample,
         warm_runs=2 if quick else 5,
         repeat=args.repeat or (1 if quick else 3),

@@ -10,6 +10,7 @@ publication keeps its state (history, ledger) there.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import json
@@ -38,7 +39,7 @@ from newsletter.delivery.smtp.pool import CLAIM_AHEAD, UNRECORDED, send_messages
 from newsletter.dkim.keys import load_private_key, sign_digest  # noqa: E402
 from newsletter.dkim.settings import DkimSettings, parse_dkim  # noqa: E402
 from newsletter.dkim.signer import DkimSigner  # noqa: E402
-from newsletter.messages import MessageFactory  # noqa: E402
+from newsletter.messages import MessageFactory, unsubscribe_url  # noqa: E402
 from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
 from newsletter.state.api import Ledger  # noqa: E402
 from newsletter.state.openers import open_ledger, open_suppressions  # noqa: E402
@@ -396,6 +397,82 @@ def _with_sink(settings: Settings, params: Params) -> Settings:
     return replace(settings, smtp=smtp_settings, signing_key=b"benchmark key, not secret")
 
 
+ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
+
+
+def oneclick(params: Params) -> Params:
+    """POST one-click unsubscribes to a running service over keep-alive connections.
+
+    Each request is the POST a mail provider sends (form-urlencoded, RFC 8058) for an
+    address of its own, so each one writes a suppression. ``warmup`` requests go first
+    and are not counted. Latency is from writing the request to reading the whole answer.
+    """
+    settings = load_settings(Path(params["config"]))
+    host, port = params["host"], params["port"]
+    count, warmup, connections = params["count"], params["warmup"], params["connections"]
+
+    def requests(first: int, number: int) -> list[bytes]:
+        made = []
+        for n in range(first, first + number):
+            url = unsubscribe_url(settings, f"reader{n:07d}@example.com", settings.signing_key)
+            path = url[url.index("/", len("https://")) :]
+            made.append(
+                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {len(ONE_CLICK_BODY)}\r\n\r\n".encode()
+                + ONE_CLICK_BODY
+            )
+        return made
+
+    asyncio.run(_post_all(host, port, requests(count, warmup), connections))
+    timed = requests(0, count)
+    began = time.perf_counter()
+    latencies, statuses = asyncio.run(_post_all(host, port, timed, connections))
+    seconds = time.perf_counter() - began
+    with open_suppressions(settings.paths.state) as store:
+        stored = store.count()
+    if statuses != {200: count} or stored != count + warmup:
+        raise SystemExit(f"not every POST unsubscribed: answers {statuses}, stored {stored}")
+    ordered = sorted(latencies)
+    return {
+        "seconds": seconds,
+        "messages": count,
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+        "max_ms": 1000 * ordered[-1],
+        "connections": connections,
+    }
+
+
+async def _post_all(
+    host: str, port: int, requests: list[bytes], connections: int
+) -> tuple[list[float], dict[int, int]]:
+    """Send every request over ``connections`` keep-alive connections; latencies, statuses."""
+    pending = iter(requests)
+    latencies: list[float] = []
+    statuses: collections.Counter[int] = collections.Counter()
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for request in pending:
+                began = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - began)
+                statuses[int(head[9:12])] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return latencies, dict(statuses)
+
+
 STAGES: dict[str, Callable[[Params], Params]] = {
     "build": build,
     "generate": generate,
@@ -405,6 +482,7 @@ STAGES: dict[str, Callable[[Params], Params]] = {
     "send": send,
     "sign": sign,
     "ledger": ledger,
+    "oneclick": oneclick,
 }
 
 

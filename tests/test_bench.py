@@ -100,6 +100,7 @@ def test_quick_bench_prints_the_table_and_writes_json(tmp_path: Path) -> None:
         ("parallel", "smtp live send, 2 processes x pool 2"),
         ("ledger", "claim ahead, settle, finish; 1 thread(s)"),
         ("ledger", "claim ahead, settle, finish; 4 thread(s)"),
+        ("service", "one-click POST, 16 keep-alive connections"),
     ]:
         assert expected in stages, expected
     for entry in rows:
@@ -112,7 +113,12 @@ def test_quick_bench_prints_the_table_and_writes_json(tmp_path: Path) -> None:
             assert f"| {entry['variant']} |" in stdout
         if entry["stage"] == "ledger":
             assert entry["messages"] == 2 * 1000, entry  # claimed, then sent
+        if entry["stage"] == "service":
+            assert entry["messages"] == 1000, entry
+            assert 0 < entry["extra"]["p50_ms"] <= entry["extra"]["p99_ms"], entry
     assert "changes/s" in done.stderr
+    assert "req/s" in done.stderr
+    assert "latency p50" in done.stderr
     sample = next(r for r in rows if r["variant"].startswith("eml, sample"))
     assert sample["extra"]["files"] == 100 + 3  # the sample, edition.html/.txt, manifest
     eml = next(r for r in rows if r["stage"] == "dry run" and r["variant"] == "eml")
@@ -173,6 +179,27 @@ def test_dkim_verdicts_compare_signed_with_unsigned_sends() -> None:
     per_core = found["DKIM ed25519-sha256: signatures per second per core (one thread)"]
     assert per_core["measured"] == "9,000"
     assert per_core["passed"] is None
+
+
+def test_the_service_verdict_needs_the_rate_and_the_p99() -> None:
+    def service(seconds: float, p99: float) -> Any:
+        extra = {"p50_ms": 5.0, "p99_ms": p99}
+        return row(
+            "service",
+            "one-click POST, 16 keep-alive connections",
+            20_000,
+            20_000,
+            seconds,
+            extra=extra,
+        )
+
+    what = "service: one-click POST, 16 keep-alive connections (one process, SQLite)"
+    assert {v["what"]: v for v in run.verdicts([service(10.0, 20.0)])}[what]["passed"] is True
+    assert {v["what"]: v for v in run.verdicts([service(25.0, 20.0)])}[what]["passed"] is False
+    slow = {v["what"]: v for v in run.verdicts([service(10.0, 60.0)])}[what]
+    assert slow["passed"] is False
+    assert "2,000 req/s" in slow["measured"]
+    assert "p99 60.0 ms" in slow["measured"]
 
 
 def test_median_row_keeps_the_middle_run_and_the_spread() -> None:

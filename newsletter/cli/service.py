@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from newsletter.cli.options import config_option, settings_from, warn
+from newsletter.cli.process import log_to_stderr
 from newsletter.config.settings import Settings
 from newsletter.errors import ConfigError
 from newsletter.hosts import is_loopback
@@ -21,6 +22,11 @@ def service_warnings(settings: Settings, host: str) -> list[str]:
         notes.append(
             "no NEWSLETTER_SIGNING_KEY: links are checked with the development key, which "
             "is not secret; set the key your sends use before the service faces the public"
+        )
+    if not settings.smtp.host.strip():
+        notes.append(
+            "no [smtp] host: the subscribe form says subscribing is not available (503), "
+            "since no confirmation email could go out; set smtp.host to take subscriptions"
         )
     if not is_loopback(host):  # refused without a key by ``require_key``
         notes.append(
@@ -59,4 +65,5 @@ def serve(config_path: Path | None, host: str | None, port: int | None) -> None:
         warn(note)
     app = create_app(settings)
     click.echo(f"serving {settings.list.name} on {listener.url} (Ctrl-C stops)")
+    log_to_stderr()  # one line per request (paths only), and each confirmation email
     server.run(app, listener, trusted_proxies=settings.web.trusted_proxies)

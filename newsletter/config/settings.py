@@ -100,6 +100,9 @@ class WebSettings:
     public_url: str = "https://meridianpost.example"
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # whose X-Forwarded-For counts
     max_body_bytes: int = 65536
+    confirm_hours: float = 48.0  # how long a subscription's confirmation link works
+    subscribes_per_minute: int = 5  # subscribe requests one client may make per minute
+    confirmations_per_hour: int = 300  # confirmation emails the service sends per hour, in all
 
     @property
     def base_path(self) -> str:
@@ -110,6 +113,11 @@ class WebSettings:
     def subscribe_url(self) -> str:
         """The subscribe form's public URL."""
         return f"{self.public_url}/subscribe"
+
+    @property
+    def confirm_url(self) -> str:
+        """Where a confirmation email's link leads (it gets ``?…&token=…``)."""
+        return f"{self.subscribe_url}/confirm"
 
     @property
     def archive_url(self) -> str:

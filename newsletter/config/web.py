@@ -28,6 +28,13 @@ def read_web(top: TableReader, list_settings: ListSettings) -> WebSettings:
         public_url=public_url.rstrip("/"),
         trusted_proxies=w.strings("trusted_proxies", WebSettings.trusted_proxies),
         max_body_bytes=w.whole("max_body_bytes", WebSettings.max_body_bytes, 1024, 10**7),
+        confirm_hours=w.number("confirm_hours", WebSettings.confirm_hours, 0.25, 24 * 30),
+        subscribes_per_minute=w.whole(
+            "subscribes_per_minute", WebSettings.subscribes_per_minute, 1, 10_000
+        ),
+        confirmations_per_hour=w.whole(
+            "confirmations_per_hour", WebSettings.confirmations_per_hour, 1, 10**7
+        ),
     )
     w.finish()
     return web

@@ -1,7 +1,8 @@
 """The public service's pages, from Jinja templates in the theme's ``web/`` folder.
 
 A theme that has no ``web/`` folder, or lacks one of its pages, gets the bundled page,
-so a theme copied before the service existed keeps working. Every page is autoescaped.
+so a theme copied before the service existed keeps working. Every page is autoescaped;
+a ``.txt`` template (the text of an email the service sends) is not.
 Each page gets the publication (name, colours, links) as ``publication`` besides what
 the caller passes.
 """
@@ -29,7 +30,7 @@ class PageRenderer:
         unique = list(dict.fromkeys(folders))
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader([str(f) for f in unique if f.is_dir()]),
-            autoescape=True,
+            autoescape=jinja2.select_autoescape(disabled_extensions=("txt",), default=True),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,

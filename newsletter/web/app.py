@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,8 +21,9 @@ from starlette.routing import BaseRoute
 
 from newsletter.config.load import load_settings
 from newsletter.config.settings import Settings
+from newsletter.web import subscribe, unsubscribe
 from newsletter.web.archive import archive_routes
-from newsletter.web.security import AccessLog, BodyLimit, SecurityHeaders
+from newsletter.web.security import AccessLog, Answered, ASGIApp, BodyLimit, SecurityHeaders
 from newsletter.web.service import Service
 
 log = logging.getLogger("newsletter.web")
@@ -35,9 +38,17 @@ _TITLES = {
 }
 
 
+class PublicApp(Starlette):
+    """Starlette, with ``Answered`` outside its error handling (no tracebacks in the log)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Starlette's stack, wrapped."""
+        return Answered(super().build_middleware_stack())
+
+
 def routes(service: Service) -> list[BaseRoute]:
     """Every route of the public service."""
-    return [*archive_routes(service)]
+    return [*unsubscribe.routes(service), *subscribe.routes(service), *archive_routes(service)]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -63,8 +74,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             500, "Something went wrong", "The request could not be answered; try again later."
         )
 
-    return Starlette(
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            service.close()
+
+    return PublicApp(
         routes=routes(service),
+        lifespan=lifespan,
         middleware=[
             Middleware(AccessLog),
             Middleware(SecurityHeaders),

@@ -7,7 +7,9 @@ Pure ASGI middleware, so streaming responses (the preview's events) pass through
   token in a URL never leaks to another site) and ``X-Frame-Options: DENY``;
 - ``BodyLimit``: a request body over the limit gets 413 before the app reads it;
 - ``AccessLog``: one line per request with the path but never the query string, where
-  tokens and addresses travel.
+  tokens and addresses travel;
+- ``Answered``: an exception the app has already answered (500) and logged goes no
+  further, so the server does not log its traceback, whose text may hold an address.
 """
 
 from __future__ import annotations
@@ -150,3 +152,30 @@ class AccessLog:
             if log.isEnabledFor(logging.INFO):
                 took = (time.perf_counter() - started) * 1000
                 log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, took)
+
+
+class Answered:
+    """Stop an exception that the app answered with its 500 page (and logged) from going on.
+
+    Starlette raises it again after its error page, for the server to log with the whole
+    traceback; that text may quote an address or a token, so here it ends. The app's
+    error handler logs its kind and place.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception:
+            if scope["type"] != "http" or not started:
+                raise

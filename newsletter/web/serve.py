@@ -52,8 +52,11 @@ def bind(host: str, port: int) -> Listener:
             [f"--host {host}: not an address of this machine ({err.strerror})"]
         ) from err
     family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # The protocol must say TCP: asyncio turns Nagle off only on sockets that say so, and
+    # with Nagle on, an answer's body waits for the peer's delayed ACK of its head (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind(address)
     except OSError as err:
@@ -99,7 +102,7 @@ def server_for(
         server_header=False,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
-        lifespan="off",
+        lifespan="auto",  # an app with a lifespan (the service) ends its work at the end
     )
     return Server(config, on_stop)
 

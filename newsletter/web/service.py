@@ -1,21 +1,29 @@
-"""What every route of the public service shares: the settings, the pages, the keys.
+"""What every route of the public service shares: the settings, the pages, the keys, the state.
 
 Routes are plain functions of a request that ask the ``Service`` for a page or an error
-page; they never build HTML in code. Pages that carry a token are never cached.
+page; they never build HTML in code. Pages that carry a token are never cached. The
+state is reached through ``storage`` (threads of their own, never the event loop) and
+confirmation emails go out through ``mailer`` (in the background); ``close`` stops both.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.responses import HTMLResponse
 
 from newsletter.config.settings import Settings
+from newsletter.config.state import PostgresUrl
 from newsletter.rendering.pages import PageRenderer
+from newsletter.state.openers import open_members, open_suppressions
 from newsletter.tokens import DEVELOPMENT_KEY
+from newsletter.web.expiring import ConfirmLinks
+from newsletter.web.mailer import Mailer
+from newsletter.web.storage import POSTGRES_THREADS, Openers, Storage
 
 log = logging.getLogger("newsletter.web")
 
@@ -33,9 +41,22 @@ class Service:
 
     settings: Settings
     pages: PageRenderer = field(init=False)
+    links: ConfirmLinks = field(init=False)
+    mailer: Mailer = field(init=False)
+    storage: Storage = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pages = PageRenderer(self.settings)
+        settings = self.settings
+        self.pages = PageRenderer(settings)
+        web = settings.web
+        self.links = ConfirmLinks(
+            self.signing_key, settings.list.id, web.confirm_url, web.confirm_hours
+        )
+        self.mailer = Mailer(settings, self.pages, self.links)
+        place = settings.paths.state
+        threads = POSTGRES_THREADS if isinstance(place, PostgresUrl) else 1
+        openers = Openers(partial(open_suppressions, place), partial(open_members, place))
+        self.storage = Storage(openers, threads)
 
     @property
     def signing_key(self) -> bytes:
@@ -49,11 +70,21 @@ class Service:
         *,
         status: int = 200,
         cache: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> HTMLResponse:
         """A page from the theme; not cached unless ``cache`` (token pages never are)."""
-        headers = None if cache else NO_STORE
-        return HTMLResponse(self.pages.render(name, context), status_code=status, headers=headers)
+        extra = {} if cache else dict(NO_STORE)
+        extra.update(headers or {})
+        return HTMLResponse(self.pages.render(name, context), status_code=status, headers=extra)
 
-    def error(self, status: int, title: str, message: str) -> HTMLResponse:
+    def error(
+        self, status: int, title: str, message: str, headers: dict[str, str] | None = None
+    ) -> HTMLResponse:
         """An error page that says what happened and nothing about how."""
-        return self.page("error.html", {"title": title, "message": message}, status=status)
+        context = {"title": title, "message": message}
+        return self.page("error.html", context, status=status, headers=headers)
+
+    def close(self) -> None:
+        """Let the emails and state calls under way finish, then let go of the state."""
+        self.mailer.close()
+        self.storage.close()

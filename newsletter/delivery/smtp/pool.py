@@ -189,7 +189,8 @@ class _Worker:
         self._conn.used_once()
         if len(self._sent) == UNRECORDED:
             ticket = max(ticket, self._sent[0])
-        self._record(item, transact(client, message, ticket, self._relay, run.ledger), claimed=True)
+        result = transact(client, message, ticket, self._relay, run.ledger.settle)
+        self._record(item, result, claimed=True)
 
     def _suppressed(self, item: Item) -> bool:
         """Leave out a recipient suppressed since the send began: recorded, not mailed."""

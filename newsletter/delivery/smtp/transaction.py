@@ -11,23 +11,27 @@ message costs two round trips; otherwise each command waits for its reply.
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
 
 from newsletter.delivery.smtp.connection import Relay
 from newsletter.delivery.smtp.outcome import Kind, Result
 from newsletter.delivery.smtp.replies import error_text, reply_text
 from newsletter.models import OutgoingMessage
-from newsletter.state.api import Ledger
 from newsletter.wire import END_OF_DATA, data_payload
 
 
 def transact(
-    client: smtplib.SMTP, message: OutgoingMessage, ticket: int, relay: Relay, ledger: Ledger
+    client: smtplib.SMTP,
+    message: OutgoingMessage,
+    ticket: int,
+    relay: Relay,
+    settle: Callable[[int], None],
 ) -> Result:
     """Run MAIL, one RCPT and DATA for one message; classify the outcome.
 
-    ``ticket`` is the last ledger write that must be durable before the message data goes
-    out (the recipient's claim, and earlier outcomes). With PIPELINING the three commands
-    go in one write.
+    ``settle(ticket)`` returns once the last ledger write that must be durable before the
+    message data goes out (the recipient's claim, and earlier outcomes) is; ``Ledger.settle``
+    for a send. With PIPELINING the three commands go in one write.
     """
     payload = message.payload if message.payload is not None else data_payload(message.data)
     needs_utf8 = not (relay.envelope_from.isascii() and message.recipient.isascii())
@@ -56,7 +60,7 @@ def transact(
         if refusal is not None:
             return refusal
         stage = "message"
-        ledger.settle(ticket)
+        settle(ticket)
         began = relay.clock()
         client.send(payload)
         stage = "reply"
