@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 DEVELOPMENT_KEY = b"newsletter development signing key: NOT SECRET, never use for live sends"
@@ -41,6 +42,7 @@ class Purpose:
 # link already sent keeps working. A new kind of token (confirming a subscription, VERP
 # bounce addresses) is a ``Purpose`` with a label of its own, e.g. b"confirm-subscription".
 UNSUBSCRIBE = Purpose()
+VERP = Purpose(b"verp-return-path")
 
 
 class Signer:
@@ -85,3 +87,81 @@ def read_subscriber_ref(ref: str) -> str:
     """Decode ``subscriber_ref`` (for the web endpoint that handles unsubscribes)."""
     padded = ref + "=" * (-len(ref) % 4)
     return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+
+
+# --------------------------------------------------------------------------- VERP return paths
+
+VERP_EDITION_LENGTH = 6  # base32 characters of the edition id's hash: tells editions apart
+VERP_TAG_LENGTH = 16  # base32 characters of the recipient's HMAC: 80 bits
+VERP_TOKEN_LENGTH = VERP_EDITION_LENGTH + VERP_TAG_LENGTH
+VERP_EXTRA = 1 + VERP_TOKEN_LENGTH  # what VERP adds to the local part: "+" and the token
+MAX_LOCAL_PART = 64  # octets before the "@" (RFC 5321)
+
+
+def _base32(digest: bytes, length: int) -> str:
+    """Lower-case base32 (a-z, 2-7): survives mail systems that change a local part's case."""
+    return base64.b32encode(digest).decode("ascii").lower()[:length]
+
+
+def verp_edition_tag(edition_id: str) -> str:
+    """The edition's part of a VERP token: a short hash of its id (public, not a secret)."""
+    return _base32(hashlib.sha256(edition_id.encode("utf-8")).digest(), VERP_EDITION_LENGTH)
+
+
+class EditionReturnPath:
+    """One edition's VERP return paths: ``local+EEEEEETTTTTTTTTTTTTTTT@domain``.
+
+    ``E`` is the edition's tag, ``T`` an HMAC of the list id, the edition id and the
+    recipient's address, so a bounce names its edition and recipient, and nobody without
+    the signing key can make one that names another subscriber.
+    """
+
+    __slots__ = ("_head", "_prefix", "_tail", "edition_id", "edition_tag")
+
+    def __init__(self, key: bytes, list_id: str, edition_id: str, local: str, domain: str) -> None:
+        self.edition_id = edition_id
+        self.edition_tag = verp_edition_tag(edition_id)
+        self._prefix = hmac.new(key, f"{list_id}\n{edition_id}\n".encode(), hashlib.sha256)
+        self._head = f"{local}+{self.edition_tag}"
+        self._tail = f"@{domain}"
+
+    def tag(self, email: str) -> str:
+        """The recipient's part of the token, for ``email`` casefolded."""
+        mac = self._prefix.copy()
+        mac.update(email.casefold().encode())
+        return _base32(mac.digest(), VERP_TAG_LENGTH)
+
+    def address(self, email: str) -> str:
+        """The return path of this edition's message to ``email``."""
+        return f"{self._head}{self.tag(email)}{self._tail}"
+
+
+class ReturnPath:
+    """VERP return paths of one list on one bounce address (``local@domain``)."""
+
+    __slots__ = ("_key", "_list_id", "_pattern", "domain", "local")
+
+    def __init__(self, signing_key: bytes, list_id: str, address: str) -> None:
+        local, _, domain = address.rpartition("@")
+        self.local, self.domain = local, domain
+        self._key = VERP.key(signing_key)
+        self._list_id = list_id
+        self._pattern = re.compile(
+            rf"(?<![\w.+-]){re.escape(local)}\+([a-z2-7]{{{VERP_TOKEN_LENGTH}}})"
+            rf"@{re.escape(domain)}(?![\w-]|\.\w)",
+            re.IGNORECASE,
+        )
+
+    def edition(self, edition_id: str) -> EditionReturnPath:
+        """The return paths of one edition (its key prefix hashed once)."""
+        return EditionReturnPath(self._key, self._list_id, edition_id, self.local, self.domain)
+
+    def tokens_in(self, text: str) -> list[tuple[str, str]]:
+        """Every ``(edition tag, recipient tag)`` of a return path of ours found in ``text``."""
+        found: list[tuple[str, str]] = []
+        for match in self._pattern.finditer(text):
+            token = match.group(1).lower()
+            pair = (token[:VERP_EDITION_LENGTH], token[VERP_EDITION_LENGTH:])
+            if pair not in found:
+                found.append(pair)
+        return found
