@@ -22,7 +22,7 @@ from pg_server import PostgresServer
 
 from newsletter.config.state import PostgresUrl
 from newsletter.state import openers
-from newsletter.state.api import EditionStore, History, Ledger, SlotStore
+from newsletter.state.api import EditionStore, History, Ledger, Members, SlotStore, Suppressions
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -36,6 +36,8 @@ class StateBackend:
     open_editions: Callable[[Path], EditionStore]
     open_ledger: Callable[[Path], Ledger]
     open_slots: Callable[[Path], SlotStore]
+    open_suppressions: Callable[[Path], Suppressions]
+    open_members: Callable[[Path], Members]
     peek_states: Callable[[Path, str], dict[str, str]]
 
     def __str__(self) -> str:
@@ -59,6 +61,8 @@ SQLITE = StateBackend(
     open_editions=openers.open_editions,
     open_ledger=openers.open_ledger,
     open_slots=openers.open_slots,
+    open_suppressions=openers.open_suppressions,
+    open_members=openers.open_members,
     peek_states=_sqlite_states,
 )
 
@@ -87,5 +91,7 @@ def postgres_backend(server: PostgresServer) -> StateBackend:
         open_editions=lambda path: openers.open_editions(place(path)),
         open_ledger=lambda path: openers.open_ledger(place(path)),
         open_slots=lambda path: openers.open_slots(place(path)),
+        open_suppressions=lambda path: openers.open_suppressions(place(path)),
+        open_members=lambda path: openers.open_members(place(path)),
         peek_states=states,
     )

@@ -33,6 +33,10 @@ def test_new_database_is_empty_and_created_with_its_folder(tmp_path: Path) -> No
         "ledger_editions",
         "ledger_recipients",
         "schedule_slots",
+        "suppressions",
+        "state_sequences",
+        "members",
+        "bounce_events",
         "schema_version",
     }
 

@@ -49,6 +49,7 @@ def test_creates_the_folder_and_uses_wal(db: Path) -> None:
     assert {"ledger_editions", "ledger_recipients"} <= tables
     # One schema for the file: every name belongs to a tenant, or is the schema's version.
     tenants = ("history_", "archive_", "ledger_", "schedule_", "schema_version", "sqlite_")
+    tenants += ("suppressions", "state_sequences", "members", "bounce_events")
     assert all(name.startswith(tenants) for name in tables)
 
 

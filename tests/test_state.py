@@ -35,6 +35,9 @@ TENANT_TABLES = {
     "ledger_editions",
     "ledger_recipients",
     "schedule_slots",
+    "suppressions",
+    "members",
+    "bounce_events",
 }
 
 # --------------------------------------------------------------------------- the one format
@@ -146,11 +149,27 @@ def _use_slots(state: StateBackend, db: Path) -> None:
         assert claim.record.claimed_at == "2026-03-05T12:00:30.000000Z"
 
 
+def _use_suppressions(state: StateBackend, db: Path) -> None:
+    with state.open_suppressions(db) as suppressions:
+        assert suppressions.add("ana@example.org", "unsubscribe", "web", at=NOW)
+        found = suppressions.get("ana@example.org")
+        assert found is not None
+        assert found.at == "2026-03-05T12:00:30.000000Z"
+
+
+def _use_members(state: StateBackend, db: Path) -> None:
+    with state.open_members(db) as members:
+        assert members.add("bo@example.org", "Bo", "web", at=NOW)
+        assert members.all()[0].joined_at == "2026-03-05T12:00:30.000000Z"
+
+
 TENANTS: dict[str, Callable[[StateBackend, Path], None]] = {
     "history": _use_history,
     "editions": _use_editions,
     "ledger": _use_ledger,
     "slots": _use_slots,
+    "suppressions": _use_suppressions,
+    "members": _use_members,
 }
 
 
@@ -358,7 +377,7 @@ def test_a_file_with_only_some_tables_gets_the_rest(tmp_path: Path) -> None:
     with SQLITE.open_ledger(db) as ledger:
         ledger.start("e1", "S")
     tables = {name for (name,) in query(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == TENANT_TABLES | {"schema_version"}
+    assert tables == TENANT_TABLES | {"schema_version", "state_sequences"}
     assert query(db, "SELECT COUNT(*) FROM history_articles") == [(3,)]
 
 
@@ -402,6 +421,8 @@ OPENERS = {
     "editions": SQLITE.open_editions,
     "ledger": SQLITE.open_ledger,
     "slots": SQLITE.open_slots,
+    "suppressions": SQLITE.open_suppressions,
+    "members": SQLITE.open_members,
 }
 
 
@@ -495,8 +516,10 @@ def test_state_migrate_adopts_and_upgrades_a_file(
     latest = migrations.LATEST
     assert adopted.stdout == f"{db}: schema {latest} (tables created, or adopted as they were)\n"
     conn = sqlite3.connect(db)
-    with conn:  # back to schema 1: what migration 3 added goes too
+    with conn:  # back to schema 1: what migrations 3 and 4 added goes too
         conn.execute("DELETE FROM schema_version WHERE version > 1")
+        for table in ("suppressions", "state_sequences", "members", "bounce_events"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("ALTER TABLE ledger_editions DROP COLUMN recipients")
     conn.close()
     upgraded = runner.invoke(cli, ["state", "migrate"])

@@ -37,6 +37,9 @@ TENANT_TABLES = {
     "ledger_editions",
     "ledger_recipients",
     "schedule_slots",
+    "suppressions",
+    "members",
+    "bounce_events",
 }
 SECRET = "s3cr%t-pass"  # trust authentication lets any password in
 SECRET_IN_URL = "s3cr%25t-pass"
@@ -48,6 +51,8 @@ OPENERS: dict[str, Callable[[PostgresUrl], Any]] = {
     "editions": openers.open_editions,
     "ledger": openers.open_ledger,
     "slots": openers.open_slots,
+    "suppressions": openers.open_suppressions,
+    "members": openers.open_members,
 }
 
 

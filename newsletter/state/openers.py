@@ -18,9 +18,11 @@ from newsletter.state.api import (
     EditionStore,
     History,
     Ledger,
+    Members,
     ProcessLock,
     SchemaUpgrade,
     SlotStore,
+    Suppressions,
 )
 from newsletter.state.postgres import connection as postgres
 from newsletter.state.postgres import migrations as postgres_migrations
@@ -28,13 +30,17 @@ from newsletter.state.postgres.editions import PostgresEditionStore
 from newsletter.state.postgres.history import PostgresHistory
 from newsletter.state.postgres.ledger import PostgresLedger
 from newsletter.state.postgres.lock import AdvisoryLock
+from newsletter.state.postgres.members import PostgresMembers
 from newsletter.state.postgres.slots import PostgresSlotStore
+from newsletter.state.postgres.suppressions import PostgresSuppressions
 from newsletter.state.sqlite import connection as sqlite
 from newsletter.state.sqlite import migrations as sqlite_migrations
 from newsletter.state.sqlite.editions import SqliteEditionStore
 from newsletter.state.sqlite.history import SqliteHistory
 from newsletter.state.sqlite.ledger import SqliteLedger
+from newsletter.state.sqlite.members import SqliteMembers
 from newsletter.state.sqlite.slots import SqliteSlotStore
+from newsletter.state.sqlite.suppressions import SqliteSuppressions
 
 Place = StateLocation | Path  # a path: a SQLite file
 
@@ -77,6 +83,24 @@ def open_slots(place: Place) -> SlotStore:
             return SqliteSlotStore(path)
         case PostgresUrl(url):
             return PostgresSlotStore(url)
+
+
+def open_suppressions(place: Place) -> Suppressions:
+    """Open the suppression list (may be shared by threads)."""
+    match _location(place):
+        case SqliteFile(path):
+            return SqliteSuppressions(path)
+        case PostgresUrl(url):
+            return PostgresSuppressions(url)
+
+
+def open_members(place: Place) -> Members:
+    """Open the subscribers the tool holds."""
+    match _location(place):
+        case SqliteFile(path):
+            return SqliteMembers(path)
+        case PostgresUrl(url):
+            return PostgresMembers(url)
 
 
 def open_lock(place: Place, name: str) -> ProcessLock:

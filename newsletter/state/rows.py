@@ -8,12 +8,22 @@ a store moved from one backend to the other reads the same.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from newsletter.clock import now_utc
 from newsletter.models import Digest, Edition
-from newsletter.state.api import STATES, ArchivedEdition, EditionStatus, SlotRecord
+from newsletter.state.api import (
+    STATES,
+    SUPPRESSION_REASONS,
+    ArchivedEdition,
+    EditionStatus,
+    Member,
+    SlotRecord,
+    Suppression,
+    normalize_email,
+)
 from newsletter.state.timestamps import from_stamp, to_stamp
 
 EDITION_COLUMNS = (
@@ -127,3 +137,41 @@ def claim_kind(record: SlotRecord | None, *, in_grace: bool, retry_failed: bool)
     if not in_grace:
         return "missed"
     return "new" if record is None else "retry"
+
+
+# The columns of a ``Suppression``, in its order; and those ``suppression_row`` fills.
+SUPPRESSION_COLUMNS = "email, reason, source, at, edition_id, detail"
+SUPPRESSION_INSERT = "email_key, email, reason, source, at, edition_id, detail"
+
+
+def suppression_row(
+    email: str, reason: str, source: str, edition_id: str, detail: str, at: datetime | None
+) -> tuple[str, ...]:
+    """The values of ``SUPPRESSION_INSERT``; a reason not in ``SUPPRESSION_REASONS`` is refused."""
+    if reason not in SUPPRESSION_REASONS:
+        raise ValueError(
+            f"suppression reason {reason!r} is not one of {', '.join(SUPPRESSION_REASONS)}"
+        )
+    stamp = to_stamp(at if at is not None else now_utc())
+    return (normalize_email(email), email.strip(), reason, source, stamp, edition_id, detail)
+
+
+def load_suppression(row: Sequence[Any]) -> Suppression:
+    """Read a row of ``SUPPRESSION_COLUMNS`` back into a suppression."""
+    return Suppression(*row)
+
+
+# The columns of a ``Member``, in its order; and those ``member_row`` fills.
+MEMBER_COLUMNS = "email, name, source, joined_at"
+MEMBER_INSERT = "email_key, email, name, source, joined_at"
+
+
+def member_row(email: str, name: str, source: str, at: datetime | None) -> tuple[str, ...]:
+    """The values of ``MEMBER_INSERT`` for a subscriber who joins at ``at`` (default: now)."""
+    stamp = to_stamp(at if at is not None else now_utc())
+    return (normalize_email(email), email.strip(), name, source, stamp)
+
+
+def load_member(row: Sequence[Any]) -> Member:
+    """Read a row of ``MEMBER_COLUMNS`` back into a member."""
+    return Member(*row)

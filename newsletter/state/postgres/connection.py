@@ -1,8 +1,9 @@
 """Open the PostgreSQL state database: the one place that connects, sets sessions up, migrates.
 
-Every tenant's tables (``history_``, ``archive_``, ``ledger_``, ``schedule_``) live in
-the database of the URL, in the first schema of its ``search_path`` (``public``
-unless the URL's ``options`` say otherwise). A connection is in autocommit mode (a
+Every tenant's tables (``history_``, ``archive_``, ``ledger_``, ``schedule_``,
+``suppressions``, ``members``, ``bounce_events``) live in the database of the URL, in
+the first schema of its ``search_path`` (``public`` unless the URL's ``options`` say
+otherwise). A connection is in autocommit mode (a
 tenant opens its own transactions) with ``synchronous_commit = on`` whatever the
 server's default, so a commit is durable when it returns: the ledger's guarantee needs
 it. Each session names itself ``newsletter <pid>@<host>``, so a lock's holder and a

@@ -124,7 +124,61 @@ def _recipient_count(conn: Connection) -> None:
     conn.execute("ALTER TABLE ledger_editions ADD COLUMN recipients INTEGER")
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_create_tables, _recipient_count)
+# Who may not be mailed, who the tool holds, and the bounces read from the mailbox.
+_LISTS = (
+    """
+    CREATE TABLE suppressions (
+        email_key  TEXT COLLATE "C" PRIMARY KEY,
+        email      TEXT NOT NULL,
+        reason     TEXT NOT NULL
+                   CHECK (reason IN ('unsubscribe', 'bounce', 'complaint', 'manual')),
+        source     TEXT NOT NULL,
+        edition_id TEXT NOT NULL DEFAULT '',
+        detail     TEXT NOT NULL DEFAULT '',
+        at         TEXT COLLATE "C" NOT NULL,
+        seq        BIGINT GENERATED ALWAYS AS IDENTITY
+    )
+    """,
+    "CREATE INDEX suppressions_by_seq ON suppressions (seq)",
+    """
+    CREATE TABLE members (
+        email_key TEXT COLLATE "C" PRIMARY KEY,
+        email     TEXT NOT NULL,
+        name      TEXT NOT NULL DEFAULT '',
+        source    TEXT NOT NULL,
+        joined_at TEXT COLLATE "C" NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE bounce_events (
+        report_key TEXT COLLATE "C" NOT NULL,
+        email_key  TEXT COLLATE "C" NOT NULL,
+        edition_id TEXT NOT NULL DEFAULT '',
+        kind       TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint', 'unsubscribe')),
+        status     TEXT NOT NULL DEFAULT '',
+        at         TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (report_key, email_key)
+    )
+    """,
+    "CREATE INDEX bounce_events_by_address ON bounce_events (email_key, at)",
+)
+
+
+def _suppressions_and_members(conn: Connection) -> None:
+    """3: the suppression list, the subscribers the tool holds, and bounce events.
+
+    ``suppressions.seq`` comes from the column's own sequence, so an address suppressed
+    again after a removal gets a higher number. (SQLite's migration 4.)
+    """
+    for statement in _LISTS:
+        conn.execute(statement)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
+    _create_tables,
+    _recipient_count,
+    _suppressions_and_members,
+)
 LATEST = len(MIGRATIONS)
 
 _VERSION_TABLE = """

@@ -1,9 +1,9 @@
 """Open the SQLite state file: the one place that connects, sets the file up and migrates it.
 
 One file (``<state_dir>/state.sqlite3``) holds every tenant's tables (``history_``,
-``archive_``, ``ledger_``, ``schedule_``). It is in WAL mode, so a reader (``status``)
-never waits for a writer (a send), and every connection waits up to a busy timeout for
-another writer instead of failing at once.
+``archive_``, ``ledger_``, ``schedule_``, ``suppressions``, ``members``, ``bounce_events``).
+It is in WAL mode, so a reader (``status``) never waits for a writer (a send), and every
+connection waits up to a busy timeout for another writer instead of failing at once.
 """
 
 from __future__ import annotations

@@ -160,10 +160,69 @@ def _recipient_count(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE ledger_editions ADD COLUMN recipients INTEGER")
 
 
+# Who may not be mailed, who the tool holds, and the bounces read from the mailbox.
+_LISTS = (
+    """
+    CREATE TABLE suppressions (
+        email_key  TEXT PRIMARY KEY,
+        email      TEXT NOT NULL,
+        reason     TEXT NOT NULL
+                   CHECK (reason IN ('unsubscribe', 'bounce', 'complaint', 'manual')),
+        source     TEXT NOT NULL,
+        edition_id TEXT NOT NULL DEFAULT '',
+        detail     TEXT NOT NULL DEFAULT '',
+        at         TEXT NOT NULL,
+        seq        INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX suppressions_by_seq ON suppressions (seq)",
+    """
+    CREATE TABLE state_sequences (
+        name TEXT PRIMARY KEY,
+        last INTEGER NOT NULL
+    )
+    """,
+    "INSERT INTO state_sequences (name, last) VALUES ('suppressions', 0)",
+    """
+    CREATE TABLE members (
+        email_key TEXT PRIMARY KEY,
+        email     TEXT NOT NULL,
+        name      TEXT NOT NULL DEFAULT '',
+        source    TEXT NOT NULL,
+        joined_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE bounce_events (
+        report_key TEXT NOT NULL,
+        email_key  TEXT NOT NULL,
+        edition_id TEXT NOT NULL DEFAULT '',
+        kind       TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint', 'unsubscribe')),
+        status     TEXT NOT NULL DEFAULT '',
+        at         TEXT NOT NULL,
+        PRIMARY KEY (report_key, email_key)
+    )
+    """,
+    "CREATE INDEX bounce_events_by_address ON bounce_events (email_key, at)",
+)
+
+
+def _suppressions_and_members(conn: sqlite3.Connection) -> None:
+    """4: the suppression list, the subscribers the tool holds, and bounce events.
+
+    ``suppressions.seq`` numbers each suppression in the order it was made, so a send
+    under way asks only for what is new; ``state_sequences`` keeps the last number
+    given, so an address suppressed again after a removal gets a higher one.
+    """
+    for statement in _LISTS:
+        conn.execute(statement)
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_tables,
     _one_time_format,
     _recipient_count,
+    _suppressions_and_members,
 )
 LATEST = len(MIGRATIONS)
 

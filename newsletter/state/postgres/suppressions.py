@@ -1,0 +1,104 @@
+"""The suppression list in the PostgreSQL state database: addresses no send may mail.
+
+One row per address (``suppressions``, keyed by ``normalize_email``), numbered by the
+``seq`` column's own sequence. Numbers are handed out when a row is inserted but the
+rows become visible when their transactions commit, which need not be in the same
+order: a reader that saw number 11 may later see 10 appear. So ``changes`` reads again
+``CHANGES_WINDOW`` numbers behind the cursor. Each ``add`` is one short statement, so
+a row committed later than that many others that were numbered after it is out of
+reach of any real send. A key may come back more than once, which the protocol allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from newsletter.state.api import Suppression, normalize_email
+from newsletter.state.postgres.connection import connect, guard
+from newsletter.state.rows import (
+    SUPPRESSION_COLUMNS,
+    SUPPRESSION_INSERT,
+    load_suppression,
+    suppression_row,
+)
+from newsletter.state.tenant import Tenant
+
+CHANGES_WINDOW = 1000  # sequence numbers ``changes`` reads again behind its cursor
+
+
+class PostgresSuppressions(Tenant):
+    """The ``suppressions`` table of the PostgreSQL state database (may be shared by threads)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn = connect(url)
+
+    def add(
+        self,
+        email: str,
+        reason: str,
+        source: str,
+        *,
+        edition_id: str = "",
+        detail: str = "",
+        at: datetime | None = None,
+    ) -> bool:
+        """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first)."""
+        row = suppression_row(email, reason, source, edition_id, detail, at)
+        with guard(self._url, "cannot write to"):
+            added = self._conn.execute(
+                f"INSERT INTO suppressions ({SUPPRESSION_INSERT})"  # noqa: S608 - fixed columns
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (email_key) DO NOTHING",
+                row,
+            )
+        return bool(added.rowcount > 0)
+
+    def remove(self, email: str) -> Suppression | None:
+        """Lift the suppression of ``email``; return what was removed, or None."""
+        with guard(self._url, "cannot write to"):
+            row = self._conn.execute(
+                f"DELETE FROM suppressions WHERE email_key = %s"  # noqa: S608 - fixed columns
+                f" RETURNING {SUPPRESSION_COLUMNS}",
+                (normalize_email(email),),
+            ).fetchone()
+        return load_suppression(row) if row else None
+
+    def get(self, email: str) -> Suppression | None:
+        """The suppression of ``email``, or None."""
+        rows = self._read(
+            f"SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE email_key = %s",  # noqa: S608
+            (normalize_email(email),),
+        )
+        return load_suppression(rows[0]) if rows else None
+
+    def among(self, emails: Iterable[str]) -> set[str]:
+        """The ``normalize_email`` keys of those of ``emails`` that are suppressed."""
+        keys = sorted({normalize_email(email) for email in emails})
+        if not keys:
+            return set()
+        rows = self._read("SELECT email_key FROM suppressions WHERE email_key = ANY(%s)", (keys,))
+        return {row[0] for row in rows}
+
+    def changes(self, cursor: int) -> tuple[int, set[str]]:
+        """Keys suppressed since ``cursor`` (0: all) and the cursor to pass next time."""
+        since = max(cursor - CHANGES_WINDOW, 0)
+        rows = self._read("SELECT seq, email_key FROM suppressions WHERE seq > %s", (since,))
+        return max((int(row[0]) for row in rows), default=cursor), {row[1] for row in rows}
+
+    def all(self) -> list[Suppression]:
+        """Every suppression, oldest first."""
+        rows = self._read(
+            f"SELECT {SUPPRESSION_COLUMNS} FROM suppressions ORDER BY at, seq"  # noqa: S608
+        )
+        return [load_suppression(row) for row in rows]
+
+    def count(self) -> int:
+        """How many addresses are suppressed."""
+        return int(self._read("SELECT COUNT(*) FROM suppressions", ())[0][0])
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with guard(self._url, "cannot read"):
+            rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
+        return rows

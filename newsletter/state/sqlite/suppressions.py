@@ -1,0 +1,132 @@
+"""The suppression list in the SQLite state file: addresses no send may mail.
+
+One row per address (``suppressions``, keyed by ``normalize_email``), numbered in the
+order the suppressions were made (``seq``, from ``state_sequences``). SQLite has one
+writer at a time and numbers each row inside its write, so the numbers are committed in
+order and ``changes`` needs no window. A store may be shared by threads (a send's
+sending threads ask it what is new); they take turns on its connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from newsletter.errors import NewsletterError
+from newsletter.state.api import Suppression, normalize_email
+from newsletter.state.rows import (
+    SUPPRESSION_COLUMNS,
+    SUPPRESSION_INSERT,
+    load_suppression,
+    suppression_row,
+)
+from newsletter.state.sqlite.connection import connect, state_error
+from newsletter.state.tenant import Tenant
+
+BATCH = 500  # addresses per query of ``among`` (SQLite's parameter limit is far above)
+_NEXT_SEQ = "UPDATE state_sequences SET last = last + 1 WHERE name = 'suppressions' RETURNING last"
+
+
+class SqliteSuppressions(Tenant):
+    """The ``suppressions`` table of the SQLite state file."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = Path(db_path)
+        self._conn = connect(self.path, threads=True)
+        self._lock = threading.Lock()
+
+    def _error(self, what: str, err: BaseException) -> NewsletterError:
+        return state_error(self.path, what, err)
+
+    def add(
+        self,
+        email: str,
+        reason: str,
+        source: str,
+        *,
+        edition_id: str = "",
+        detail: str = "",
+        at: datetime | None = None,
+    ) -> bool:
+        """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first)."""
+        row = suppression_row(email, reason, source, edition_id, detail, at)
+        try:
+            with self._lock, self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                if self._conn.execute(
+                    "SELECT 1 FROM suppressions WHERE email_key = ?", (row[0],)
+                ).fetchone():
+                    return False
+                seq = self._conn.execute(_NEXT_SEQ).fetchone()[0]
+                self._conn.execute(
+                    f"INSERT INTO suppressions ({SUPPRESSION_INSERT}, seq)"  # noqa: S608 - fixed
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*row, seq),
+                )
+        except sqlite3.Error as err:
+            raise self._error("cannot write to", err) from err
+        return True
+
+    def remove(self, email: str) -> Suppression | None:
+        """Lift the suppression of ``email``; return what was removed, or None."""
+        try:
+            with self._lock, self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                row = self._conn.execute(
+                    f"DELETE FROM suppressions WHERE email_key = ?"  # noqa: S608 - fixed columns
+                    f" RETURNING {SUPPRESSION_COLUMNS}",
+                    (normalize_email(email),),
+                ).fetchone()
+        except sqlite3.Error as err:
+            raise self._error("cannot write to", err) from err
+        return load_suppression(row) if row else None
+
+    def get(self, email: str) -> Suppression | None:
+        """The suppression of ``email``, or None."""
+        rows = self._read(
+            f"SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE email_key = ?",  # noqa: S608
+            (normalize_email(email),),
+        )
+        return load_suppression(rows[0]) if rows else None
+
+    def among(self, emails: Iterable[str]) -> set[str]:
+        """The ``normalize_email`` keys of those of ``emails`` that are suppressed."""
+        keys = iter({normalize_email(email) for email in emails})
+        found: set[str] = set()
+        while batch := list(islice(keys, BATCH)):
+            marks = ", ".join("?" * len(batch))
+            rows = self._read(
+                f"SELECT email_key FROM suppressions WHERE email_key IN ({marks})",  # noqa: S608
+                tuple(batch),
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    def changes(self, cursor: int) -> tuple[int, set[str]]:
+        """Keys suppressed since ``cursor`` (0: all) and the cursor to pass next time."""
+        rows = self._read("SELECT seq, email_key FROM suppressions WHERE seq > ?", (cursor,))
+        return max((int(row[0]) for row in rows), default=cursor), {str(row[1]) for row in rows}
+
+    def all(self) -> list[Suppression]:
+        """Every suppression, oldest first."""
+        rows = self._read(
+            f"SELECT {SUPPRESSION_COLUMNS} FROM suppressions ORDER BY at, seq"  # noqa: S608
+        )
+        return [load_suppression(row) for row in rows]
+
+    def count(self) -> int:
+        """How many addresses are suppressed."""
+        return int(self._read("SELECT COUNT(*) FROM suppressions")[0][0])
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self._lock:
+                rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
+                return rows
+        except sqlite3.Error as err:
+            raise self._error("cannot read", err) from err
