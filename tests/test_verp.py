@@ -137,10 +137,10 @@ def test_verp_refuses_a_local_part_with_no_room_for_the_token(tmp_path: Path) ->
     assert "bounces.soft_limt: unknown key; did you mean 'bounces.soft_limit'?" in message
 
 
-def verp_settings(**changes: object) -> Settings:
+def verp_settings() -> Settings:
     bounces = BounceSettings(verp=True, return_path="bounces@harbor.example")
     return dataclasses.replace(
-        Settings(), sender=Sender(address="news@harbor.example"), bounces=bounces, **changes
+        Settings(), sender=Sender(address="news@harbor.example"), bounces=bounces
     )
 
 

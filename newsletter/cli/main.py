@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from newsletter import __version__
+from newsletter.cli.bounces import bounces
 from newsletter.cli.edition import build, check, init, preview, sources
 from newsletter.cli.options import group_config_option, print_warnings
 from newsletter.cli.schedules import schedule_group
@@ -129,6 +130,7 @@ for command in (
     schedule_group,
     state_group,
     serve,
+    bounces,
 ):
     cli.add_command(command)
 
