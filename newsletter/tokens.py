@@ -91,25 +91,23 @@ def read_subscriber_ref(ref: str) -> str:
 
 # --------------------------------------------------------------------------- VERP return paths
 
-VERP_EDITION_LENGTH = 6  # base32 characters of the edition id's hash: tells editions apart
-VERP_TAG_LENGTH = 16  # base32 characters of the recipient's HMAC: 80 bits
+VERP_EDITION_LENGTH = 6  # hex digits of the edition id's hash: tells editions apart
+VERP_TAG_LENGTH = 16  # hex digits of the recipient's HMAC: 64 bits
 VERP_TOKEN_LENGTH = VERP_EDITION_LENGTH + VERP_TAG_LENGTH
 VERP_EXTRA = 1 + VERP_TOKEN_LENGTH  # what VERP adds to the local part: "+" and the token
 MAX_LOCAL_PART = 64  # octets before the "@" (RFC 5321)
 
-
-def _base32(digest: bytes, length: int) -> str:
-    """Lower-case base32 (a-z, 2-7): survives mail systems that change a local part's case."""
-    return base64.b32encode(digest).decode("ascii").lower()[:length]
+# Lower-case hex: it survives mail systems that change the case of a local part, and it is
+# quick to make (a message's return path costs one HMAC, about a microsecond and a half).
 
 
 def verp_edition_tag(edition_id: str) -> str:
     """The edition's part of a VERP token: a short hash of its id (public, not a secret)."""
-    return _base32(hashlib.sha256(edition_id.encode("utf-8")).digest(), VERP_EDITION_LENGTH)
+    return hashlib.sha256(edition_id.encode("utf-8")).hexdigest()[:VERP_EDITION_LENGTH]
 
 
 class EditionReturnPath:
-    """One edition's VERP return paths: ``local+EEEEEETTTTTTTTTTTTTTTT@domain``.
+    """One edition's VERP return paths: ``local+EEEEEETTTTTTTTTTTTTTTT@domain`` (hex digits).
 
     ``E`` is the edition's tag, ``T`` an HMAC of the list id, the edition id and the
     recipient's address, so a bounce names its edition and recipient, and nobody without
@@ -129,7 +127,7 @@ class EditionReturnPath:
         """The recipient's part of the token, for ``email`` casefolded."""
         mac = self._prefix.copy()
         mac.update(email.casefold().encode())
-        return _base32(mac.digest(), VERP_TAG_LENGTH)
+        return mac.hexdigest()[:VERP_TAG_LENGTH]
 
     def address(self, email: str) -> str:
         """The return path of this edition's message to ``email``."""
@@ -147,7 +145,7 @@ class ReturnPath:
         self._key = VERP.key(signing_key)
         self._list_id = list_id
         self._pattern = re.compile(
-            rf"(?<![\w.+-]){re.escape(local)}\+([a-z2-7]{{{VERP_TOKEN_LENGTH}}})"
+            rf"(?<![\w.+-]){re.escape(local)}\+([0-9a-f]{{{VERP_TOKEN_LENGTH}}})"
             rf"@{re.escape(domain)}(?![\w-]|\.\w)",
             re.IGNORECASE,
         )
