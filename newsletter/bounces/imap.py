@@ -41,7 +41,8 @@ class ImapAddress:
     def __str__(self) -> str:
         scheme = "imaps" if self.secure else "imap"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{self.user}@{host}:{self.port}/{self.folder}"
+        user = self.user.replace("%", "%25").replace("@", "%40")
+        return f"{scheme}://{user}@{host}:{self.port}/{self.folder}"
 
 
 def parse_imap_url(url: str) -> ImapAddress:
