@@ -27,8 +27,14 @@ from newsletter.bounces.process import BounceSummary, process_mailbox
 from newsletter.config.settings import Paths, Settings
 from newsletter.errors import MailboxError
 from newsletter.messages import message_id_digest, message_id_left
+from newsletter.models import Digest, Edition
 from newsletter.state.api import Suppression
-from newsletter.state.openers import open_bounce_log, open_ledger, open_suppressions
+from newsletter.state.openers import (
+    open_bounce_log,
+    open_editions,
+    open_ledger,
+    open_suppressions,
+)
 from newsletter.tokens import Signer
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
@@ -52,7 +58,10 @@ def sqlite_settings(tmp_path: Path) -> Settings:
 
 
 def record_sent(settings: Settings, emails: list[str], edition: str = EDITION) -> None:
-    """The ledger of a send that reached ``emails``."""
+    """The stored edition and the ledger of a send that reached ``emails``."""
+    stored = Edition(edition, "City approves", "", "<p>x</p>", "x", Digest(lead=None), NOW)
+    with open_editions(settings.paths.state) as editions:
+        editions.save(stored, {}, NOW)
     with open_ledger(settings.paths.state) as ledger:
         ledger.start(edition, "City approves new transit plan", len(emails))
         for email in emails:

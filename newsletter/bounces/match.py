@@ -34,7 +34,7 @@ from newsletter.bounces.report import (
 )
 from newsletter.config.settings import Settings
 from newsletter.messages import message_id_digest, message_id_left
-from newsletter.state.api import Ledger, normalize_email
+from newsletter.state.api import EditionStore, Ledger, normalize_email
 from newsletter.tokens import ReturnPath, Signer, read_subscriber_ref, verp_edition_tag
 
 _RANK = {HARD: 3, COMPLAINT: 3, UNSUBSCRIBE: 3, SOFT: 2, DELAYED: 1}
@@ -67,8 +67,9 @@ class _Edition:
 class Matcher:
     """Resolve reports against the ledger; editions are looked at once per run, when needed."""
 
-    def __init__(self, settings: Settings, ledger: Ledger) -> None:
+    def __init__(self, settings: Settings, ledger: Ledger, editions: EditionStore) -> None:
         self._ledger = ledger
+        self._stored = editions
         self._list_id = settings.list.id.lower()
         key = settings.signing_key
         self.verifies = bool(key)  # without the real key no token can be trusted
@@ -82,7 +83,7 @@ class Matcher:
 
     def _edition_ids(self) -> list[str]:
         if self._ids is None:
-            self._ids = [status.id for status in self._ledger.editions()]
+            self._ids = self._stored.ids()  # every edition that started going out
             for edition_id in self._ids:
                 self._by_verp_tag.setdefault(verp_edition_tag(edition_id), []).append(edition_id)
         return self._ids

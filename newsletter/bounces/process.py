@@ -33,8 +33,20 @@ from newsletter.bounces.report import COMPLAINT, DELAYED, HARD, SOFT, UNSUBSCRIB
 from newsletter.clock import now_utc
 from newsletter.config.settings import Settings
 from newsletter.errors import UsageProblem
-from newsletter.state.api import MAX_REPLY, BounceEvent, BounceLog, Ledger, Suppressions
-from newsletter.state.openers import open_bounce_log, open_ledger, open_suppressions
+from newsletter.state.api import (
+    MAX_REPLY,
+    BounceEvent,
+    BounceLog,
+    EditionStore,
+    Ledger,
+    Suppressions,
+)
+from newsletter.state.openers import (
+    open_bounce_log,
+    open_editions,
+    open_ledger,
+    open_suppressions,
+)
 
 _REASON = {HARD: "bounce", SOFT: "bounce", COMPLAINT: "complaint", UNSUBSCRIBE: "unsubscribe"}
 _MARKED = ("sent", "in_flight")  # ledger states a bounce turns into "failed"
@@ -121,8 +133,10 @@ def process_mailbox(
         open_suppressions(place) as suppressions,
         open_bounce_log(place) as log,
         open_ledger(place) as ledger,
+        open_editions(place) as editions,
     ):
-        run = _Run(settings, suppressions, log, ledger, summary, dry_run, now or now_utc())
+        stores = _Stores(suppressions, log, ledger, editions)
+        run = _Run(settings, stores, summary, dry_run, now or now_utc())
         for mail in mailbox.messages():
             run.handle(mail)
             if not dry_run:
@@ -131,22 +145,30 @@ def process_mailbox(
     return summary
 
 
+@dataclass(frozen=True)
+class _Stores:
+    """The parts of the state a run reads and writes."""
+
+    suppressions: Suppressions
+    log: BounceLog
+    ledger: Ledger
+    editions: EditionStore
+
+
 class _Run:
     """One run's state: the stores, the matcher, the summary, the keys seen in this run."""
 
     def __init__(
         self,
         settings: Settings,
-        suppressions: Suppressions,
-        log: BounceLog,
-        ledger: Ledger,
+        stores: _Stores,
         summary: BounceSummary,
         dry_run: bool,
         now: datetime,
     ) -> None:
         self.bounces = settings.bounces
-        self.suppressions, self.log, self.ledger = suppressions, log, ledger
-        self.matcher = Matcher(settings, ledger)
+        self.suppressions, self.log, self.ledger = stores.suppressions, stores.log, stores.ledger
+        self.matcher = Matcher(settings, stores.ledger, stores.editions)
         self.summary, self.dry_run, self.now = summary, dry_run, now
         self.keys: set[str] = set()
 
