@@ -42,17 +42,13 @@ _RANK = {HARD: 3, COMPLAINT: 3, UNSUBSCRIBE: 3, SOFT: 2, DELAYED: 1}
 
 @dataclass(frozen=True)
 class Target:
-    """One address a report asks something of, and why we believe it is that address.
-
-    ``how``: ``verp``, ``unsubscribe link``, ``message-id``, ``report`` or ``mailto``.
-    """
+    """One address a report asks something of (``normalize_email``), and its edition ("")."""
 
     email: str
     kind: str
     status: str
     diagnostic: str
     edition_id: str
-    how: str
 
 
 @dataclass
@@ -72,7 +68,7 @@ class Matcher:
         self._stored = editions
         self._list_id = settings.list.id.lower()
         key = settings.signing_key
-        self.verifies = bool(key)  # without the real key no token can be trusted
+        # Without the real key no token can be trusted: the development key is not secret.
         self._signer = Signer(key, settings.list.id) if key else None
         self._return_path = ReturnPath(key, settings.list.id, settings.return_path) if key else None
         self._editions: dict[str, _Edition] = {}
@@ -161,17 +157,14 @@ class Matcher:
         if not failures:
             return [], report.note or "a delay warning: the server still tries"
         editions, digest = self._editions_of(report)
-        found = self._by_verp(report)
-        how = "verp"
-        if found is None:
-            found, how = self._by_message_id(editions, digest), "message-id"
-        if found is None and (email := self._by_unsubscribe_link(report)) is not None:
-            found, how = (email, editions[0] if len(editions) == 1 else ""), "unsubscribe link"
-        if found is not None:
-            worst = max(failures, key=lambda f: _RANK.get(f.kind, 0))
-            return [_target(worst, *found, how)], ""
         edition = editions[0] if len(editions) == 1 else ""
-        targets = [_target(f, f.email, edition, "report") for f in failures if f.email]
+        found = self._by_verp(report) or self._by_message_id(editions, digest)
+        if found is None and (email := self._by_unsubscribe_link(report)) is not None:
+            found = email, edition
+        if found is not None:  # one message, one reader: the worst of what the report says
+            worst = max(failures, key=lambda f: _RANK.get(f.kind, 0))
+            return [_target(worst, *found)], ""
+        targets = [_target(f, f.email, edition) for f in failures if f.email]
         return targets, "" if targets else f"a {report.form} naming no recipient we can tell"
 
     def _by_message_id(self, editions: list[str], digest: str) -> tuple[str, str] | None:
@@ -187,15 +180,10 @@ class Matcher:
         if not report.sender or not self._signer.verify(report.sender, report.token):
             return [], "an unsubscribe mail whose token is not its sender's"
         failure = Failure(report.sender, UNSUBSCRIBE)
-        return [_target(failure, report.sender, "", "mailto")], ""
+        return [_target(failure, report.sender, "")], ""
 
 
-def _target(failure: Failure, email: str, edition_id: str, how: str) -> Target:
+def _target(failure: Failure, email: str, edition_id: str) -> Target:
     return Target(
-        email=normalize_email(email),
-        kind=failure.kind,
-        status=failure.status,
-        diagnostic=failure.diagnostic,
-        edition_id=edition_id,
-        how=how,
+        normalize_email(email), failure.kind, failure.status, failure.diagnostic, edition_id
     )
