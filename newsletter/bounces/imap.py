@@ -12,6 +12,7 @@ marked seen before it was handled. A dry run selects the folder read-only.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import ssl
 from collections.abc import Iterator, Mapping
@@ -184,6 +185,12 @@ class ImapMailbox:
             "again: what was read is recorded"
         )
 
+    def _odd(self, err: BaseException) -> MailboxError:
+        return MailboxError(
+            f"{self.where}: the server answered what IMAP does not allow here "
+            f"({self._reason(err)}); run the command again: what was read is recorded"
+        )
+
     def messages(self) -> Iterator[Mail]:
         """Every message of the folder without the ``NewsletterProcessed`` keyword."""
         try:
@@ -195,6 +202,8 @@ class ImapMailbox:
                 yield self._fetch(uid)
         except (OSError, imaplib.IMAP4.abort) as err:
             raise self._lost(err) from err
+        except imaplib.IMAP4.error as err:
+            raise self._odd(err) from err
 
     def _fetch(self, uid: str) -> Mail:
         ref = f"UID {uid}"
@@ -223,6 +232,8 @@ class ImapMailbox:
                 self._move(uid)
         except (OSError, imaplib.IMAP4.abort) as err:
             raise self._lost(err) from err
+        except imaplib.IMAP4.error as err:
+            raise self._odd(err) from err
 
     def _move(self, uid: str) -> None:
         target = _quoted(self._move_to)
@@ -252,7 +263,8 @@ class ImapMailbox:
                 client.expunge()
             client.logout()
         except (OSError, imaplib.IMAP4.error):
-            client.shutdown()
+            with contextlib.suppress(OSError):
+                client.shutdown()
 
 
 def _text(data: object) -> str:
