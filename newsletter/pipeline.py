@@ -6,20 +6,30 @@ only fills personal placeholders per subscriber (``messages.MessageFactory``).
 ``send --to``, ``send --slot``, the scheduler): it alone decides build-or-resume,
 refuses a new edition too soon after the last, runs the preflight gate, stores the
 edition, sends through the ledger and counts the articles as sent once a message was
-accepted (``bookkeeping``). Callers parse, confirm and print; the scheduler decides *when*.
+accepted (``bookkeeping``). Who it goes to is ``audience``'s: the list and the members,
+less the suppressed (checked again while the send goes). Callers parse, confirm and
+print; the scheduler decides *when*.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from newsletter.audience import (
+    Audience,
+    Reach,
+    close_suppressed,
+    expected,
+    held_in,
+    recipients,
+    watching,
+)
 from newsletter.bookkeeping import (
     Abandoned,
     CountOnFirstAcceptance,
@@ -36,13 +46,7 @@ from newsletter.delivery.smtp.outcome import SendSummary
 from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.dkim.signer import DkimSigner
-from newsletter.errors import (
-    ContentError,
-    DeliveryError,
-    NewsletterError,
-    NothingToSend,
-    SubscriberError,
-)
+from newsletter.errors import ContentError, DeliveryError, NewsletterError, NothingToSend
 from newsletter.messages import MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
 from newsletter.preflight.findings import ERROR, Finding, raise_for_errors
@@ -51,11 +55,8 @@ from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, collect, describe_failures
-from newsletter.state.api import normalize_email
 from newsletter.state.openers import open_editions, open_history, open_ledger, open_lock
-from newsletter.subscribers.addresses import check_address
-from newsletter.subscribers.reader import SubscriberScan, read_subscribers
-from newsletter.subscribers.shard import in_shard
+from newsletter.subscribers.reader import SubscriberScan
 
 SEND_LOCK = "live-send.lock"
 DEV_KEY_WARNING = (
@@ -256,44 +257,6 @@ def preflight_edition(
     return preflight(edition, sample.data, settings, check_links=check_links)
 
 
-@dataclass(frozen=True)
-class Audience:
-    """Who a send goes to: the list (sharded, limited) or one test address."""
-
-    subscribers_path: Path
-    shard: tuple[int, int] | None = None
-    limit: int | None = None
-    to: str | None = None
-
-
-def recipients(audience: Audience, scan: SubscriberScan) -> Iterator[Subscriber]:
-    """Stream the active subscribers this send goes to."""
-    if audience.to:
-        yield Subscriber(email=audience.to, name="", line=0)
-        return
-    stream = (
-        s
-        for s in read_subscribers(audience.subscribers_path, scan=scan)
-        if in_shard(s.email, audience.shard)
-    )
-    yield from (islice(stream, audience.limit) if audience.limit is not None else stream)
-
-
-def count_recipients(audience: Audience) -> int:
-    """How many subscribers a send will go to (reads the list once; errors surface here)."""
-    if audience.to:
-        return 1
-    return sum(1 for _ in recipients(audience, SubscriberScan(path=audience.subscribers_path)))
-
-
-def normalize_address(address: str) -> str:
-    """Validate a ``--to`` address by the subscriber list's rule; return it normalized."""
-    result = check_address(address)
-    if isinstance(result, str):
-        return result
-    raise SubscriberError(f"--to {address!r}: {result}; give a valid address")
-
-
 # --------------------------------------------------------------------------- one send
 
 
@@ -374,13 +337,24 @@ class SendHooks:
 
 @dataclass(frozen=True)
 class SendReport:
-    """What one send did: the edition, and the live summary or the dry-run result."""
+    """What one send did: the edition, who it reached, the live summary or dry-run result."""
 
     prepared: Prepared
-    scan: SubscriberScan
+    reach: Reach
     summary: SendSummary | None = None
     written: DryRunResult | None = None
     stopped: bool = False
+
+    @property
+    def scan(self) -> SubscriberScan:
+        """What reading the subscriber list found."""
+        return self.reach.scan
+
+    @property
+    def suppressed(self) -> int:
+        """Recipients left out as suppressed: before the send, and since it began."""
+        during = self.summary.suppressed if self.summary is not None else 0
+        return self.reach.suppressed + during
 
     @property
     def complete(self) -> bool:
@@ -401,11 +375,11 @@ def send_edition(settings: Settings, plan: SendPlan, hooks: SendHooks = SendHook
     prepared = _prepare(settings, plan, hooks.warn)
     hooks.ready(prepared)
     if plan.dry_run is not None:
-        written, scan = _write_outbox(settings, prepared, plan.audience, plan.dry_run)
-        return SendReport(prepared=prepared, scan=scan, written=written)
-    summary, scan = _live_send(settings, prepared, plan.audience, hooks)
+        written, reach = _write_outbox(settings, prepared, plan.audience, plan.dry_run)
+        return SendReport(prepared=prepared, reach=reach, written=written)
+    summary, reach = _live_send(settings, prepared, plan.audience, hooks)
     stopped = hooks.stop is not None and hooks.stop.is_set()
-    return SendReport(prepared=prepared, scan=scan, summary=summary, stopped=stopped)
+    return SendReport(prepared=prepared, reach=reach, summary=summary, stopped=stopped)
 
 
 def check_live_settings(settings: Settings) -> None:
@@ -468,21 +442,21 @@ def _resumable(
 
 def _write_outbox(
     settings: Settings, prepared: Prepared, audience: Audience, plan: DryRun
-) -> tuple[DryRunResult, SubscriberScan]:
+) -> tuple[DryRunResult, Reach]:
     """Write one .eml per recipient (or one mbox) and a manifest; touch no network."""
     factory = MessageFactory(prepared.edition, settings)
-    scan = SubscriberScan(path=audience.subscribers_path)
+    reach = Reach.of(audience)
     outcome = write_outbox(
         prepared.edition,
         factory,
-        recipients(audience, scan),
+        recipients(audience, reach, held_in(settings.paths.state)),
         plan.outbox,
         force=plan.force,
         selection=prepared.selection,
         mode=plan.mode,
         sample=plan.sample,
     )
-    return outcome, scan
+    return outcome, reach
 
 
 @contextmanager
@@ -504,7 +478,7 @@ def send_lock(
 
 def _live_send(
     settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
-) -> tuple[SendSummary, SubscriberScan]:
+) -> tuple[SendSummary, Reach]:
     """Send over SMTP, one sender per state folder, every recipient through the ledger."""
     with send_lock(settings):
         return _send_through_ledger(settings, prepared, audience, hooks)
@@ -512,20 +486,25 @@ def _live_send(
 
 def _send_through_ledger(
     settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
-) -> tuple[SendSummary, SubscriberScan]:
+) -> tuple[SendSummary, Reach]:
     edition, test_copy = prepared.edition, audience.to is not None
     started = now_utc()
     messages = Messages(settings, edition, date=started)
-    scan = SubscriberScan(path=audience.subscribers_path)
+    reach = Reach.of(audience)
     ledger_id = edition.id
     if test_copy:  # a test copy: its own ledger entry, so it can be sent again
         ledger_id = f"{edition.id}+test-{started:%Y%m%dT%H%M%S%f}"
     envelope = settings.return_path
-    with open_ledger(settings.paths.state) as ledger:
-        total = _expected(audience, ledger.states(ledger_id))  # the list's errors surface here
+    state = settings.paths.state
+    with open_ledger(state) as ledger, watching(state) as (held, watch):
+        known = ledger.states(ledger_id)
+        close_suppressed(
+            ledger, ledger_id, known, watch, resend=settings.smtp.in_flight == "resend"
+        )
+        total = expected(audience, held, known)  # the list's errors surface here
         progress = hooks.progress
         if not test_copy:
-            with open_editions(settings.paths.state) as archive:
+            with open_editions(state) as archive:
                 archive.save(edition, prepared.selection, started)
             # A resumed send whose earlier run reached someone counts at once (a crash may
             # have come between the first acceptance and its record); else at the first.
@@ -534,7 +513,7 @@ def _send_through_ledger(
                 settings, edition, prepared.selection, progress, counted=counted
             )
         ledger.start(ledger_id, edition.subject, total)
-        with closing(messages.stream(recipients(audience, scan), scan)) as stream:
+        with closing(messages.stream(recipients(audience, reach, held), reach.scan)) as stream:
             summary = send_messages(
                 stream,
                 settings.smtp,
@@ -543,12 +522,13 @@ def _send_through_ledger(
                 envelope_from=envelope,
                 progress=progress,
                 stop=hooks.stop,
+                suppressed=watch.reason,
             )
     stopped = hooks.stop is not None and hooks.stop.is_set()
     if not test_copy and not summary.paused and not stopped:
-        with open_editions(settings.paths.state) as archive:
+        with open_editions(state) as archive:
             archive.set_status(edition.id, "done", now_utc())
-    return summary, scan
+    return summary, reach
 
 
 def _buildable(
@@ -561,13 +541,6 @@ def _buildable(
         except DeliveryError as err:
             scan.invalid += 1
             scan.warnings.append(str(err))
-
-
-def _expected(audience: Audience, known: Mapping[str, str]) -> int:
-    """How many this send sets out to reach: those in the ledger and those still new."""
-    scan = SubscriberScan(path=audience.subscribers_path)
-    fresh = sum(1 for s in recipients(audience, scan) if normalize_email(s.email) not in known)
-    return len(known) + fresh
 
 
 def abandon_edition(settings: Settings, edition_id: str) -> Abandoned:

@@ -96,6 +96,14 @@ def test_the_help_describes_every_option() -> None:
     assert "Exit code 3" in result.output
 
 
+def send(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(
+        cli,
+        ["send", "--config", str(config), "--now", NOW, "--yes", "--json", *args],
+        env={"NEWSLETTER_SIGNING_KEY": KEY},
+    )
+
+
 def test_verp_ties_a_bounce_to_its_reader_and_edition(tmp_path: Path) -> None:
     """A real send with VERP; a DSN naming only a forwarding address still finds the reader."""
     with SMTPServer() as server:
@@ -104,11 +112,7 @@ def test_verp_ties_a_bounce_to_its_reader_and_edition(tmp_path: Path) -> None:
             server.port,
             extra='\n[bounces]\nverp = true\nreturn_path = "bounces@meridianpost.example"\n',
         )
-        sent = CliRunner().invoke(
-            cli,
-            ["send", "--config", str(config), "--now", NOW, "--yes", "--json"],
-            env={"NEWSLETTER_SIGNING_KEY": KEY},
-        )
+        sent = send(config)
         assert sent.exit_code == 0, sent.output
     edition = json.loads(sent.stdout[sent.stdout.index("{") :])["edition_id"]
     envelope = {m.rcpt_tos[0]: m.mail_from for m in server.received}
@@ -142,3 +146,28 @@ def test_verp_ties_a_bounce_to_its_reader_and_edition(tmp_path: Path) -> None:
     with open_suppressions(state) as suppressions:
         assert suppressions.get("reader3@example.org") is None
         assert suppressions.get("reader3.old@forward.example") is not None
+
+
+def test_a_later_send_leaves_hard_bounced_readers_out(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        config = make_project(tmp_path, server.port, people=5)
+        assert send(config).exit_code == 0
+        assert len(server.received) == 5
+        reports = [
+            dsn("reader1@example.org", report_id="<b1@x>"),
+            dsn("reader3@example.org", status="4.2.2", report_id="<b3@x>"),  # soft: kept
+        ]
+        assert (
+            bounces(config, "--mbox", str(write_mbox(tmp_path / "b.mbox", reports))).exit_code == 0
+        )
+        server.received.clear()
+        next_day = "2026-03-05T18:00:00+05:30"  # a new edition, of the same stories
+        again = send(config, "--now", next_day, "--allow-early", "--allow-repeats")
+        assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout[again.stdout.index("{") :])["suppressed"] == 1
+    assert sorted(m.rcpt_tos[0] for m in server.received) == [
+        "reader0@example.org",
+        "reader2@example.org",
+        "reader3@example.org",
+        "reader4@example.org",
+    ]
