@@ -65,6 +65,10 @@ class StateError(NewsletterError):
     """The state database (history, ledger, schedules) cannot be used."""
 
 
+class MailboxError(NewsletterError):
+    """The bounce mailbox cannot be read: unreachable, the login refused, not a mailbox."""
+
+
 class OutputExistsError(NewsletterError):
     """An output folder already exists; nothing is overwritten without --force."""
 

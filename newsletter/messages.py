@@ -30,7 +30,13 @@ from newsletter.config.settings import Settings
 from newsletter.errors import ConfigError, DeliveryError
 from newsletter.limits import MAX_LINE_OCTETS
 from newsletter.models import Edition, OutgoingMessage, Subscriber
-from newsletter.tokens import DEVELOPMENT_KEY, Signer, subscriber_ref, unsubscribe_token
+from newsletter.tokens import (
+    DEVELOPMENT_KEY,
+    ReturnPath,
+    Signer,
+    subscriber_ref,
+    unsubscribe_token,
+)
 from newsletter.wire import (
     END_OF_DATA,
     blank_controls,
@@ -73,6 +79,20 @@ def unsubscribe_url(settings: Settings, email: str, key: bytes) -> str:
     head, tail = _url_frame(settings.list.unsubscribe_url, settings.list.id)
     token = unsubscribe_token(key, settings.list.id, email)
     return f"{head}{subscriber_ref(email)}&token={token}{tail}"
+
+
+# --------------------------------------------------------------------------- Message-IDs
+
+
+def message_id_left(edition_id: str) -> str:
+    """The edition's part of its Message-IDs: the id, unusable characters replaced."""
+    left = _MSGID_UNSAFE.sub("-", edition_id).strip(".-") or "edition"
+    return re.sub(r"\.{2,}", ".", left)
+
+
+def message_id_digest(edition_id: str, email: str) -> str:
+    """The recipient's part of a Message-ID: a hash of the address and the edition id."""
+    return hashlib.sha256((email.casefold() + edition_id).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- the body layout
@@ -183,8 +203,12 @@ class MessageFactory:
         self._anonymous = blank_controls(settings.email.greeting_anonymous)
         self._sender = self._config_address(settings.sender.address, "sender.address")
         self._domain = self._sender.rpartition("@")[2]
-        self._id_left = _MSGID_UNSAFE.sub("-", edition.id).strip(".-") or "edition"
-        self._id_left = re.sub(r"\.{2,}", ".", self._id_left)
+        self._id_left = message_id_left(edition.id)
+        self._return_path = (
+            ReturnPath(self.signing_key, settings.list.id, settings.return_path).edition(edition.id)
+            if settings.bounces.verp
+            else None
+        )
         self._statics, self._refs = self._layout()
         self._pick = itemgetter(*self._refs)
         self._slots = [b""] * (2 * len(self._refs) + 1)
@@ -245,7 +269,7 @@ class MessageFactory:
 
     def message_id(self, email: str) -> str:
         """Return the Message-ID for ``email`` in this edition: stable across runs."""
-        digest = hashlib.sha256((email.casefold() + self.edition.id).encode()).hexdigest()[:16]
+        digest = message_id_digest(self.edition.id, email)
         return f"<{self._id_left}.{digest}@{self._domain}>"
 
     def greeting(self, name: str) -> str:
@@ -314,8 +338,13 @@ class MessageFactory:
         pieces = self._slots.copy()
         pieces[1::2] = self._pick(values)
         data = b"".join(pieces)
+        envelope = self._return_path.address(address) if self._return_path is not None else ""
         if not payload:
-            return OutgoingMessage(address, message_id, data, pieces=tuple(pieces))
+            return OutgoingMessage(
+                address, message_id, data, pieces=tuple(pieces), envelope_from=envelope
+            )
         stuffed = self._stuffed_slots.copy()
         stuffed[1::2] = self._pick(tuple(map(dot_stuff, values)))
-        return OutgoingMessage(address, message_id, data, b"".join(stuffed), tuple(pieces))
+        return OutgoingMessage(
+            address, message_id, data, b"".join(stuffed), tuple(pieces), envelope_from=envelope
+        )

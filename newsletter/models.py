@@ -135,6 +135,8 @@ class OutgoingMessage:
     producer kept them: each starts at a line start, and those at even positions are the
     same for every message of an edition (a signer prepares them once). A copy with
     other ``data`` must keep neither the old ``payload`` nor the old ``pieces``.
+    ``envelope_from`` is this message's own envelope sender (a VERP return path), ""
+    for the run's.
     """
 
     recipient: str
@@ -142,3 +144,4 @@ class OutgoingMessage:
     data: bytes
     payload: bytes | None = field(default=None, repr=False)
     pieces: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
+    envelope_from: str = ""

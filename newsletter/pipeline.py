@@ -494,7 +494,7 @@ def _send_through_ledger(
     ledger_id = edition.id
     if test_copy:  # a test copy: its own ledger entry, so it can be sent again
         ledger_id = f"{edition.id}+test-{started:%Y%m%dT%H%M%S%f}"
-    envelope = settings.smtp.envelope_from or settings.sender.address
+    envelope = settings.return_path
     state = settings.paths.state
     with open_ledger(state) as ledger, watching(state) as (held, watch):
         known = ledger.states(ledger_id)

@@ -22,7 +22,15 @@ from pg_server import PostgresServer
 
 from newsletter.config.state import PostgresUrl
 from newsletter.state import openers
-from newsletter.state.api import EditionStore, History, Ledger, Members, SlotStore, Suppressions
+from newsletter.state.api import (
+    BounceLog,
+    EditionStore,
+    History,
+    Ledger,
+    Members,
+    SlotStore,
+    Suppressions,
+)
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -39,6 +47,7 @@ class StateBackend:
     open_slots: Callable[[Path], SlotStore]
     open_suppressions: Callable[[Path], Suppressions]
     open_members: Callable[[Path], Members]
+    open_bounce_log: Callable[[Path], BounceLog]
     peek_states: Callable[[Path, str], dict[str, str]]
 
     def __str__(self) -> str:
@@ -65,6 +74,7 @@ SQLITE = StateBackend(
     open_slots=openers.open_slots,
     open_suppressions=openers.open_suppressions,
     open_members=openers.open_members,
+    open_bounce_log=openers.open_bounce_log,
     peek_states=_sqlite_states,
 )
 
@@ -96,5 +106,6 @@ def postgres_backend(server: PostgresServer) -> StateBackend:
         open_slots=lambda path: openers.open_slots(place(path)),
         open_suppressions=lambda path: openers.open_suppressions(place(path)),
         open_members=lambda path: openers.open_members(place(path)),
+        open_bounce_log=lambda path: openers.open_bounce_log(place(path)),
         peek_states=states,
     )

@@ -6,6 +6,7 @@ error, and when the process that started them dies.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -70,6 +71,14 @@ def test_messages_come_out_signed_in_their_order(signer: DkimSigner) -> None:
         assert message.payload == header + original.payload  # the header needs no stuffing
         assert message.pieces == ()
         assert dkimpy_verify(message.data, records)
+
+
+def test_each_message_keeps_its_own_envelope_sender(signer: DkimSigner) -> None:
+    """A VERP return path survives signing, in the workers and in this process."""
+    source = [dataclasses.replace(_message(n), envelope_from=f"b+{n}@x.example") for n in range(9)]
+    out = list(sign_ahead(source, signer, processes=2, batch=4))
+    assert [m.envelope_from for m in out] == [f"b+{n}@x.example" for n in range(9)]
+    assert signed(source[0], signer).envelope_from == "b+0@x.example"
 
 
 def test_only_a_few_batches_are_signed_ahead(signer: DkimSigner) -> None:

@@ -10,6 +10,7 @@ import click
 
 from newsletter import __version__
 from newsletter.cli.archive import archive_group
+from newsletter.cli.bounces import bounces
 from newsletter.cli.edition import build, check, init, preview, sources
 from newsletter.cli.options import group_config_option, print_warnings
 from newsletter.cli.schedules import schedule_group
@@ -135,6 +136,7 @@ for command in (
     archive_group,
     suppressions_group,
     subscribers_group,
+    bounces,
 ):
     cli.add_command(command)
 

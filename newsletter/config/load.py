@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from newsletter.config.bounces import read_bounces
 from newsletter.config.delivery import read_list, read_send, read_sender, read_smtp
 from newsletter.config.editorial import read_email, read_mapping, read_selection
 from newsletter.config.paths import (
@@ -64,6 +65,7 @@ def parse_settings(
     email = read_email(top)
     smtp = read_smtp(top, env)
     send = read_send(top)
+    bounces = read_bounces(top, smtp.envelope_from or sender.address)
 
     sub = top.table("subscribers")
     subscribers_value = sub.text("file", "")
@@ -116,6 +118,7 @@ def parse_settings(
         email=email,
         smtp=smtp,
         send=send,
+        bounces=bounces,
         paths=Paths(
             root=root,
             config_file=config_file,

@@ -205,6 +205,28 @@ class SendRules:
 
 
 @dataclass(frozen=True)
+class BounceSettings:
+    """``[bounces]``: the return path of every message, and when soft bounces suppress.
+
+    ``return_path`` is the envelope sender ("" : ``smtp.envelope_from``, else the
+    sender's address; see ``Settings.return_path``). With ``verp`` each message's
+    envelope sender is ``local+TOKEN@domain``, the token naming edition and recipient
+    (``tokens.ReturnPath``). ``soft_limit`` soft bounces of one address within
+    ``soft_window_days`` suppress it.
+    """
+
+    verp: bool = False
+    return_path: str = ""
+    soft_limit: int = 3
+    soft_window_days: int = 30
+
+    @property
+    def soft_window(self) -> timedelta:
+        """``soft_window_days`` as a span of time."""
+        return timedelta(days=self.soft_window_days)
+
+
+@dataclass(frozen=True)
 class Paths:
     """Where things are. All absolute."""
 
@@ -267,6 +289,7 @@ class Settings:
     email: EmailSettings = field(default_factory=EmailSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     send: SendRules = field(default_factory=SendRules)
+    bounces: BounceSettings = field(default_factory=BounceSettings)
     paths: Paths = field(default_factory=Paths)
     section_map: Mapping[str, str] = field(default_factory=dict)
     region_map: Mapping[str, str] = field(default_factory=dict)
@@ -280,3 +303,8 @@ class Settings:
     def has_signing_key(self) -> bool:
         """Whether a real signing key came from the environment."""
         return bool(self.signing_key)
+
+    @property
+    def return_path(self) -> str:
+        """The envelope sender, where bounces go: ``[bounces]``, ``[smtp]`` or the sender's."""
+        return self.bounces.return_path or self.smtp.envelope_from or self.sender.address

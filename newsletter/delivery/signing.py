@@ -143,4 +143,10 @@ def _received(pool: SigningProcesses, batch: _InFlight) -> Iterator[_Outcome]:
 
 def _with_header(message: OutgoingMessage, header: bytes) -> OutgoingMessage:
     payload = None if message.payload is None else dot_stuff(header) + message.payload
-    return OutgoingMessage(message.recipient, message.message_id, header + message.data, payload)
+    return OutgoingMessage(
+        message.recipient,
+        message.message_id,
+        header + message.data,
+        payload,
+        envelope_from=message.envelope_from,
+    )

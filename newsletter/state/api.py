@@ -455,3 +455,44 @@ class Members(_Closing, Protocol):
 
     def count(self) -> int:
         """How many members there are."""
+
+
+# --------------------------------------------------------------------------- bounce events
+
+BOUNCE_KINDS = ("hard", "soft", "complaint", "unsubscribe")
+
+
+@dataclass(frozen=True)
+class BounceEvent:
+    """What one report from the bounce mailbox said of one address.
+
+    ``kind``: one of ``BOUNCE_KINDS``. ``status``: the RFC 3463 code of a bounce
+    (``5.1.1``), "" if none. ``edition_id``: the edition the report is about, "" if unknown.
+    """
+
+    email: str  # the key is ``normalize_email(email)``
+    kind: str
+    at: datetime
+    edition_id: str = ""
+    status: str = ""
+
+
+class BounceLog(_Closing, Protocol):
+    """Every report read from the bounce mailbox, by what it said of each address.
+
+    A report is known by its key (its Message-ID, else a hash of its bytes): one that is
+    recorded is never acted on again, so reading a mailbox twice changes nothing the
+    second time. Soft bounces are counted per address over a window of time.
+    """
+
+    def seen(self, report_key: str) -> bool:
+        """Whether a report with this key was recorded."""
+
+    def record(self, report_key: str, events: Sequence[BounceEvent]) -> int:
+        """Record what one report said, all in one transaction; return how many were new."""
+
+    def count(self, email: str, kind: str, since: datetime, until: datetime) -> int:
+        """How many events of ``kind`` ``email`` had from ``since`` to ``until`` (inclusive)."""
+
+    def history(self, email: str) -> list[BounceEvent]:
+        """Every event of ``email``, oldest first."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from newsletter.config.state import PostgresUrl, SqliteFile, StateLocation
 from newsletter.locks import FileLock
 from newsletter.state.api import (
+    BounceLog,
     EditionStore,
     History,
     Ledger,
@@ -26,6 +27,7 @@ from newsletter.state.api import (
 )
 from newsletter.state.postgres import connection as postgres
 from newsletter.state.postgres import migrations as postgres_migrations
+from newsletter.state.postgres.bounce_log import PostgresBounceLog
 from newsletter.state.postgres.editions import PostgresEditionStore
 from newsletter.state.postgres.history import PostgresHistory
 from newsletter.state.postgres.ledger import PostgresLedger
@@ -35,6 +37,7 @@ from newsletter.state.postgres.slots import PostgresSlotStore
 from newsletter.state.postgres.suppressions import PostgresSuppressions
 from newsletter.state.sqlite import connection as sqlite
 from newsletter.state.sqlite import migrations as sqlite_migrations
+from newsletter.state.sqlite.bounce_log import SqliteBounceLog
 from newsletter.state.sqlite.editions import SqliteEditionStore
 from newsletter.state.sqlite.history import SqliteHistory
 from newsletter.state.sqlite.ledger import SqliteLedger
@@ -101,6 +104,15 @@ def open_members(place: Place) -> Members:
             return SqliteMembers(path)
         case PostgresUrl(url):
             return PostgresMembers(url)
+
+
+def open_bounce_log(place: Place) -> BounceLog:
+    """Open the record of reports read from the bounce mailbox."""
+    match _location(place):
+        case SqliteFile(path):
+            return SqliteBounceLog(path)
+        case PostgresUrl(url):
+            return PostgresBounceLog(url)
 
 
 def open_lock(place: Place, name: str) -> ProcessLock:

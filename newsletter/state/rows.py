@@ -15,10 +15,12 @@ from typing import Any
 from newsletter.clock import now_utc
 from newsletter.models import Digest, Edition
 from newsletter.state.api import (
+    BOUNCE_KINDS,
     REACHED_STATES,
     STATES,
     SUPPRESSION_REASONS,
     ArchivedEdition,
+    BounceEvent,
     EditionEntry,
     EditionStatus,
     Member,
@@ -198,3 +200,21 @@ def member_row(email: str, name: str, source: str, at: datetime | None) -> tuple
 def load_member(row: Sequence[Any]) -> Member:
     """Read a row of ``MEMBER_COLUMNS`` back into a member."""
     return Member(*row)
+
+
+# The columns of a bounce event as ``bounce_row`` fills them and ``load_bounce`` reads them.
+BOUNCE_COLUMNS = "report_key, email_key, kind, at, edition_id, status"
+
+
+def bounce_row(report_key: str, event: BounceEvent) -> tuple[str, ...]:
+    """The values of ``BOUNCE_COLUMNS``; a kind not in ``BOUNCE_KINDS`` is refused."""
+    if event.kind not in BOUNCE_KINDS:
+        raise ValueError(f"bounce kind {event.kind!r} is not one of {', '.join(BOUNCE_KINDS)}")
+    email = normalize_email(event.email)
+    return (report_key, email, event.kind, to_stamp(event.at), event.edition_id, event.status)
+
+
+def load_bounce(row: Sequence[Any]) -> BounceEvent:
+    """Read a row of ``BOUNCE_COLUMNS`` back into an event."""
+    _, email, kind, at, edition_id, status = row
+    return BounceEvent(email, kind, from_stamp(at), edition_id, status)

@@ -2,7 +2,8 @@
 
 One message per transaction (exactly one RCPT). SMTPUTF8 is asked for when an address
 is not ASCII (if the server does not offer it, that recipient fails with a clear reply)
-and BODY=8BITMIME when the data is not 7-bit and the server offers it.
+and BODY=8BITMIME when the data is not 7-bit and the server offers it. The envelope
+sender is the message's own when it has one (a VERP return path), else the run's.
 
 With PIPELINING on offer, MAIL, RCPT and DATA go out in one write (RFC 2920), so a
 message costs two round trips; otherwise each command waits for its reply.
@@ -34,7 +35,8 @@ def transact(
     for a send. With PIPELINING the three commands go in one write.
     """
     payload = message.payload if message.payload is not None else data_payload(message.data)
-    needs_utf8 = not (relay.envelope_from.isascii() and message.recipient.isascii())
+    sender = message.envelope_from or relay.envelope_from
+    needs_utf8 = not (sender.isascii() and message.recipient.isascii())
     options = []
     if client.has_extn("size"):
         options.append(f"SIZE={len(payload)}")
@@ -45,7 +47,7 @@ def transact(
     client.command_encoding = "utf-8" if needs_utf8 else "ascii"
     tail = "".join(f" {option}" for option in options)
     commands = (
-        ("MAIL", f"MAIL FROM:<{relay.envelope_from}>{tail}\r\n", (250,)),
+        ("MAIL", f"MAIL FROM:<{sender}>{tail}\r\n", (250,)),
         ("RCPT", f"RCPT TO:<{message.recipient}>\r\n", (250, 251)),
         ("DATA", "DATA\r\n", (354,)),
     )
