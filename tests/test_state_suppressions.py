@@ -20,7 +20,7 @@ from state_backends import SQLITE, StateBackend, schema_for
 
 from newsletter.config.state import PostgresUrl
 from newsletter.state import openers
-from newsletter.state.api import Member, Suppression
+from newsletter.state.api import Member, Suppression, SuppressionRequest
 from newsletter.state.postgres import suppressions as postgres_suppressions
 from newsletter.state.sqlite import migrations
 
@@ -46,6 +46,48 @@ def test_a_suppression_is_kept_once_with_its_first_record(
         first = Suppression("Ana@Example.org", "unsubscribe", "one-click", STAMP, "e1", "")
         assert suppressions.get("ANA@example.org") == first
         assert suppressions.all() == [first]
+
+
+def test_several_suppressions_are_written_together_each_answered_as_add_would(
+    state: StateBackend, tmp_path: Path
+) -> None:
+    db = tmp_path / "state.sqlite3"
+    with state.open_suppressions(db) as suppressions:
+        suppressions.add("old@example.org", "bounce", "bounces", at=AT)
+        cursor, _ = suppressions.changes(0)
+        added = suppressions.add_many(
+            [
+                SuppressionRequest("new@example.org", "unsubscribe", "one-click"),
+                SuppressionRequest("OLD@example.org", "unsubscribe", "one-click"),
+                SuppressionRequest("New@Example.org", "unsubscribe", "web"),
+                SuppressionRequest("two@example.org", "complaint", "bounces", "e2", "abuse"),
+            ],
+            at=AT,
+        )
+        assert added == [True, False, False, True]
+        assert suppressions.count() == 3
+        assert suppressions.get("old@example.org") == Suppression(
+            "old@example.org", "bounce", "bounces", STAMP
+        )
+        assert suppressions.get("two@example.org") == Suppression(
+            "two@example.org", "complaint", "bounces", STAMP, "e2", "abuse"
+        )
+        _, news = suppressions.changes(cursor)
+        assert {"new@example.org", "two@example.org"} <= news
+        assert suppressions.add_many([]) == []
+
+
+def test_a_group_with_a_bad_reason_writes_nothing(state: StateBackend, tmp_path: Path) -> None:
+    db = tmp_path / "state.sqlite3"
+    with state.open_suppressions(db) as suppressions:
+        with pytest.raises(ValueError, match="reason"):
+            suppressions.add_many(
+                [
+                    SuppressionRequest("a@example.org", "unsubscribe", "web"),
+                    SuppressionRequest("b@example.org", "gone", "web"),
+                ]
+            )
+        assert suppressions.count() == 0
 
 
 def test_the_list_answers_which_addresses_are_suppressed(

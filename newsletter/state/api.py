@@ -384,6 +384,17 @@ class Suppression:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class SuppressionRequest:
+    """One address to suppress, as ``Suppressions.add_many`` takes it."""
+
+    email: str
+    reason: str
+    source: str
+    edition_id: str = ""
+    detail: str = ""
+
+
 class Suppressions(_Closing, Protocol):
     """The suppression list: unsubscribes, hard bounces, complaints and manual entries.
 
@@ -402,6 +413,11 @@ class Suppressions(_Closing, Protocol):
         at: datetime | None = None,
     ) -> bool:
         """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first)."""
+
+    def add_many(
+        self, requests: Sequence[SuppressionRequest], at: datetime | None = None
+    ) -> list[bool]:
+        """Suppress several addresses in one transaction (one commit); ``add``'s answer each."""
 
     def remove(self, email: str) -> Suppression | None:
         """Lift the suppression of ``email``; return what was removed, or None."""

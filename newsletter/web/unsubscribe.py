@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter.state.api import Suppression
+from newsletter.state.api import Suppression, SuppressionRequest
 from newsletter.tokens import Signer, read_subscriber_ref
 from newsletter.web.service import Service, url_path
 from newsletter.web.storage import Tenants
@@ -79,7 +79,7 @@ class Unsubscribe:
             lifted = await self.service.storage.call(lambda t: _resubscribe(t, email))
             return self.service.page("resubscribed.html", {"email": email, "lifted": lifted})
         source = WEB if action == "unsubscribe" else ONE_CLICK
-        await self.service.storage.call(lambda t: t.suppressions.add(email, "unsubscribe", source))
+        await self.service.storage.suppress(SuppressionRequest(email, "unsubscribe", source))
         return self.service.page("unsubscribed.html", {"email": email})
 
 

@@ -11,11 +11,12 @@ reach of any real send. A key may come back more than once, which the protocol a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from newsletter.state.api import Suppression, normalize_email
+from newsletter.state.api import Suppression, SuppressionRequest, normalize_email
 from newsletter.state.postgres.connection import connect, guard
 from newsletter.state.rows import (
     SUPPRESSION_COLUMNS,
@@ -34,6 +35,7 @@ class PostgresSuppressions(Tenant):
     def __init__(self, url: str) -> None:
         self._url = url
         self._conn = connect(url)
+        self._lock = threading.Lock()  # threads share the connection; one transaction at a time
 
     def add(
         self,
@@ -46,14 +48,26 @@ class PostgresSuppressions(Tenant):
         at: datetime | None = None,
     ) -> bool:
         """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first)."""
-        row = suppression_row(email, reason, source, edition_id, detail, at)
-        with guard(self._url, "cannot write to"):
-            added = self._conn.execute(
-                f"INSERT INTO suppressions ({SUPPRESSION_INSERT})"  # noqa: S608 - fixed columns
-                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (email_key) DO NOTHING",
-                row,
-            )
-        return bool(added.rowcount > 0)
+        return self.add_many([SuppressionRequest(email, reason, source, edition_id, detail)], at)[0]
+
+    def add_many(
+        self, requests: Sequence[SuppressionRequest], at: datetime | None = None
+    ) -> list[bool]:
+        """Suppress several addresses in one transaction (one commit); ``add``'s answer each."""
+        rows = [
+            suppression_row(r.email, r.reason, r.source, r.edition_id, r.detail, at)
+            for r in requests
+        ]
+        added: list[bool] = []
+        with self._lock, guard(self._url, "cannot write to"), self._conn.transaction():
+            for row in rows:
+                cursor = self._conn.execute(
+                    f"INSERT INTO suppressions ({SUPPRESSION_INSERT})"  # noqa: S608 - fixed columns
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (email_key) DO NOTHING",
+                    row,
+                )
+                added.append(cursor.rowcount > 0)
+        return added
 
     def remove(self, email: str) -> Suppression | None:
         """Lift the suppression of ``email``; return what was removed, or None."""

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from newsletter.errors import NewsletterError
-from newsletter.state.api import Suppression, normalize_email
+from newsletter.state.api import Suppression, SuppressionRequest, normalize_email
 from newsletter.state.rows import (
     SUPPRESSION_COLUMNS,
     SUPPRESSION_INSERT,
@@ -54,23 +54,36 @@ class SqliteSuppressions(Tenant):
         at: datetime | None = None,
     ) -> bool:
         """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first)."""
-        row = suppression_row(email, reason, source, edition_id, detail, at)
+        return self.add_many([SuppressionRequest(email, reason, source, edition_id, detail)], at)[0]
+
+    def add_many(
+        self, requests: Sequence[SuppressionRequest], at: datetime | None = None
+    ) -> list[bool]:
+        """Suppress several addresses in one transaction (one commit); ``add``'s answer each."""
+        rows = [
+            suppression_row(r.email, r.reason, r.source, r.edition_id, r.detail, at)
+            for r in requests
+        ]
+        added: list[bool] = []
         try:
             with self._lock, self._conn:
                 self._conn.execute("BEGIN IMMEDIATE")
-                if self._conn.execute(
-                    "SELECT 1 FROM suppressions WHERE email_key = ?", (row[0],)
-                ).fetchone():
-                    return False
-                seq = self._conn.execute(_NEXT_SEQ).fetchone()[0]
-                self._conn.execute(
-                    f"INSERT INTO suppressions ({SUPPRESSION_INSERT}, seq)"  # noqa: S608 - fixed
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*row, seq),
-                )
+                for row in rows:
+                    if self._conn.execute(
+                        "SELECT 1 FROM suppressions WHERE email_key = ?", (row[0],)
+                    ).fetchone():
+                        added.append(False)
+                        continue
+                    seq = self._conn.execute(_NEXT_SEQ).fetchone()[0]
+                    self._conn.execute(
+                        f"INSERT INTO suppressions ({SUPPRESSION_INSERT}, seq)"  # noqa: S608
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*row, seq),
+                    )
+                    added.append(True)
         except sqlite3.Error as err:
             raise self._error("cannot write to", err) from err
-        return True
+        return added
 
     def remove(self, email: str) -> Suppression | None:
         """Lift the suppression of ``email``; return what was removed, or None."""
