@@ -65,6 +65,10 @@ class StateError(NewsletterError):
     """The state database (history, ledger, schedules) cannot be used."""
 
 
+class StateUnavailable(StateError):
+    """The state database cannot be reached (down, restarting, or the network between)."""
+
+
 class OutputExistsError(NewsletterError):
     """An output folder already exists; nothing is overwritten without --force."""
 

@@ -25,7 +25,7 @@ from smtp_server import Faults, SMTPServer
 from state_backends import schema_for
 
 from newsletter.cli.main import cli
-from newsletter.config.state import ENV_STATE_URL, PostgresUrl
+from newsletter.config.state import ENV_STATE_URL, PostgresUrl, Sharing
 from newsletter.errors import DeliveryError, NewsletterError, StateError
 from newsletter.state import openers
 from newsletter.state.postgres import migrations
@@ -40,6 +40,8 @@ TENANT_TABLES = {
     "suppressions",
     "members",
     "bounce_events",
+    "send_list",
+    "send_workers",
 }
 SECRET = "s3cr%t-pass"  # trust authentication lets any password in
 SECRET_IN_URL = "s3cr%25t-pass"
@@ -156,17 +158,38 @@ def test_what_was_committed_survives_a_server_crash(
         ledger.claim("e1", "last@example.org", "<last>")  # durable when it returns
         postgres.stop("immediate")
         postgres.resume()
-        # The old session died with the server: the ledger says so, it does not hang.
+        # The old session died with the server: the ledger opens a new one and goes on.
         ledger.finish("e1", "last@example.org", "sent", "250 ok")
-        with pytest.raises(DeliveryError, match="failed to record deliveries"):
-            ledger.flush()
+        ledger.flush()
     with openers.open_ledger(place) as again:
         states = again.states("e1")
     expected = {f"r{n}@example.org": "sent" for n in range(50)}
-    assert states == {**expected, "last@example.org": "in_flight"}
+    assert states == {**expected, "last@example.org": "sent"}
     with openers.open_history(place) as history:  # every tenant opens again
         history.record("e1", NOW, ["a"])
         assert history.last_edition() == "e1"
+
+
+def test_a_ledger_whose_server_does_not_come_back_says_so(
+    postgres: PostgresServer, place: PostgresUrl
+) -> None:
+    impatient = PostgresUrl(with_password(place).url, Sharing(reconnect_seconds=0.5))
+    with openers.open_ledger(impatient) as ledger:
+        ledger.start("e1", "S")
+        ledger.claim("e1", "r@example.org", "<r>")
+        postgres.stop("immediate")
+        try:
+            ledger.finish("e1", "r@example.org", "sent", "250 ok")
+            with pytest.raises(DeliveryError) as lost:  # it does not hang
+                ledger.flush()
+        finally:
+            postgres.resume()
+    text = str(lost.value)
+    assert text.startswith(f"{impatient.where}: the delivery ledger failed to record deliveries")
+    assert "did not come back within 0.5 s ([state] reconnect_seconds)" in text
+    assert_hidden(text)
+    with openers.open_ledger(place) as again:
+        assert again.states("e1") == {"r@example.org": "in_flight"}
 
 
 # --------------------------------------------------------------------------- locks

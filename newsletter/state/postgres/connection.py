@@ -23,7 +23,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from newsletter.config.state import mask_url
-from newsletter.errors import NewsletterError, StateError
+from newsletter.errors import NewsletterError, StateError, StateUnavailable
 from newsletter.state.postgres.lock import session_name
 from newsletter.state.postgres.migrations import migrate
 
@@ -42,8 +42,13 @@ def explain(url: str, text: str) -> str:
 
 
 def state_error(url: str, what: str, err: BaseException) -> StateError:
-    """Explain a database failure of a state tenant: the URL, what failed, the next step."""
-    return StateError(explain(url, f"{what} the state database ({_reason(err)}); {HINT}"))
+    """Explain a database failure of a state tenant: the URL, what failed, the next step.
+
+    A server that cannot be reached (down, restarting, a lost connection) makes a
+    ``StateUnavailable``.
+    """
+    kind = StateUnavailable if isinstance(err, psycopg.OperationalError) else StateError
+    return kind(explain(url, f"{what} the state database ({_reason(err)}); {HINT}"))
 
 
 def _reason(err: BaseException) -> str:
@@ -71,19 +76,38 @@ STATE_ERRORS = StateErrors()
 def open_session(url: str, *, errors: Errors = STATE_ERRORS) -> Connection:
     """Connect to the database at ``url`` (autocommit, durable commits), schema untouched."""
     try:
-        given = conninfo_to_dict(url)
-        timeout = given.get("connect_timeout", CONNECT_TIMEOUT_S)
-        conn: Connection = psycopg.connect(
-            url, autocommit=True, application_name=session_name(), connect_timeout=timeout
-        )
+        conn = _connect(url)
     except psycopg.Error as err:
         raise errors.database(url, "connect to", err) from err
     try:
-        conn.execute("SET synchronous_commit = on")
+        _set_up(conn)
     except psycopg.Error as err:
         conn.close()
         raise errors.database(url, "use", err) from err
     return conn
+
+
+def session(url: str) -> Connection:
+    """A new session as ``open_session`` opens it; raises ``psycopg.Error`` as it comes."""
+    conn = _connect(url)
+    try:
+        _set_up(conn)
+    except psycopg.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def _connect(url: str) -> Connection:
+    timeout = conninfo_to_dict(url).get("connect_timeout", CONNECT_TIMEOUT_S)
+    conn: Connection = psycopg.connect(
+        url, autocommit=True, application_name=session_name(), connect_timeout=timeout
+    )
+    return conn
+
+
+def _set_up(conn: Connection) -> None:
+    conn.execute("SET synchronous_commit = on")
 
 
 def connect(url: str, *, errors: Errors = STATE_ERRORS) -> Connection:
