@@ -1,13 +1,15 @@
 """Open the PostgreSQL state database: the one place that connects, sets sessions up, migrates.
 
 Every tenant's tables (``history_``, ``archive_``, ``ledger_``, ``schedule_``,
-``suppressions``, ``members``, ``bounce_events``) live in the database of the URL, in
-the first schema of its ``search_path`` (``public`` unless the URL's ``options`` say
-otherwise). A connection is in autocommit mode (a
-tenant opens its own transactions) with ``synchronous_commit = on`` whatever the
-server's default, so a commit is durable when it returns: the ledger's guarantee needs
-it. Each session names itself ``newsletter <pid>@<host>``, so a lock's holder and a
-database administrator can tell the senders apart.
+``suppressions``, ``members``, ``bounce_events``, ``send_``) live in the database of
+the URL, in the first schema of its ``search_path`` (``public`` unless the URL's
+``options`` say otherwise). A connection is in autocommit mode (a tenant opens its own
+transactions) with ``synchronous_commit = on`` whatever the server's default, so a
+commit is durable when it returns: the ledger's guarantee needs it. A session idle
+inside a transaction for ``IDLE_IN_TRANSACTION_S`` is ended by the server, so a sender
+that hangs there does not hold its locks for ever. Each session names itself
+``newsletter <pid>@<host>``, so a lock's holder and a database administrator can tell
+the senders apart.
 
 Every message about the database goes through ``mask_url``: the URL may hold a
 password, and a driver's error may quote it.
@@ -28,6 +30,7 @@ from newsletter.state.postgres.lock import session_name
 from newsletter.state.postgres.migrations import migrate
 
 CONNECT_TIMEOUT_S = 10  # unless the URL says otherwise
+IDLE_IN_TRANSACTION_S = 30  # a session that sits this long inside a transaction is ended
 HINT = (
     "check that the server is running and reachable, and the URL, user and password "
     "([state] url or $NEWSLETTER_STATE_URL, $PGPASSWORD or ~/.pgpass)"
@@ -108,6 +111,9 @@ def _connect(url: str) -> Connection:
 
 def _set_up(conn: Connection) -> None:
     conn.execute("SET synchronous_commit = on")
+    # A sender that hangs inside a transaction (stopped, swapped out) must not hold its
+    # row locks for ever: the server ends its session, and the others go on.
+    conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_S}s'")
 
 
 def connect(url: str, *, errors: Errors = STATE_ERRORS) -> Connection:

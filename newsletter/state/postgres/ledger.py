@@ -103,6 +103,8 @@ HINT = "check that the PostgreSQL server is running and reachable"
 
 def _error(url: str, action: str, err: BaseException) -> DeliveryError:
     """Describe a database error: the (masked) URL, what failed and a next step."""
+    if isinstance(err, StateUnavailable):  # it says where, what and what to do
+        return DeliveryError(f"the delivery ledger failed to {action}: {err}")
     return DeliveryError(
         explain(url, f"the delivery ledger failed to {action}: {str(err).strip()}; {HINT}")
     )
