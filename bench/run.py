@@ -69,6 +69,7 @@ DKIM_RATIO = 0.8  # a signed live send against the unsigned one, same sink, same
 DKIM_ALGORITHMS = {"rsa": "rsa-sha256 (RSA-2048)", "ed25519": "ed25519-sha256"}
 SIGN_COUNT = 2000  # messages signed by the signing stage (fewer with a smaller --smtp-count)
 LEDGER_COUNT = 100_000  # recipients claimed and recorded by the ledger stage
+SUPPRESSED_COUNT = 10_000  # addresses on the suppression list of one live send
 
 
 @dataclass
@@ -354,7 +355,9 @@ class Bench:
     def smtp(self) -> None:
         """Send to a local sink: Postfix's smtp-source, our sender alone, our live send.
 
-        With 4 connections the live send is also run DKIM-signed (RSA-2048, Ed25519).
+        With 4 connections the live send is also run DKIM-signed (RSA-2048, Ed25519), and
+        with ``SUPPRESSED_COUNT`` addresses on the suppression list (read before the send,
+        watched while it goes).
 
         Each is run ``repeat`` times, interleaved, and the median run is kept: other work
         on a small machine moves single runs a lot.
@@ -381,6 +384,11 @@ class Bench:
                     runs.setdefault("live", []).append(
                         self._our_sender(sink, "smtp", {"csv": str(csv_path)}, count, connections)
                     )
+                    if connections == 4:
+                        params = {"csv": str(csv_path), "suppressed": SUPPRESSED_COUNT}
+                        runs.setdefault("live-suppressed", []).append(
+                            self._our_sender(sink, "smtp", params, count, connections)
+                        )
                     for algorithm in DKIM_ALGORITHMS if connections == 4 else ():
                         params = {"csv": str(csv_path), "dkim": algorithm}
                         runs.setdefault(f"live-{algorithm}", []).append(
@@ -429,6 +437,8 @@ class Bench:
         child = run_stage(stage, {**params, "port": sink.port, "pool": pool, "now": NOW}, cwd)
         if signing:
             variant = f"newsletter live send, DKIM {DKIM_ALGORITHMS[signing]}, pool {pool}"
+        elif params.get("suppressed"):
+            variant = f"newsletter live send, {params['suppressed']:,} suppressed, pool {pool}"
         elif stage == "smtp":
             variant = f"newsletter live send, pool {pool}"
         else:

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 _started = time.perf_counter()
+from newsletter import audience as who  # noqa: E402
 from newsletter import pipeline  # noqa: E402
 from newsletter.config.load import load_settings  # noqa: E402
 from newsletter.config.settings import Settings, SmtpSettings  # noqa: E402
@@ -40,8 +41,8 @@ from newsletter.dkim.signer import DkimSigner  # noqa: E402
 from newsletter.messages import MessageFactory  # noqa: E402
 from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
 from newsletter.state.api import Ledger  # noqa: E402
-from newsletter.state.openers import open_ledger  # noqa: E402
-from newsletter.subscribers.reader import SubscriberScan, read_subscribers  # noqa: E402
+from newsletter.state.openers import open_ledger, open_suppressions  # noqa: E402
+from newsletter.subscribers.reader import read_subscribers  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - _started
 
@@ -143,17 +144,17 @@ def dryrun(params: Params) -> Params:
     """
     settings = _settings()
     build_seconds, result = _timed(lambda: _build(settings, params))
-    audience = pipeline.Audience(
+    audience = who.Audience(
         subscribers_path=Path(params["csv"]),
         shard=tuple(params["shard"]) if params.get("shard") else None,
     )
     began = time.perf_counter()
     factory = MessageFactory(result.edition, settings)
-    scan = SubscriberScan(path=audience.subscribers_path)
+    held = who.held_in(settings.paths.state)
     outcome = write_outbox(
         result.edition,
         factory,
-        pipeline.recipients(audience, scan),
+        who.recipients(audience, who.Reach.of(audience), held),
         Path(params["outbox"]),
         force=True,
         selection=result.selection,
@@ -238,11 +239,16 @@ def smtp(params: Params) -> Params:
     processes (this process's only children) are reported apart: their CPU time, and
     the sum of their peak memory, sampled while they run (the kernel's figure for
     children counts this process's own memory at the moment it starts them).
+    With ``suppressed`` (N), the suppression list holds N addresses first (none of them
+    on the list): the send reads them all and keeps watching the list while it sends.
     """
     settings = _with_sink(_settings(), params)
     if params.get("dkim"):
         settings = replace(settings, dkim=_dkim(settings, params["dkim"]))
-    audience = pipeline.Audience(
+    with open_suppressions(settings.paths.state) as suppressions:
+        for n in range(params.get("suppressed", 0)):
+            suppressions.add(f"gone{n}@example.net", "unsubscribe", "bench")
+    audience = who.Audience(
         subscribers_path=Path(params["csv"]),
         shard=tuple(params["shard"]) if params.get("shard") else None,
     )

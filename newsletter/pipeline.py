@@ -6,20 +6,31 @@ only fills personal placeholders per subscriber (``messages.MessageFactory``).
 ``send --to``, ``send --slot``, the scheduler): it alone decides build-or-resume,
 refuses a new edition too soon after the last, runs the preflight gate, stores the
 edition, sends through the ledger and counts the articles as sent once a message was
-accepted (``bookkeeping``). Callers parse, confirm and print; the scheduler decides *when*.
+accepted (``bookkeeping``). Who it goes to is ``audience``'s: the list and the members,
+less the suppressed (checked again while the send goes). Callers parse, confirm and
+print; the scheduler decides *when*.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from newsletter.audience import (
+    Audience,
+    Held,
+    Reach,
+    close_suppressed,
+    expected,
+    held_in,
+    recipients,
+    watching,
+)
 from newsletter.bookkeeping import (
     Abandoned,
     CountOnFirstAcceptance,
@@ -31,7 +42,7 @@ from newsletter.bookkeeping import (
 from newsletter.clock import in_zone, now_utc
 from newsletter.config.settings import Settings
 from newsletter.config.state import PostgresUrl
-from newsletter.delivery.crew import SharedSend, join, send_shared
+from newsletter.delivery.crew import Joined, SharedSend, join, send_shared
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
 from newsletter.delivery.signing import sign_ahead, signed
 from newsletter.delivery.smtp.outcome import SendSummary
@@ -43,7 +54,6 @@ from newsletter.errors import (
     DeliveryError,
     NewsletterError,
     NothingToSend,
-    SubscriberError,
     UsageProblem,
 )
 from newsletter.messages import MessageFactory
@@ -54,7 +64,6 @@ from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, collect, describe_failures
-from newsletter.state.api import normalize_email
 from newsletter.state.openers import (
     open_crew,
     open_editions,
@@ -62,9 +71,7 @@ from newsletter.state.openers import (
     open_ledger,
     open_lock,
 )
-from newsletter.subscribers.addresses import check_address
-from newsletter.subscribers.reader import SubscriberScan, read_subscribers
-from newsletter.subscribers.shard import in_shard
+from newsletter.subscribers.reader import SubscriberScan
 
 SEND_LOCK = "live-send.lock"
 EDITION_LOCK = "shared-edition.lock"
@@ -270,44 +277,6 @@ def preflight_edition(
     return preflight(edition, sample.data, settings, check_links=check_links)
 
 
-@dataclass(frozen=True)
-class Audience:
-    """Who a send goes to: the list (sharded, limited) or one test address."""
-
-    subscribers_path: Path
-    shard: tuple[int, int] | None = None
-    limit: int | None = None
-    to: str | None = None
-
-
-def recipients(audience: Audience, scan: SubscriberScan) -> Iterator[Subscriber]:
-    """Stream the active subscribers this send goes to."""
-    if audience.to:
-        yield Subscriber(email=audience.to, name="", line=0)
-        return
-    stream = (
-        s
-        for s in read_subscribers(audience.subscribers_path, scan=scan)
-        if in_shard(s.email, audience.shard)
-    )
-    yield from (islice(stream, audience.limit) if audience.limit is not None else stream)
-
-
-def count_recipients(audience: Audience) -> int:
-    """How many subscribers a send will go to (reads the list once; errors surface here)."""
-    if audience.to:
-        return 1
-    return sum(1 for _ in recipients(audience, SubscriberScan(path=audience.subscribers_path)))
-
-
-def normalize_address(address: str) -> str:
-    """Validate a ``--to`` address by the subscriber list's rule; return it normalized."""
-    result = check_address(address)
-    if isinstance(result, str):
-        return result
-    raise SubscriberError(f"--to {address!r}: {result}; give a valid address")
-
-
 # --------------------------------------------------------------------------- one send
 
 
@@ -393,13 +362,24 @@ class SendHooks:
 
 @dataclass(frozen=True)
 class SendReport:
-    """What one send did: the edition, and the live summary or the dry-run result."""
+    """What one send did: the edition, who it reached, the live summary or dry-run result."""
 
     prepared: Prepared
-    scan: SubscriberScan
+    reach: Reach
     summary: SendSummary | None = None
     written: DryRunResult | None = None
     stopped: bool = False
+
+    @property
+    def scan(self) -> SubscriberScan:
+        """What reading the subscriber list found."""
+        return self.reach.scan
+
+    @property
+    def suppressed(self) -> int:
+        """Recipients left out as suppressed: before the send, and since it began."""
+        during = self.summary.suppressed if self.summary is not None else 0
+        return self.reach.suppressed + during
 
     @property
     def complete(self) -> bool:
@@ -422,11 +402,11 @@ def send_edition(settings: Settings, plan: SendPlan, hooks: SendHooks = SendHook
     prepared = _prepare(settings, plan, hooks.warn)
     hooks.ready(prepared)
     if plan.dry_run is not None:
-        written, scan = _write_outbox(settings, prepared, plan.audience, plan.dry_run)
-        return SendReport(prepared=prepared, scan=scan, written=written)
-    summary, scan = _live_send(settings, prepared, plan.audience, hooks)
+        written, reach = _write_outbox(settings, prepared, plan.audience, plan.dry_run)
+        return SendReport(prepared=prepared, reach=reach, written=written)
+    summary, reach = _live_send(settings, prepared, plan.audience, hooks)
     stopped = hooks.stop is not None and hooks.stop.is_set()
-    return SendReport(prepared=prepared, scan=scan, summary=summary, stopped=stopped)
+    return SendReport(prepared=prepared, reach=reach, summary=summary, stopped=stopped)
 
 
 def check_live_settings(settings: Settings) -> None:
@@ -489,21 +469,21 @@ def _resumable(
 
 def _write_outbox(
     settings: Settings, prepared: Prepared, audience: Audience, plan: DryRun
-) -> tuple[DryRunResult, SubscriberScan]:
+) -> tuple[DryRunResult, Reach]:
     """Write one .eml per recipient (or one mbox) and a manifest; touch no network."""
     factory = MessageFactory(prepared.edition, settings)
-    scan = SubscriberScan(path=audience.subscribers_path)
+    reach = Reach.of(audience)
     outcome = write_outbox(
         prepared.edition,
         factory,
-        recipients(audience, scan),
+        recipients(audience, reach, held_in(settings.paths.state)),
         plan.outbox,
         force=plan.force,
         selection=prepared.selection,
         mode=plan.mode,
         sample=plan.sample,
     )
-    return outcome, scan
+    return outcome, reach
 
 
 @contextmanager
@@ -525,7 +505,7 @@ def send_lock(
 
 def _live_send(
     settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
-) -> tuple[SendSummary, SubscriberScan]:
+) -> tuple[SendSummary, Reach]:
     """Send over SMTP, one sender per state folder, every recipient through the ledger."""
     with send_lock(settings):
         return _send_through_ledger(settings, prepared, audience, hooks)
@@ -533,20 +513,25 @@ def _live_send(
 
 def _send_through_ledger(
     settings: Settings, prepared: Prepared, audience: Audience, hooks: SendHooks
-) -> tuple[SendSummary, SubscriberScan]:
+) -> tuple[SendSummary, Reach]:
     edition, test_copy = prepared.edition, audience.to is not None
     started = now_utc()
     messages = Messages(settings, edition, date=started)
-    scan = SubscriberScan(path=audience.subscribers_path)
+    reach = Reach.of(audience)
     ledger_id = edition.id
     if test_copy:  # a test copy: its own ledger entry, so it can be sent again
         ledger_id = f"{edition.id}+test-{started:%Y%m%dT%H%M%S%f}"
     envelope = settings.smtp.envelope_from or settings.sender.address
-    with open_ledger(settings.paths.state) as ledger:
-        total = _expected(audience, ledger.states(ledger_id))  # the list's errors surface here
+    state = settings.paths.state
+    with open_ledger(state) as ledger, watching(state) as (held, watch):
+        known = ledger.states(ledger_id)
+        close_suppressed(
+            ledger, ledger_id, known, watch, resend=settings.smtp.in_flight == "resend"
+        )
+        total = expected(audience, held, known)  # the list's errors surface here
         progress = hooks.progress
         if not test_copy:
-            with open_editions(settings.paths.state) as archive:
+            with open_editions(state) as archive:
                 archive.save(edition, prepared.selection, started)
             # A resumed send whose earlier run reached someone counts at once (a crash may
             # have come between the first acceptance and its record); else at the first.
@@ -555,7 +540,7 @@ def _send_through_ledger(
                 settings, edition, prepared.selection, progress, counted=counted
             )
         ledger.start(ledger_id, edition.subject, total)
-        with closing(messages.stream(recipients(audience, scan), scan)) as stream:
+        with closing(messages.stream(recipients(audience, reach, held), reach.scan)) as stream:
             summary = send_messages(
                 stream,
                 settings.smtp,
@@ -564,12 +549,13 @@ def _send_through_ledger(
                 envelope_from=envelope,
                 progress=progress,
                 stop=hooks.stop,
+                suppressed=watch.reason,
             )
     stopped = hooks.stop is not None and hooks.stop.is_set()
     if not test_copy and not summary.paused and not stopped:
-        with open_editions(settings.paths.state) as archive:
+        with open_editions(state) as archive:
             archive.set_status(edition.id, "done", now_utc())
-    return summary, scan
+    return summary, reach
 
 
 def _buildable(
@@ -587,13 +573,6 @@ def _buildable(
             scan.warnings.append(str(err))
             if unusable is not None:
                 unusable(subscriber, str(err))
-
-
-def _expected(audience: Audience, known: Mapping[str, str]) -> int:
-    """How many this send sets out to reach: those in the ledger and those still new."""
-    scan = SubscriberScan(path=audience.subscribers_path)
-    fresh = sum(1 for s in recipients(audience, scan) if normalize_email(s.email) not in known)
-    return len(known) + fresh
 
 
 def abandon_edition(settings: Settings, edition_id: str) -> Abandoned:
@@ -667,40 +646,60 @@ def _send_shared(settings: Settings, plan: SendPlan, hooks: SendHooks) -> SendRe
             "send' on each host without --shard",
             "--shard",
         )
-    scan = SubscriberScan(path=audience.subscribers_path)
-    with edition_lock(settings, hooks=hooks):
-        prepared = _prepare(settings, plan, hooks.warn)
-        edition, started = prepared.edition, now_utc()
-        with open_crew(place) as crew:
-            size = crew.list_size(edition.id)
-        if size is not None and audience.limit is not None:
-            hooks.warn(f"--limit does not apply: edition {edition.id}'s list is stored already")
-        prepared = replace(prepared, list_size=size)
-        hooks.ready(prepared)
-        with open_editions(place) as archive:
-            archive.save(edition, prepared.selection, started)
-        with open_ledger(place) as ledger:
-            ledger.start(edition.id, edition.subject)
-            counted = count_if_reached(settings, edition, prepared.selection, ledger)
-        if size is None:
-            with open_crew(place) as crew:
-                crew.store_list(edition.id, recipients(audience, scan), settings.smtp.in_flight)
-        joined = join(place, edition.id)
-    messages = Messages(settings, edition, date=started)
-    counting = CountOnFirstAcceptance(
-        settings, edition, prepared.selection, hooks.progress, counted=counted
-    )
-    job = SharedSend(
-        place=place,
-        edition_id=edition.id,
-        messages=lambda subscribers, unusable: messages.stream(subscribers, scan, unusable),
-        smtp=settings.smtp,
-        envelope_from=settings.smtp.envelope_from or settings.sender.address,
-        progress=counting,
-        stop=hooks.stop or threading.Event(),
-    )
-    summary = send_shared(job, joined)
+    reach = Reach.of(audience)
+    with watching(place) as (held, watch):
+        with edition_lock(settings, hooks=hooks):
+            prepared, joined, counted = _join_or_start(settings, plan, hooks, reach, held)
+        edition = prepared.edition
+        messages = Messages(settings, edition, date=now_utc())
+        counting = CountOnFirstAcceptance(
+            settings, edition, prepared.selection, hooks.progress, counted=counted
+        )
+        job = SharedSend(
+            place=place,
+            edition_id=edition.id,
+            messages=lambda people, unusable: messages.stream(people, reach.scan, unusable),
+            smtp=settings.smtp,
+            envelope_from=settings.smtp.envelope_from or settings.sender.address,
+            progress=counting,
+            stop=hooks.stop or threading.Event(),
+            suppressed=watch.reason,
+        )
+        summary = send_shared(job, joined)
     if not counting.counted:  # its first acceptance came while the database was away
         with open_ledger(place) as ledger:
             count_if_reached(settings, edition, prepared.selection, ledger)
-    return SendReport(prepared=prepared, scan=scan, summary=summary, stopped=job.stop.is_set())
+    return SendReport(prepared=prepared, reach=reach, summary=summary, stopped=job.stop.is_set())
+
+
+def _join_or_start(
+    settings: Settings, plan: SendPlan, hooks: SendHooks, reach: Reach, held: Held
+) -> tuple[Prepared, Joined, bool]:
+    """Join the edition being sent, or build one and store it with its list (under the lock).
+
+    The list stored is the audience's (``audience``: the list file and the members, less
+    the suppressed); those suppressed later are caught when a sender claims them
+    (``Crew.claim``), and again just before each message (``SuppressionWatch``).
+    Returns the edition, this sender's place in it, and whether its articles count
+    already.
+    """
+    place, audience = settings.paths.state, plan.audience
+    prepared = _prepare(settings, plan, hooks.warn)
+    edition = prepared.edition
+    with open_crew(place) as crew:
+        size = crew.list_size(edition.id)
+    if size is not None and audience.limit is not None:
+        hooks.warn(f"--limit does not apply: edition {edition.id}'s list is stored already")
+    prepared = replace(prepared, list_size=size)
+    hooks.ready(prepared)
+    with open_editions(place) as archive:
+        archive.save(edition, prepared.selection, now_utc())
+    with open_ledger(place) as ledger:
+        ledger.start(edition.id, edition.subject)
+        counted = count_if_reached(settings, edition, prepared.selection, ledger)
+    if size is None:
+        with open_crew(place) as crew:
+            listed = recipients(audience, reach, held)  # the list's errors surface here
+            crew.store_list(edition.id, listed, settings.smtp.in_flight)
+    assert isinstance(place, PostgresUrl)  # a shared state
+    return prepared, join(place, edition.id), counted

@@ -29,6 +29,7 @@ from itertools import islice
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from newsletter.audience import normalize_address
 from newsletter.config.load import load_settings
 from newsletter.config.settings import Settings
 from newsletter.errors import (
@@ -43,13 +44,7 @@ from newsletter.errors import (
 )
 from newsletter.hosts import is_loopback
 from newsletter.models import Subscriber
-from newsletter.pipeline import (
-    BuildOptions,
-    BuildResult,
-    Messages,
-    build_edition,
-    normalize_address,
-)
+from newsletter.pipeline import BuildOptions, BuildResult, Messages, build_edition
 from newsletter.preflight.sample import sample_subscriber
 from newsletter.preview_page import page
 from newsletter.preview_page.page import SAMPLE, Personal, Problem

@@ -32,6 +32,7 @@ class StateBackend:
     """One backend under test: open each tenant at a place, peek at the ledger from outside."""
 
     name: str
+    place: Callable[[Path], Path | PostgresUrl]  # where a store is, for the functions over it
     open_history: Callable[[Path], History]
     open_editions: Callable[[Path], EditionStore]
     open_ledger: Callable[[Path], Ledger]
@@ -57,6 +58,7 @@ def _sqlite_states(db: Path, edition: str) -> dict[str, str]:
 
 SQLITE = StateBackend(
     name="sqlite",
+    place=lambda path: path,
     open_history=openers.open_history,
     open_editions=openers.open_editions,
     open_ledger=openers.open_ledger,
@@ -87,6 +89,7 @@ def postgres_backend(server: PostgresServer) -> StateBackend:
 
     return StateBackend(
         name="postgresql",
+        place=place,
         open_history=lambda path: openers.open_history(place(path)),
         open_editions=lambda path: openers.open_editions(place(path)),
         open_ledger=lambda path: openers.open_ledger(place(path)),

@@ -18,6 +18,7 @@ import pytest
 from dkim_verifier import make_keys, settings_for
 from smtp_server import SMTPServer
 
+from newsletter.audience import Audience
 from newsletter.bookkeeping import TooSoon, check_spacing, unfinished_edition
 from newsletter.clock import now_utc
 from newsletter.config.load import load_settings
@@ -28,7 +29,6 @@ from newsletter.errors import DeliveryError, NewsletterError, NothingToSend
 from newsletter.locks import FileLock
 from newsletter.pipeline import (
     SEND_LOCK,
-    Audience,
     BuildOptions,
     DryRun,
     Prepared,

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from newsletter import build_output, clock, pipeline
+from newsletter import audience, build_output, clock, pipeline
 from newsletter import preview as pv
 from newsletter.cli.invocation import PROGRAM, command_name
 from newsletter.cli.options import (
@@ -29,9 +29,8 @@ from newsletter.errors import ContentError, NewsletterError
 from newsletter.limits import HTML_CLIP_BYTES
 from newsletter.models import Edition
 from newsletter.preflight.findings import ERROR
-from newsletter.preflight.project import check_project
+from newsletter.preflight.project import ListRead, check_project
 from newsletter.sources import collect, describe_failures
-from newsletter.subscribers.reader import SubscriberScan
 
 
 @click.command()
@@ -106,10 +105,13 @@ def check(config_path: Path | None, check_links: bool, check_dns: bool, **flags:
     settings = settings_from(config_path)
     result = pipeline.build_edition(settings, options_from(flags))
     edition = result.edition
-    project = check_project(settings, edition)
+    who = audience.Audience(subscribers_path=settings.paths.subscribers)
+    reach, held = audience.Reach.of(who), audience.held_in(settings.paths.state)
+    listing = ListRead(reach.scan, lambda: audience.recipients(who, reach, held))
+    project = check_project(settings, edition, listing)
     findings = pipeline.preflight_edition(settings, edition, check_links=check_links)
     findings = sorted([*findings, *project.findings], key=lambda f: f.level != ERROR)
-    _print_summary(edition, project.subscribers)
+    _print_summary(edition, reach if project.subscribers is not None else None)
     print_warnings(result.warnings)
     for finding in findings:
         colour = "red" if finding.level == ERROR else "yellow"
@@ -126,14 +128,17 @@ def check(config_path: Path | None, check_links: bool, check_dns: bool, **flags:
     click.echo(f"\nNo errors ({warnings} warning(s)).")
 
 
-def _print_summary(edition: Edition, scan: SubscriberScan | None) -> None:
+def _print_summary(edition: Edition, reach: audience.Reach | None) -> None:
     click.echo(f"Edition {edition.id}: {edition.subject}")
     clip = HTML_CLIP_BYTES // 1000
     click.echo(f"  HTML {edition.html_size / 1000:.1f} KB (Gmail clips at {clip} KB)")
-    if scan is not None:
+    if reach is not None:
+        scan = reach.scan
+        held = f", {reach.members} more held by the tool" if reach.members else ""
         click.echo(
-            f"  subscribers: {scan.active} to mail in {shown(scan.path)} ({scan.skipped_status} "
-            f"not active, {scan.invalid} invalid, {scan.duplicates} duplicate row(s))"
+            f"  subscribers: {reach.mailed} to mail in {shown(scan.path)}{held} "
+            f"({scan.skipped_status} not active, {scan.invalid} invalid, {scan.duplicates} "
+            f"duplicate row(s), {reach.suppressed} suppressed)"
         )
 
 

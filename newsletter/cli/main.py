@@ -16,6 +16,8 @@ from newsletter.cli.send import send
 from newsletter.cli.service import serve
 from newsletter.cli.state import state_group
 from newsletter.cli.status import status
+from newsletter.cli.subscribers import subscribers_group
+from newsletter.cli.suppressions import suppressions_group
 from newsletter.errors import (
     EXIT_NOTHING_NEW,
     EXIT_PROBLEM,
@@ -129,6 +131,8 @@ for command in (
     schedule_group,
     state_group,
     serve,
+    suppressions_group,
+    subscribers_group,
 ):
     cli.add_command(command)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from newsletter import pipeline
+from newsletter import audience, pipeline
 from newsletter.cli.options import (
     build_options,
     config_option,
@@ -111,11 +111,11 @@ def send(config_path: Path | None, yes: bool, as_json: bool, **flags: Any) -> No
 def send_plan(settings: Settings, flags: dict[str, Any]) -> pipeline.SendPlan:
     """The send the flags ask for: audience, content options, dry run or live."""
     to = flags["to_address"]
-    audience = pipeline.Audience(
+    who = audience.Audience(
         subscribers_path=flags["subscribers_path"] or settings.paths.subscribers,
         shard=_shard(flags["shard"]),
         limit=flags["limit"],
-        to=pipeline.normalize_address(to) if to else None,
+        to=audience.normalize_address(to) if to else None,
     )
     dry_run = None
     if flags["dry_run"]:
@@ -127,7 +127,7 @@ def send_plan(settings: Settings, flags: dict[str, Any]) -> pipeline.SendPlan:
         )
     resume = None if dry_run or to else pipeline.Resume()
     return pipeline.SendPlan(
-        audience,
+        who,
         options_from(flags),
         resume=resume,
         dry_run=dry_run,
@@ -200,11 +200,11 @@ class _Follow:
             )
         elif prepared.resumed:
             click.echo(f"Resuming edition {edition.id} ({edition.subject}), interrupted earlier.")
-        audience = self.plan.audience
+        who = self.plan.audience
         # Counting reads the whole list once more: only for the prompt and the progress bar.
         total = stored
         if total is None and (self.bar or not self.yes):
-            total = pipeline.count_recipients(audience)
+            total = audience.count_recipients(who, audience.held_in(self.settings.paths.state))
         if not self.yes:
             if not sys.stdin.isatty():
                 raise click.UsageError(
@@ -213,9 +213,7 @@ class _Follow:
                 )
             smtp = self.settings.smtp
             click.echo(f"Edition {edition.id}: {edition.subject}")
-            click.echo(
-                f"  to: {total} recipient(s) from {audience.to or audience.subscribers_path}"
-            )
+            click.echo(f"  to: {total} recipient(s) from {who.to or who.subscribers_path}")
             click.echo(f"  via: {smtp.host}:{smtp.effective_port} ({smtp.security})")
             click.confirm("Send now?", abort=True)
         self.update = self._bar(total) if self.bar else _ProgressLog(total)
@@ -279,6 +277,8 @@ def print_dry_run(report: pipeline.SendReport, as_json: bool) -> None:
             "folder": str(outcome.folder),
             "manifest": str(outcome.manifest),
             "skipped_subscribers": skipped,
+            "suppressed": report.suppressed,
+            "members": report.reach.members,
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -291,6 +291,7 @@ def print_dry_run(report: pipeline.SendReport, as_json: bool) -> None:
             f"  not mailed: {scan.skipped_status} inactive, {scan.invalid} invalid, "
             f"{scan.duplicates} duplicate row(s)"
         )
+    _print_reach(report)
     click.echo("This was a dry run: nothing was sent. To send for real, drop --dry-run.")
 
 
@@ -300,13 +301,15 @@ def print_live(report: pipeline.SendReport, as_json: bool) -> None:
     assert summary is not None  # a live report
     print_warnings(report.scan.warnings)
     if as_json:
-        click.echo(json.dumps(summary.as_dict(), indent=2))
+        data = {**summary.as_dict(), "suppressed": report.suppressed}
+        click.echo(json.dumps({**data, "members": report.reach.members}, indent=2))
     else:
         click.echo(
             f"Edition {edition.id}: sent {summary.sent}, failed {summary.failed}, "
             f"deferred {summary.deferred}, skipped {summary.skipped} (already done), "
             f"held {summary.held}; {summary.seconds:.1f} s, {summary.rate:.1f} msg/s"
         )
+        _print_reach(report)
     if summary.paused:
         raise NewsletterError(summary.pause_reason)
     if summary.failed or summary.deferred:
@@ -314,3 +317,16 @@ def print_live(report: pipeline.SendReport, as_json: bool) -> None:
             f"{summary.failed + summary.deferred} recipient(s) not delivered; "
             f"see 'newsletter status {edition.id}' (run send again to retry deferred ones)"
         )
+
+
+def _print_reach(report: pipeline.SendReport) -> None:
+    """Say how many suppressed addresses were left out, and members mailed beside the list."""
+    reach, during = report.reach, report.suppressed - report.reach.suppressed
+    if report.suppressed:
+        since = f" ({during} of them suppressed while it was sending)" if during else ""
+        click.echo(
+            f"  suppressed: {report.suppressed} address(es) left out{since}; "
+            "see 'newsletter suppressions list'"
+        )
+    if reach.members:
+        click.echo(f"  {reach.members} subscriber(s) the tool holds, beside the list")

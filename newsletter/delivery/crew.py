@@ -36,6 +36,7 @@ from newsletter.config.state import PostgresUrl
 from newsletter.delivery.lease import Lease, LeaseLost
 from newsletter.delivery.smtp.outcome import SendSummary
 from newsletter.delivery.smtp.pool import send_messages
+from newsletter.delivery.smtp.run import Suppressed
 from newsletter.errors import NewsletterError, StateUnavailable
 from newsletter.models import OutgoingMessage, Subscriber
 from newsletter.state.api import Crew, Ledger
@@ -84,7 +85,7 @@ class _Tally:
                 self.then(email, state)
 
     def note(self, state: str, count: int) -> None:
-        """Count recipients that never reached the pool (suppressed at their claim)."""
+        """Count recipients that never reached the pool (suppressed when claimed)."""
         if count:
             with self.lock:
                 self.counts[state] = self.counts.get(state, 0) + count
@@ -105,6 +106,7 @@ class SharedSend:
     envelope_from: str
     progress: Progress | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    suppressed: Suppressed | None = None  # asked again just before each message
 
 
 def send_shared(job: SharedSend, joined: Joined) -> SendSummary:
@@ -144,7 +146,7 @@ class _Claims:
         while True:
             got = sender.crew.claim(sender.edition_id, sender.worker, sender.batch, sender.policy)
             self.claimed += len(got.subscribers)
-            sender.tally.note("skipped", got.suppressed)
+            sender.tally.note("suppressed", got.suppressed)
             if not got.subscribers and not got.suppressed:
                 return
             yield from got.subscribers
@@ -219,6 +221,7 @@ class _Sender:
                 envelope_from=job.envelope_from,
                 progress=self.tally,
                 stop=job.stop,
+                suppressed=job.suppressed,
                 known={},  # what it claimed is due; the claim looked at the ledger
             )
         self.rounds.append(summary)
@@ -261,4 +264,5 @@ def _summary(
         seconds=seconds,
         paused=paused,
         pause_reason=reason,
+        suppressed=counts.get("suppressed", 0),
     )

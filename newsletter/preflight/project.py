@@ -1,11 +1,14 @@
 """Check what an edition goes out with: values left from the starter, and the subscriber list.
 
 ``newsletter check`` runs these beside the edition's own preflight; a send does not,
-as it reads the list itself and stops on the same file-level problems.
+as it reads the list itself and stops on the same file-level problems. The caller may
+say how the subscribers are read (``ListRead``: the send's audience, with the
+subscribers the tool holds and the suppressed left out); by default, the list alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,9 +17,23 @@ from newsletter.config.leftovers import Leftover, starter_leftovers
 from newsletter.config.settings import Settings
 from newsletter.errors import SubscriberError
 from newsletter.hosts import is_example_domain
-from newsletter.models import Edition
+from newsletter.models import Edition, Subscriber
 from newsletter.preflight.findings import Finding, Report, show
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
+
+
+@dataclass(frozen=True)
+class ListRead:
+    """How to read the subscribers for a check: the scan the read fills, and the read."""
+
+    scan: SubscriberScan
+    read: Callable[[], Iterable[Subscriber]]
+
+    @classmethod
+    def of_list(cls, path: Path) -> ListRead:
+        """Read the list at ``path`` alone."""
+        scan = SubscriberScan(path=path)
+        return cls(scan, lambda: read_subscribers(path, scan=scan))
 
 
 @dataclass(frozen=True)
@@ -27,7 +44,9 @@ class ProjectCheck:
     subscribers: SubscriberScan | None
 
 
-def check_project(settings: Settings, edition: Edition) -> ProjectCheck:
+def check_project(
+    settings: Settings, edition: Edition, subscribers: ListRead | None = None
+) -> ProjectCheck:
     """Check the config for starter values, the stories' links, and the subscriber list.
 
     With the bundled sample every value is a placeholder: only the list is checked.
@@ -39,7 +58,8 @@ def check_project(settings: Settings, edition: Edition) -> ProjectCheck:
             out.warning("starter-value", describe(leftover))
     if starter:
         check_story_links(edition, out)
-    scan = check_subscribers(settings.paths.subscribers, out, examples=starter)
+    listing = subscribers or ListRead.of_list(settings.paths.subscribers)
+    scan = check_subscribers(listing, out, examples=starter)
     return ProjectCheck(out.findings, scan)
 
 
@@ -67,15 +87,18 @@ def check_story_links(edition: Edition, out: Report) -> None:
         )
 
 
-def check_subscribers(path: Path, out: Report, *, examples: bool = True) -> SubscriberScan | None:
+def check_subscribers(
+    listing: ListRead, out: Report, *, examples: bool = True
+) -> SubscriberScan | None:
     """Read the whole list: an error if it is unreadable or has no one to mail, row warnings.
 
     With ``examples``, also warn about active addresses on example domains.
     """
-    scan = SubscriberScan(path=path)
-    on_example = 0
+    scan, path = listing.scan, listing.scan.path
+    on_example = mailed = 0
     try:
-        for subscriber in read_subscribers(path, scan=scan):
+        for subscriber in listing.read():
+            mailed += 1
             on_example += is_example_domain(subscriber.email.rpartition("@")[2])
     except SubscriberError as err:
         out.error("subscribers", str(err))
@@ -85,7 +108,7 @@ def check_subscribers(path: Path, out: Report, *, examples: bool = True) -> Subs
     if examples and on_example:
         out.warning(
             "subscribers-example",
-            f"{path}: {on_example} of {scan.active} active address(es) are on example domains, "
+            f"{path}: {on_example} of {mailed} active address(es) are on example domains, "
             "which receive no mail; replace them with your subscribers",
         )
     return scan

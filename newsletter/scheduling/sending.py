@@ -7,10 +7,10 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+from newsletter.audience import Audience
 from newsletter.config.settings import Schedule, Settings
 from newsletter.errors import NothingToSend, OutputExistsError
 from newsletter.pipeline import (
-    Audience,
     BuildOptions,
     DryRun,
     Resume,

@@ -526,7 +526,7 @@ class Crew(_Closing, Protocol):
     def store_list(self, edition_id: str, subscribers: Iterable[Subscriber], in_flight: str) -> int:
         """Store the edition's list and its ledger rows (``pending``); return the count.
 
-        The edition's ledger must be started. Suppressed addresses get no ledger row.
+        The edition's ledger must be started.
         """
 
     def join(self, edition_id: str, lease_seconds: float) -> int:
@@ -539,7 +539,8 @@ class Crew(_Closing, Protocol):
         """Claim up to ``limit`` recipients, in list order, for the sender.
 
         First hands the recipients of senders whose lease ran out back to everyone;
-        suppressed recipients are dropped from the edition instead of claimed.
+        suppressed recipients are recorded ``failed`` (``suppressed: <reason>``) instead
+        of claimed.
         """
 
     def tidy(self, edition_id: str, worker: int, in_flight: str) -> None:

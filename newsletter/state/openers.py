@@ -115,8 +115,8 @@ def open_suppressions(place: Place) -> Suppressions:
     match _location(place):
         case SqliteFile(path):
             return SqliteSuppressions(path)
-        case PostgresUrl(url):
-            return PostgresSuppressions(url)
+        case PostgresUrl(url, sharing):
+            return PostgresSuppressions(url, sharing.reconnect_seconds)
 
 
 def open_members(place: Place) -> Members:

@@ -72,3 +72,11 @@ def check_address(raw: str) -> str | EmailNotValidError:
 def address_key(address: str) -> int:
     """Return a compact, case-insensitive identity for a normalized address (one process only)."""
     return hash(address.casefold())
+
+
+def mask_address(address: str) -> str:
+    """Show an address in a log or a message without giving it away: ``a***@example.org``."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"

@@ -91,17 +91,18 @@ def read_subscribers(
     strict: bool = False,
     scan: SubscriberScan | None = None,
     include_inactive: bool = False,
+    allow_empty: bool = False,
 ) -> Iterator[Subscriber]:
     """Check the list at ``path`` as a whole, then return an iterator over its subscribers.
 
     File-level problems raise ``SubscriberError`` here; row problems are warnings in
     ``scan`` (errors if ``strict``). The iterator raises ``SubscriberError`` when it
-    ends without having yielded anyone.
+    ends without having yielded anyone, unless ``allow_empty`` (the caller has others).
     """
     path = Path(path)
     read = _Read(scan if scan is not None else SubscriberScan(path), str(path), strict)
     _prescan(path, read)
-    return _iterate(path, read, include_inactive)
+    return _iterate(path, read, include_inactive, allow_empty)
 
 
 def count_active(path: Path) -> int:
@@ -123,7 +124,9 @@ def _prescan(path: Path, read: _Read) -> None:
             read.inactive.setdefault(address_key(address), (row.start, status))
 
 
-def _iterate(path: Path, read: _Read, include_inactive: bool) -> Iterator[Subscriber]:
+def _iterate(
+    path: Path, read: _Read, include_inactive: bool, allow_empty: bool
+) -> Iterator[Subscriber]:
     """Yield each row's subscriber, skipping and reporting bad rows."""
     yielded = 0
     for row in read_table(path, read.where):
@@ -135,8 +138,8 @@ def _iterate(path: Path, read: _Read, include_inactive: bool) -> Iterator[Subscr
             yielded += 1
             yield subscriber
     read.finish()
-    if not yielded:
-        raise SubscriberError(_empty_message(read.scan, read.where, include_inactive))
+    if not yielded and not allow_empty:
+        raise SubscriberError(empty_message(read.scan, read.where, include_inactive))
 
 
 def _subscriber(row: Row, read: _Read) -> Subscriber | None:
@@ -251,8 +254,8 @@ def _fields(row: Row, read: _Read) -> MappingProxyType[str, str]:
     return MappingProxyType(values)
 
 
-def _empty_message(scan: SubscriberScan, where: str, include_inactive: bool) -> str:
-    """Explain why the list yielded nobody."""
+def empty_message(scan: SubscriberScan, where: str, include_inactive: bool = False) -> str:
+    """Explain why the list at ``where`` yielded nobody."""
     if scan.rows == 0:
         return (
             f"no subscribers in {where}: the file has a header but no rows;"

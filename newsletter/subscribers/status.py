@@ -23,6 +23,21 @@ _INACTIVE_VALUES = frozenset({
 })
 # fmt: on
 _STATUS_NOISE = re.compile(r"[\s_-]+")
+# Non-active statuses that mean "never mail again", and the suppression reason each is
+# (``state.api.SUPPRESSION_REASONS``); the others (inactive, pending, soft bounce …) do not.
+_SUPPRESSING = {
+    **dict.fromkeys(("unsubscribed", "unsubscribe", "optedout", "optout"), "unsubscribe"),
+    **dict.fromkeys(("bounced", "bounce", "hardbounce", "cleaned"), "bounce"),
+    **dict.fromkeys(("complained", "complaint", "spam", "spamcomplaint", "abuse"), "complaint"),
+    **dict.fromkeys(("suppressed", "blocked"), "manual"),
+}
+# The status a subscriber export writes for each suppression reason (read back as it).
+STATUS_FOR_REASON = {
+    "unsubscribe": "unsubscribed",
+    "bounce": "bounced",
+    "complaint": "complained",
+    "manual": "suppressed",
+}
 
 
 def parse_status(raw: str) -> tuple[str, bool]:
@@ -35,3 +50,8 @@ def parse_status(raw: str) -> tuple[str, bool]:
     if key in _ACTIVE_VALUES:
         return ACTIVE, True
     return value, key in _INACTIVE_VALUES
+
+
+def suppression_reason(status: str) -> str | None:
+    """The suppression reason a (parsed) non-active status stands for, or None."""
+    return _SUPPRESSING.get(status.replace(" ", ""))

@@ -39,6 +39,7 @@ class SendSummary:
     seconds: float
     paused: bool
     pause_reason: str
+    suppressed: int = 0  # left out as suppressed after the send began
 
     @property
     def rate(self) -> float:

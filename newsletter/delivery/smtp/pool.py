@@ -30,10 +30,16 @@ under ``hold`` each is claimed just before its transaction. When the connection 
 after the whole message was sent but before the server's answer, the outcome is unknown:
 under ``resend`` the message is retried, under ``hold`` it stays ``in_flight`` (held).
 
+A send under way honours the suppression list: just before a recipient is claimed for
+its transaction, ``suppressed(email)`` (a ``state.watch.SuppressionWatch``, at most
+moments old) is asked; a recipient suppressed since the send began is not mailed (a
+claim made ahead is replaced) and is recorded ``failed`` with the reply ``suppressed:
+<reason>``.
+
 ``progress(email, state)`` is called once per recipient with ``sent``, ``failed``,
-``deferred``, ``skipped`` or ``held``. It runs on the worker threads, one call at a time
-(calls are serialized by a lock), so it needs no locking of its own; it must return
-quickly and must not call back into this package. An exception it raises stops the run
+``deferred``, ``skipped``, ``held`` or ``suppressed``. It runs on the worker threads, one
+call at a time (calls are serialized by a lock), so it needs no locking of its own; it
+must return quickly and must not call back into this package. An exception it raises stops the run
 and is re-raised by ``send_messages``.
 """
 
@@ -58,6 +64,7 @@ from newsletter.delivery.smtp.run import (
     BREAKER_THRESHOLD,
     Progress,
     Run,
+    Suppressed,
 )
 from newsletter.delivery.smtp.settings import (
     check_envelope_from,
@@ -68,6 +75,8 @@ from newsletter.delivery.smtp.settings import (
 from newsletter.delivery.smtp.transaction import UNUSABLE_ADDRESS, transact, utf8_problem
 from newsletter.models import OutgoingMessage
 from newsletter.state.api import Ledger
+from newsletter.state.watch import suppressed_reply
+from newsletter.subscribers.addresses import mask_address
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +182,8 @@ class _Worker:
         if problem is not None:
             self._record(item, problem, claimed=False)
             return
+        if self._suppressed(item):
+            return
         ticket = item.ticket or run.ledger.claim(
             run.edition_id, message.recipient, message.message_id, wait=False
         )
@@ -182,6 +193,18 @@ class _Worker:
         if len(self._sent) == UNRECORDED:
             ticket = max(ticket, self._sent[0])
         self._record(item, transact(client, message, ticket, self._relay, run.ledger), claimed=True)
+
+    def _suppressed(self, item: Item) -> bool:
+        """Leave out a recipient suppressed since the send began: recorded, not mailed."""
+        run, email = self._run, item.message.recipient
+        reason = run.suppressed(email) if run.suppressed is not None else None
+        if reason is None:
+            return False
+        item.ticket = 0  # a claim made ahead is replaced by the outcome
+        run.ledger.finish(run.edition_id, email, "failed", suppressed_reply(reason))
+        log.info("%s: suppressed (%s) since the send began; not sent", mask_address(email), reason)
+        run.outcome(email, "suppressed")
+        return True
 
     def _record(self, item: Item, result: Result, *, claimed: bool) -> None:
         run, email = self._run, item.message.recipient
@@ -267,6 +290,7 @@ def send_messages(
     envelope_from: str,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    suppressed: Suppressed | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     backoff_base: float = BACKOFF_BASE,
@@ -281,7 +305,8 @@ def send_messages(
     ``smtp.in_flight``. ``known``: the recipients' states to go by instead of the
     ledger's (``{}``: every message is due, as when they were claimed for this run).
     Setting ``stop`` lets the transactions under way finish, records them and returns a
-    paused summary. Raises ``ConfigError`` for unusable settings.
+    paused summary. ``suppressed`` tells why an address may not be mailed any more
+    (asked just before each claim). Raises ``ConfigError`` for unusable settings.
     """
     check_smtp_settings(smtp)
     check_envelope_from(envelope_from)
@@ -305,6 +330,7 @@ def send_messages(
         backoff_base=backoff_base,
         backoff_cap=backoff_cap,
         breaker=max(1, breaker),
+        suppressed=suppressed,
     )
     ledger.start(edition_id, "")
     states = ledger.states(edition_id) if known is None else known
@@ -334,6 +360,7 @@ def send_messages(
         seconds=clock() - began,
         paused=bool(run.pause_reason),
         pause_reason=run.pause_reason,
+        suppressed=run.counts.get("suppressed", 0),
     )
 
 

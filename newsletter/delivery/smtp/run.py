@@ -28,6 +28,7 @@ REFUSAL_MINIMUM = 10  # relay-level refusals in the window before it may pause t
 REFUSAL_SHARE = 0.8  # ... and the share of the window's outcomes they must be
 
 Progress = Callable[[str, str], None]
+Suppressed = Callable[[str], str | None]  # why an address may not be mailed now, or None
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Run:
     backoff_base: float
     backoff_cap: float
     breaker: int
+    suppressed: Suppressed | None = None
     counts: dict[str, int] = field(default_factory=dict)
     pause_reason: str = ""
     error: BaseException | None = None

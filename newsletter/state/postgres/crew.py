@@ -12,7 +12,8 @@ the message data goes out (``newsletter.state.postgres.ledger``).
 A claim also does two checks in the same transaction: senders whose lease ran out are
 marked ``lost`` and their rows go back to everyone (those in flight only under the
 ``resend`` policy: under ``hold`` they stay in flight for a person), and suppressed
-addresses among the rows picked are dropped from the edition instead of claimed.
+addresses among the rows picked are not claimed but recorded ``failed`` with the reply
+``suppressed: <reason>`` (``state.watch``), as a send alone records them.
 
 Every method runs on a ``Resilient`` session: when the server goes away it runs
 again on a new one. Each is safe to run twice, or leaves what ``tidy`` gives back.
@@ -36,6 +37,7 @@ from newsletter.state.postgres.connection import connect, state_error
 from newsletter.state.postgres.resilient import Connection, Resilient
 from newsletter.state.rows import finished_stamp
 from newsletter.state.timestamps import to_stamp
+from newsletter.state.watch import SUPPRESSED
 
 T = TypeVar("T")
 
@@ -48,9 +50,10 @@ _PICK = """
         ORDER BY position LIMIT %(n)s
         FOR UPDATE SKIP LOCKED
     ), barred AS (
-        DELETE FROM ledger_recipients AS r USING picked AS p
+        UPDATE ledger_recipients AS r
+        SET state = 'failed', reply = %(why)s || s.reason, updated = %(t)s
+        FROM picked AS p JOIN suppressions AS s ON s.email_key = p.email
         WHERE r.edition_id = %(e)s AND r.email = p.email
-          AND EXISTS (SELECT 1 FROM suppressions AS s WHERE s.email_key = p.email)
         RETURNING r.email
     ), taken AS (
         UPDATE ledger_recipients AS r SET worker = %(w)s, updated = %(t)s
@@ -69,7 +72,6 @@ _LIST_ROWS = """
     SELECT DISTINCT ON (l.email_key)
         l.edition_id, l.email_key, '', 'pending', 0, '', %(t)s, l.position
     FROM send_list AS l WHERE l.edition_id = %(e)s
-      AND NOT EXISTS (SELECT 1 FROM suppressions AS s WHERE s.email_key = l.email_key)
     ORDER BY l.email_key, l.position
     ON CONFLICT (edition_id, email) DO UPDATE SET position = excluded.position
 """
@@ -146,8 +148,9 @@ class PostgresCrew:
     def store_list(self, edition_id: str, subscribers: Iterable[Subscriber], in_flight: str) -> int:
         """Store the edition's list and its ledger rows (``pending``); return the count.
 
-        The edition's ledger must be started. Suppressed addresses get no ledger row;
-        recipients the ledger already has (an edition begun by an earlier release) keep
+        The edition's ledger must be started (the caller leaves the suppressed out of
+        ``subscribers``; those suppressed later are caught by ``claim``). Recipients the
+        ledger already has (an edition begun by an earlier release) keep
         their state, and those in flight are tried again under ``resend``.
         """
 
@@ -234,7 +237,7 @@ class PostgresCrew:
             if not _sending(conn, edition_id):
                 return Claimed(())
             _reclaim(conn, edition_id, in_flight)
-            params = {"e": edition_id, "w": worker, "t": _stamp(), "n": limit}
+            params = {"e": edition_id, "w": worker, "t": _stamp(), "n": limit, "why": SUPPRESSED}
             rows = conn.execute(_PICK.format(which=_NEVER_TRIED), params).fetchall()
             taken = [row[0] for row in rows if row[0] is not None]
             if len(taken) < limit:
@@ -242,14 +245,7 @@ class PostgresCrew:
                 more = conn.execute(_PICK.format(which=_DEFERRED_BEFORE), params).fetchall()
                 rows += more
                 taken += [row[0] for row in more if row[0] is not None]
-            barred = len(rows) - len(taken)
-            if barred:
-                conn.execute(
-                    "UPDATE ledger_editions SET recipients = GREATEST(recipients - %s, 0)"
-                    " WHERE edition_id = %s",
-                    (barred, edition_id),
-                )
-            return Claimed(_subscribers(conn, edition_id, taken), barred)
+            return Claimed(_subscribers(conn, edition_id, taken), len(rows) - len(taken))
 
         return self._run("cannot write to", take)
 
