@@ -256,3 +256,23 @@ def test_a_sqlite_state_has_no_crew(tmp_path: Path) -> None:
         openers.open_crew(place)
     with pytest.raises(StateError, match="only through a PostgreSQL state"):
         openers.open_ledger(place, Member(1))
+
+
+def test_a_sender_taken_for_dead_claims_nothing_and_its_last_batch_goes_back(
+    place: PostgresUrl,
+) -> None:
+    with shared(place, 6) as crew:
+        late, alive = crew.join(EDITION, 30), crew.join(EDITION, 30)
+        crew.claim(EDITION, late, 2, "resend")
+        expire(place, late)
+        first = crew.claim(EDITION, alive, 2, "resend")  # takes the late sender for dead
+        assert [s.line for s in first.subscribers] == [1, 2]
+        gone = crew.claim(EDITION, late, 2, "resend")
+        assert gone.lost
+        assert gone.subscribers == ()
+        # A last batch it claimed as it was being taken for dead goes back too.
+        query(
+            place, "UPDATE ledger_recipients SET worker = %s WHERE email LIKE 'reader6%%'", (late,)
+        )
+        taken = crew.claim(EDITION, alive, 10, "resend").subscribers
+        assert [s.line for s in taken] == [3, 4, 5, 6]

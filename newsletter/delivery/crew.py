@@ -145,6 +145,11 @@ class _Claims:
         sender = self._sender
         while True:
             got = sender.crew.claim(sender.edition_id, sender.worker, sender.batch, sender.policy)
+            if got.lost:
+                raise LeaseLost(
+                    f"sender {sender.worker}: its lease ran out ([state] lease_seconds) and the "
+                    "other senders took its recipients over"
+                )
             self.claimed += len(got.subscribers)
             sender.tally.note("suppressed", got.suppressed)
             if not got.subscribers and not got.suppressed:

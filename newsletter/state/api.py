@@ -470,10 +470,14 @@ class Worker:
 
 @dataclass(frozen=True)
 class Claimed:
-    """What one claim gave a sender: its next recipients, and how many it found suppressed."""
+    """What one claim gave a sender: its next recipients, and how many it found suppressed.
+
+    ``lost``: the sender was taken for dead (its lease ran out); it got nothing.
+    """
 
     subscribers: tuple[Subscriber, ...]
     suppressed: int = 0
+    lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -540,7 +544,7 @@ class Crew(_Closing, Protocol):
 
         First hands the recipients of senders whose lease ran out back to everyone;
         suppressed recipients are recorded ``failed`` (``suppressed: <reason>``) instead
-        of claimed.
+        of claimed. A sender taken for dead claims nothing (``Claimed.lost``).
         """
 
     def tidy(self, edition_id: str, worker: int, in_flight: str) -> None:

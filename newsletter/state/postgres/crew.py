@@ -230,13 +230,16 @@ class PostgresCrew:
         """Claim up to ``limit`` recipients, in list order, for the sender.
 
         First hands the recipients of senders whose lease ran out back to everyone;
-        suppressed recipients are dropped from the edition instead of claimed.
+        suppressed recipients are recorded ``failed`` instead of claimed. A sender taken
+        for dead claims nothing (``Claimed.lost``).
         """
 
         def take(conn: Connection) -> Claimed:
             if not _sending(conn, edition_id):
                 return Claimed(())
             _reclaim(conn, edition_id, in_flight)
+            if not _live(conn, worker):
+                return Claimed((), lost=True)
             params = {"e": edition_id, "w": worker, "t": _stamp(), "n": limit, "why": SUPPRESSED}
             rows = conn.execute(_PICK.format(which=_NEVER_TRIED), params).fetchall()
             taken = [row[0] for row in rows if row[0] is not None]
@@ -304,6 +307,14 @@ def _counts(counts: Mapping[str, int]) -> tuple[int, int, int]:
     return counts.get("sent", 0), counts.get("failed", 0), counts.get("deferred", 0)
 
 
+def _live(conn: Connection, worker: int) -> bool:
+    """Whether the sender is still sending (not taken for dead, not ended)."""
+    row = conn.execute(
+        "SELECT 1 FROM send_workers WHERE id = %s AND state = 'sending'", (worker,)
+    ).fetchone()
+    return row is not None
+
+
 def _sending(conn: Connection, edition_id: str) -> bool:
     row = conn.execute(
         "SELECT 1 FROM archive_editions WHERE id = %s AND status = 'sending'", (edition_id,)
@@ -312,12 +323,19 @@ def _sending(conn: Connection, edition_id: str) -> bool:
 
 
 def _reclaim(conn: Connection, edition_id: str, in_flight: str) -> None:
-    """Mark the senders whose lease ran out ``lost`` and give their rows back to everyone."""
+    """Mark the senders whose lease ran out ``lost``; give back what senders gone hold.
+
+    Gone: lost now or before, or ended (a sender that ended gave its rows back, but one
+    that was taken for dead may have claimed a last batch as it was being marked).
+    """
     conn.execute(
-        """WITH gone AS (
+        """WITH lapsed AS (
                UPDATE send_workers SET state = 'lost'
                WHERE edition_id = %(e)s AND state = 'sending' AND lease_until < now()
                RETURNING id
+           ), gone AS (
+               SELECT id FROM send_workers WHERE edition_id = %(e)s AND state <> 'sending'
+               UNION SELECT id FROM lapsed
            )
            UPDATE ledger_recipients AS r SET worker = NULL, state = 'pending', updated = %(t)s
            FROM gone WHERE r.edition_id = %(e)s AND r.worker = gone.id

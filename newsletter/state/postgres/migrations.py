@@ -210,6 +210,10 @@ _SHARING = (
     CREATE INDEX ledger_recipients_open ON ledger_recipients (edition_id, position)
         WHERE state IN ('pending', 'in_flight', 'deferred')
     """,
+    """
+    CREATE INDEX ledger_recipients_held ON ledger_recipients (edition_id, worker)
+        WHERE worker IS NOT NULL
+    """,
 )
 
 
@@ -219,8 +223,8 @@ def _shared_sends(conn: Connection) -> None:
     ``send_list`` is an edition's recipient list, stored once by its first sender;
     ``send_workers`` every sender that joined, with its lease (the server's clock);
     ``ledger_recipients`` gains each row's place in the list and the sender that holds
-    it, and an index of the rows not done yet. (No SQLite counterpart: a SQLite state
-    has one sender at a time.)
+    it, an index of the rows not done yet and one of the rows a sender holds. (No
+    SQLite counterpart: a SQLite state has one sender at a time.)
     """
     for statement in _SHARING:
         conn.execute(statement)
