@@ -276,3 +276,22 @@ def test_a_sender_taken_for_dead_claims_nothing_and_its_last_batch_goes_back(
         )
         taken = crew.claim(EDITION, alive, 10, "resend").subscribers
         assert [s.line for s in taken] == [3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("in_flight", ["resend", "hold"])
+def test_an_edition_a_sender_alone_began_is_finished_by_the_crew(
+    place: PostgresUrl, in_flight: str
+) -> None:
+    with openers.open_ledger(place) as alone:  # an earlier release, killed mid-send
+        alone.start(EDITION, "S")
+        alone.claim(EDITION, "reader1@example.org", "<1>")
+        alone.finish(EDITION, "reader1@example.org", "sent", "250 ok")
+        alone.claim(EDITION, "reader2@example.org", "<2>")  # in flight at the kill
+        alone.claim(EDITION, "reader3@example.org", "<3>")
+        alone.finish(EDITION, "reader3@example.org", "deferred", "451 later")
+    with shared(place, 5, in_flight) as crew:
+        assert states(place)["reader1@example.org"] == ("sent", None)  # kept as it was
+        worker = crew.join(EDITION, 30)
+        crew.tidy(EDITION, worker, in_flight)  # as every round starts
+        lines = [s.line for s in crew.claim(EDITION, worker, 10, in_flight).subscribers]
+        assert lines == ([2, 3, 4, 5] if in_flight == "resend" else [3, 4, 5])

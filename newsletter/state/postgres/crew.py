@@ -150,8 +150,7 @@ class PostgresCrew:
 
         The edition's ledger must be started (the caller leaves the suppressed out of
         ``subscribers``; those suppressed later are caught by ``claim``). Recipients the
-        ledger already has (an edition begun by an earlier release) keep
-        their state, and those in flight are tried again under ``resend``.
+        ledger already has (an edition begun by an earlier release) keep their state.
         """
 
         def store(conn: Connection) -> int:
@@ -163,12 +162,6 @@ class PostgresCrew:
                         key = normalize_email(s.email)
                         copy.write_row((edition_id, position, key, s.email, s.name, fields, s.line))
                 cursor.execute(_LIST_ROWS, {"e": edition_id, "t": _stamp()})
-                cursor.execute(
-                    "UPDATE ledger_recipients SET state = 'pending', updated = %s"
-                    " WHERE edition_id = %s AND state = 'in_flight' AND worker IS NULL"
-                    " AND %s",
-                    (_stamp(), edition_id, in_flight == "resend"),
-                )
                 row = cursor.execute(
                     "UPDATE ledger_editions SET recipients ="
                     " (SELECT COUNT(*) FROM ledger_recipients WHERE edition_id = %s)"
@@ -253,8 +246,23 @@ class PostgresCrew:
         return self._run("cannot write to", take)
 
     def tidy(self, edition_id: str, worker: int, in_flight: str) -> None:
-        """Give back what the sender holds and is not working on (between its rounds)."""
-        self._run("cannot write to", lambda conn: _give_back(conn, edition_id, worker, in_flight))
+        """Give back what the sender holds and is not working on (between its rounds).
+
+        Under ``resend`` this also gives back what was in flight without a sender (an
+        edition that a sender alone, of an earlier release, left behind).
+        """
+
+        def tidy(conn: Connection) -> None:
+            _give_back(conn, edition_id, worker, in_flight)
+            if in_flight == "resend":
+                conn.execute(
+                    "UPDATE ledger_recipients SET state = 'pending', updated = %s"
+                    " WHERE edition_id = %s AND state = 'in_flight' AND worker IS NULL"
+                    " AND position IS NOT NULL",
+                    (_stamp(), edition_id),
+                )
+
+        self._run("cannot write to", tidy)
 
     def outstanding(self, edition_id: str, worker: int, in_flight: str) -> Outstanding:
         """What is left of the edition for this sender and for the others."""
