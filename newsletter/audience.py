@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from newsletter.config.state import StateLocation
 from newsletter.errors import SubscriberError
 from newsletter.models import Subscriber
 from newsletter.state.api import Ledger, Member, normalize_email
-from newsletter.state.openers import open_members, open_suppressions
+from newsletter.state.openers import Place, open_members, open_suppressions
 from newsletter.state.watch import SuppressionWatch, suppressed_reply
 from newsletter.subscribers.addresses import check_address, mask_address
 from newsletter.subscribers.reader import SubscriberScan, empty_message, read_subscribers
@@ -76,7 +75,7 @@ class Held:
     suppressed: Container[str] = field(default_factory=frozenset)
 
 
-def held_in(place: StateLocation | Path) -> Held:
+def held_in(place: Place) -> Held:
     """The members and the suppressed keys in the state, as they are now."""
     with open_suppressions(place) as suppressions:
         _cursor, keys = suppressions.changes(0)
@@ -84,7 +83,7 @@ def held_in(place: StateLocation | Path) -> Held:
 
 
 @contextmanager
-def watching(place: StateLocation | Path) -> Iterator[tuple[Held, SuppressionWatch]]:
+def watching(place: Place) -> Iterator[tuple[Held, SuppressionWatch]]:
     """For a live send: what the state holds now, and a watch that keeps learning.
 
     The list is read against the suppressions as they are when the send starts, so the
@@ -96,7 +95,7 @@ def watching(place: StateLocation | Path) -> Iterator[tuple[Held, SuppressionWat
         yield Held(members_in(place), watch.snapshot()), watch
 
 
-def members_in(place: StateLocation | Path) -> tuple[Member, ...]:
+def members_in(place: Place) -> tuple[Member, ...]:
     """Every subscriber the tool holds, in the order they joined."""
     with open_members(place) as members:
         return tuple(members.all())

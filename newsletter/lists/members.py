@@ -23,17 +23,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from newsletter.config.state import StateLocation
 from newsletter.errors import SubscriberError
 from newsletter.lists.csvio import write_rows
 from newsletter.models import Subscriber
 from newsletter.state.api import normalize_email
-from newsletter.state.openers import open_members, open_suppressions
+from newsletter.state.openers import Place, open_members, open_suppressions
 from newsletter.state.timestamps import from_stamp
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 from newsletter.subscribers.status import ACTIVE, STATUS_FOR_REASON, suppression_reason
 
-Place = StateLocation | Path
 HEADER = ("email", "name", "status", "source", "joined_at")
 SOURCE = "import"
 

@@ -14,17 +14,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from newsletter.config.state import StateLocation
 from newsletter.errors import SubscriberError
 from newsletter.lists.csvio import write_rows
 from newsletter.models import Subscriber
 from newsletter.state.api import SUPPRESSION_REASONS, Suppression, Suppressions
-from newsletter.state.openers import open_suppressions
+from newsletter.state.openers import Place, open_suppressions
 from newsletter.state.timestamps import from_stamp
 from newsletter.subscribers.addresses import check_address
 from newsletter.subscribers.reader import SubscriberScan, read_subscribers
 
-Place = StateLocation | Path
 HEADER = ("email", "reason", "source", "at", "edition", "detail")
 BY_HAND = "cli"  # the source of a suppression added with the command
 FROM_FILE = "import"  # ... and of one added from a file that names none
