@@ -12,17 +12,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from newsletter.config.settings import Settings
-from newsletter.errors import NewsletterError, NothingToSend
+from newsletter.errors import NewsletterError, NothingToSend, StateUnavailable
 from newsletter.models import Edition
 from newsletter.state.api import REACHED_STATES, Ledger
 from newsletter.state.openers import open_editions, open_history, open_ledger
 from newsletter.state.timestamps import from_stamp
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, str], None]
 REACHED = REACHED_STATES  # ledger states of a message the server took, or may have
@@ -82,10 +85,17 @@ class CountOnFirstAcceptance:
         self.counted = counted
 
     def __call__(self, email: str, state: str) -> None:
-        """Note one recipient's outcome."""
+        """Note one recipient's outcome.
+
+        A database that is away for the moment (a restart) does not stop the send: the
+        articles are counted at the next acceptance instead.
+        """
         if state == "sent" and not self.counted:
-            count_articles(self.settings, self.edition, self.selection)
-            self.counted = True
+            try:
+                count_articles(self.settings, self.edition, self.selection)
+                self.counted = True
+            except StateUnavailable as err:
+                log.warning("%s; the edition's articles are counted at the next acceptance", err)
         if self.then is not None:
             self.then(email, state)
 

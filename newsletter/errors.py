@@ -69,6 +69,10 @@ class MailboxError(NewsletterError):
     """The bounce mailbox cannot be read: unreachable, the login refused, not a mailbox."""
 
 
+class StateUnavailable(StateError):
+    """The state database cannot be reached (down, restarting, or the network between)."""
+
+
 class OutputExistsError(NewsletterError):
     """An output folder already exists; nothing is overwritten without --force."""
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from newsletter.audience import (
     Audience,
+    Held,
     Reach,
     close_suppressed,
     expected,
@@ -40,13 +41,21 @@ from newsletter.bookkeeping import (
 )
 from newsletter.clock import in_zone, now_utc
 from newsletter.config.settings import Settings
+from newsletter.config.state import PostgresUrl
+from newsletter.delivery.crew import Joined, SharedSend, join, send_shared
 from newsletter.delivery.dryrun import DryRunResult, write_outbox
 from newsletter.delivery.signing import sign_ahead, signed
 from newsletter.delivery.smtp.outcome import SendSummary
 from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.settings import check_smtp_settings
 from newsletter.dkim.signer import DkimSigner
-from newsletter.errors import ContentError, DeliveryError, NewsletterError, NothingToSend
+from newsletter.errors import (
+    ContentError,
+    DeliveryError,
+    NewsletterError,
+    NothingToSend,
+    UsageProblem,
+)
 from newsletter.messages import MessageFactory
 from newsletter.models import Article, Digest, Edition, OutgoingMessage, Subscriber
 from newsletter.preflight.findings import ERROR, Finding, raise_for_errors
@@ -55,10 +64,17 @@ from newsletter.preflight.sample import sample_subscriber
 from newsletter.rendering.renderer import Renderer
 from newsletter.selection import SENT_BEFORE, select
 from newsletter.sources import Collection, collect, describe_failures
-from newsletter.state.openers import open_editions, open_history, open_ledger, open_lock
+from newsletter.state.openers import (
+    open_crew,
+    open_editions,
+    open_history,
+    open_ledger,
+    open_lock,
+)
 from newsletter.subscribers.reader import SubscriberScan
 
 SEND_LOCK = "live-send.lock"
+EDITION_LOCK = "shared-edition.lock"
 DEV_KEY_WARNING = (
     "NEWSLETTER_SIGNING_KEY is not set: unsubscribe links are signed with a development key; "
     "set it to a long random secret before sending for real"
@@ -239,13 +255,17 @@ class Messages:
         return made if self.signer is None else signed(made, self.signer)
 
     def stream(
-        self, subscribers: Iterable[Subscriber], scan: SubscriberScan
+        self,
+        subscribers: Iterable[Subscriber],
+        scan: SubscriberScan,
+        unusable: Callable[[Subscriber, str], None] | None = None,
     ) -> Generator[OutgoingMessage, None, None]:
         """Every message with its SMTP payload, in order; unusable addresses warned and skipped.
 
-        Close the stream when done with it: that ends the signing processes at once.
+        ``unusable`` hears of each skipped address, with the reason. Close the stream when
+        done with it: that ends the signing processes at once.
         """
-        built = _buildable(self.factory, subscribers, scan)
+        built = _buildable(self.factory, subscribers, scan, unusable)
         return built if self.signer is None else sign_ahead(built, self.signer)
 
 
@@ -308,12 +328,17 @@ class SendPlan:
 
 @dataclass(frozen=True)
 class Prepared:
-    """An edition that passed the preflight gate, about to go out."""
+    """An edition that passed the preflight gate, about to go out.
+
+    ``list_size``: how many recipients the edition's list in the state holds, when the
+    senders sharing it stored it already (``None``: the list is read from its file).
+    """
 
     edition: Edition
     selection: dict[str, Any]
     resumed: bool
     findings: tuple[Finding, ...] = ()
+    list_size: int | None = None
 
 
 def _ignore(*_args: object) -> None:
@@ -372,6 +397,8 @@ def send_edition(settings: Settings, plan: SendPlan, hooks: SendHooks = SendHook
     """
     if plan.dry_run is None:
         check_live_settings(settings)
+    if settings.paths.state.shared and plan.dry_run is None and not plan.test_copy:
+        return _send_shared(settings, plan, hooks)
     prepared = _prepare(settings, plan, hooks.warn)
     hooks.ready(prepared)
     if plan.dry_run is not None:
@@ -532,7 +559,10 @@ def _send_through_ledger(
 
 
 def _buildable(
-    factory: MessageFactory, subscribers: Iterable[Subscriber], scan: SubscriberScan
+    factory: MessageFactory,
+    subscribers: Iterable[Subscriber],
+    scan: SubscriberScan,
+    unusable: Callable[[Subscriber, str], None] | None = None,
 ) -> Generator[OutgoingMessage, None, None]:
     """Build each message and its SMTP payload; skip unusable addresses, warning."""
     for subscriber in subscribers:
@@ -541,17 +571,135 @@ def _buildable(
         except DeliveryError as err:
             scan.invalid += 1
             scan.warnings.append(str(err))
+            if unusable is not None:
+                unusable(subscriber, str(err))
 
 
 def abandon_edition(settings: Settings, edition_id: str) -> Abandoned:
     """Give up an unfinished edition: never resumed; the next send builds a new one.
 
     Its ledger stays for the record; its articles stay counted only if a message of it
-    reached someone. Refused while a send is running.
+    reached someone. Refused while a send is running (with a shared state: while a
+    sender holds a lease on it).
     """
-    if not settings.paths.state.exists():
+    place = settings.paths.state
+    if not place.exists():
         raise NewsletterError(
-            f"no stored edition {edition_id!r}: nothing was sent from {settings.paths.state.where}"
+            f"no stored edition {edition_id!r}: nothing was sent from {place.where}"
         )
-    with send_lock(settings, "an edition cannot be given up while it is being sent"):
+    if not isinstance(place, PostgresUrl):
+        with send_lock(settings, "an edition cannot be given up while it is being sent"):
+            return give_up(settings, edition_id, now_utc())
+    with edition_lock(settings, wait=False):
+        with open_crew(place) as crew:
+            live = [w for w in crew.workers(edition_id) if w.live]
+        if live:
+            who = ", ".join(f"pid {w.pid} on {w.host}" for w in live)
+            raise DeliveryError(
+                f"edition {edition_id} is being sent by {len(live)} sender(s) ({who}); stop "
+                "them or let them finish: an edition cannot be given up while it is being sent"
+            )
         return give_up(settings, edition_id, now_utc())
+
+
+# --------------------------------------------------------------------------- shared sends
+
+
+@contextmanager
+def edition_lock(
+    settings: Settings, *, wait: bool = True, hooks: SendHooks = SendHooks()
+) -> Iterator[None]:
+    """Hold the shared state's edition lock: one sender at a time decides what is sent.
+
+    The sender that holds it finds the edition to join, or builds one and stores it with
+    its list; the others wait for it (``wait``), then join what it stored.
+    """
+    lock = open_lock(settings.paths.state, EDITION_LOCK)
+    if not lock.acquire():
+        if not wait:
+            raise DeliveryError(
+                f"a sender (pid {lock.holder()}) is preparing an edition in "
+                f"{settings.paths.state.where}; try again when it has started sending"
+            )
+        hooks.warn(f"waiting for the sender that prepares the edition (pid {lock.holder()})")
+        if not lock.acquire(wait=None, stop=hooks.stop or threading.Event()):
+            raise DeliveryError("stopped while waiting to join the edition; nothing was sent")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _send_shared(settings: Settings, plan: SendPlan, hooks: SendHooks) -> SendReport:
+    """Send an edition together with any other senders of the same state (PostgreSQL).
+
+    Under the edition lock: join the edition being sent, or build one; then the preflight
+    gate, and the list stored once with the edition. Then this sender's part
+    (``delivery.crew``); whichever sender finds nothing left marks the edition done.
+    """
+    place, audience = settings.paths.state, plan.audience
+    assert isinstance(place, PostgresUrl)  # a shared state
+    if audience.shard is not None:
+        raise UsageProblem(
+            "--shard splits a list between senders that share no state; with the state in "
+            "PostgreSQL ([state] url) the senders share the edition's list: run 'newsletter "
+            "send' on each host without --shard",
+            "--shard",
+        )
+    reach = Reach.of(audience)
+    with watching(place) as (held, watch):
+        with edition_lock(settings, hooks=hooks):
+            prepared, joined, counted = _join_or_start(settings, plan, hooks, reach, held)
+        edition = prepared.edition
+        messages = Messages(settings, edition, date=now_utc())
+        counting = CountOnFirstAcceptance(
+            settings, edition, prepared.selection, hooks.progress, counted=counted
+        )
+        job = SharedSend(
+            place=place,
+            edition_id=edition.id,
+            messages=lambda people, unusable: messages.stream(people, reach.scan, unusable),
+            smtp=settings.smtp,
+            envelope_from=settings.smtp.envelope_from or settings.sender.address,
+            progress=counting,
+            stop=hooks.stop or threading.Event(),
+            suppressed=watch.reason,
+        )
+        summary = send_shared(job, joined)
+    if not counting.counted:  # its first acceptance came while the database was away
+        with open_ledger(place) as ledger:
+            count_if_reached(settings, edition, prepared.selection, ledger)
+    return SendReport(prepared=prepared, reach=reach, summary=summary, stopped=job.stop.is_set())
+
+
+def _join_or_start(
+    settings: Settings, plan: SendPlan, hooks: SendHooks, reach: Reach, held: Held
+) -> tuple[Prepared, Joined, bool]:
+    """Join the edition being sent, or build one and store it with its list (under the lock).
+
+    The list stored is the audience's (``audience``: the list file and the members, less
+    the suppressed); those suppressed later are caught when a sender claims them
+    (``Crew.claim``), and again just before each message (``SuppressionWatch``).
+    Returns the edition, this sender's place in it, and whether its articles count
+    already.
+    """
+    place, audience = settings.paths.state, plan.audience
+    prepared = _prepare(settings, plan, hooks.warn)
+    edition = prepared.edition
+    with open_crew(place) as crew:
+        size = crew.list_size(edition.id)
+    if size is not None and audience.limit is not None:
+        hooks.warn(f"--limit does not apply: edition {edition.id}'s list is stored already")
+    prepared = replace(prepared, list_size=size)
+    hooks.ready(prepared)
+    with open_editions(place) as archive:
+        archive.save(edition, prepared.selection, now_utc())
+    with open_ledger(place) as ledger:
+        ledger.start(edition.id, edition.subject)
+        counted = count_if_reached(settings, edition, prepared.selection, ledger)
+    if size is None:
+        with open_crew(place) as crew:
+            listed = recipients(audience, reach, held)  # the list's errors surface here
+            crew.store_list(edition.id, listed, settings.smtp.in_flight)
+    assert isinstance(place, PostgresUrl)  # a shared state
+    return prepared, join(place, edition.id), counted

@@ -9,7 +9,7 @@ import pytest
 from newsletter.config.load import find_config, load_settings
 from newsletter.config.paths import SAMPLE_DIR, resource_path
 from newsletter.config.settings import ENV_SIGNING_KEY, ENV_SMTP_PASSWORD
-from newsletter.config.state import ENV_STATE_URL, PostgresUrl, SqliteFile, mask_url
+from newsletter.config.state import ENV_STATE_URL, PostgresUrl, Sharing, SqliteFile, mask_url
 from newsletter.errors import ConfigError
 
 MINIMAL = """
@@ -94,6 +94,25 @@ def test_the_state_is_a_sqlite_file_unless_a_url_names_a_database(tmp_path: Path
     from_env = "postgres://sender@db.other/news"
     settings = load_settings(config, environ={ENV_STATE_URL: from_env})
     assert settings.paths.state == PostgresUrl(from_env)
+
+
+def test_senders_sharing_a_database_take_their_lease_and_patience_from_state(
+    tmp_path: Path,
+) -> None:
+    url = "postgresql://newsletter@db.internal/newsletter"
+    table = f'\n[state]\nurl = "{url}"\nlease_seconds = 10\nreconnect_seconds = 300\n'
+    settings = load_settings(write(tmp_path, MINIMAL + table), environ={})
+    assert settings.paths.state == PostgresUrl(url, Sharing(10.0, 300.0))
+    assert settings.paths.state.shared
+    assert PostgresUrl(url).sharing == Sharing(lease_seconds=30.0, reconnect_seconds=120.0)
+    assert not load_settings(write(tmp_path, MINIMAL), environ={}).paths.state.shared
+    wrong = MINIMAL + '\n[state]\nlease_seconds = 0.5\nreconnect_seconds = "soon"\n'
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, wrong), environ={})
+    assert caught.value.problems == [
+        "state.lease_seconds: 0.5 is out of range (1.0 to 3600.0)",
+        "state.reconnect_seconds: expected a number, got str 'soon'",
+    ]
 
 
 def test_a_state_url_that_is_not_postgresql_is_refused_without_quoting_it(

@@ -25,7 +25,7 @@ from smtp_server import Faults, SMTPServer
 from state_backends import schema_for
 
 from newsletter.cli.main import cli
-from newsletter.config.state import ENV_STATE_URL, PostgresUrl
+from newsletter.config.state import ENV_STATE_URL, PostgresUrl, Sharing
 from newsletter.errors import DeliveryError, NewsletterError, StateError
 from newsletter.state import openers
 from newsletter.state.postgres import migrations
@@ -40,6 +40,8 @@ TENANT_TABLES = {
     "suppressions",
     "members",
     "bounce_events",
+    "send_list",
+    "send_workers",
 }
 SECRET = "s3cr%t-pass"  # trust authentication lets any password in
 SECRET_IN_URL = "s3cr%25t-pass"
@@ -156,17 +158,40 @@ def test_what_was_committed_survives_a_server_crash(
         ledger.claim("e1", "last@example.org", "<last>")  # durable when it returns
         postgres.stop("immediate")
         postgres.resume()
-        # The old session died with the server: the ledger says so, it does not hang.
+        # The old session died with the server: the ledger opens a new one and goes on.
         ledger.finish("e1", "last@example.org", "sent", "250 ok")
-        with pytest.raises(DeliveryError, match="failed to record deliveries"):
-            ledger.flush()
+        ledger.flush()
     with openers.open_ledger(place) as again:
         states = again.states("e1")
     expected = {f"r{n}@example.org": "sent" for n in range(50)}
-    assert states == {**expected, "last@example.org": "in_flight"}
+    assert states == {**expected, "last@example.org": "sent"}
     with openers.open_history(place) as history:  # every tenant opens again
         history.record("e1", NOW, ["a"])
         assert history.last_edition() == "e1"
+
+
+def test_a_ledger_whose_server_does_not_come_back_says_so(
+    postgres: PostgresServer, place: PostgresUrl
+) -> None:
+    impatient = PostgresUrl(with_password(place).url, Sharing(reconnect_seconds=0.5))
+    with openers.open_ledger(impatient) as ledger:
+        ledger.start("e1", "S")
+        ledger.claim("e1", "r@example.org", "<r>")
+        postgres.stop("immediate")
+        try:
+            ledger.finish("e1", "r@example.org", "sent", "250 ok")
+            with pytest.raises(DeliveryError) as lost:  # it does not hang
+                ledger.flush()
+        finally:
+            postgres.resume()
+    text = str(lost.value)
+    assert text.startswith(
+        f"the delivery ledger failed to record deliveries: {impatient.where}: the state database "
+        "did not come back within 0.5 s ([state] reconnect_seconds)"
+    )
+    assert_hidden(text)
+    with openers.open_ledger(place) as again:
+        assert again.states("e1") == {"r@example.org": "in_flight"}
 
 
 # --------------------------------------------------------------------------- locks
@@ -273,14 +298,6 @@ def test_a_live_send_keeps_its_state_in_the_database(tmp_path: Path, place: Post
     with SMTPServer() as server:
         config = str(_project(tmp_path, server.port, 6))
         send = ["send", "--config", config, "--now", SAMPLE_NOW, "--yes"]
-        holder = openers.open_lock(secret, "live-send.lock")
-        assert holder.acquire()
-        try:  # another sender holds the database: this one refuses, naming it masked
-            refused = runner.invoke(cli, send, env=environ)
-        finally:
-            holder.release()
-        assert refused.exit_code == 1
-        assert f"another send is running from {secret.where} (pid {os.getpid()}" in refused.output
         sent = runner.invoke(cli, send, env=environ)
         assert sent.exit_code == 0, sent.output
         assert len(server.per_recipient()) == 6
@@ -289,7 +306,8 @@ def test_a_live_send_keeps_its_state_in_the_database(tmp_path: Path, place: Post
     assert status.output.splitlines()[1].split()[3] == "6"  # SENT
     assert not (tmp_path / "news" / ".newsletter" / "state.sqlite3").exists()
     assert query(place, "SELECT COUNT(*) FROM ledger_recipients WHERE state = 'sent'") == [(6,)]
-    assert_hidden(refused.output + sent.output + status.output)
+    assert query(place, "SELECT state, sent FROM send_workers") == [("done", 6)]  # one sender
+    assert_hidden(sent.output + status.output)
 
 
 def test_a_database_of_schema_1_gains_the_recipient_count(place: PostgresUrl) -> None:
@@ -333,14 +351,14 @@ def test_a_bad_day_with_the_state_in_the_database(tmp_path: Path, place: Postgre
         assert listed["recipients"] == 3  # status adds up: the count is in the database
         assert sum(listed["counts"].values()) + listed["not_attempted"] == 3
 
-        holder = openers.open_lock(secret, "live-send.lock")
-        assert holder.acquire()
-        try:  # a send holds the database: abandoning waits for it, naming it masked
+        with openers.open_crew(secret) as crew:  # a sender on another host holds a lease
+            sender = crew.join(edition, 30)
             busy = run("status", edition, "--abandon")
-        finally:
-            holder.release()
+            crew.leave(sender, "stopped", "resend", {})
         assert busy.exit_code == 1
-        assert f"another send is running from {secret.where}" in busy.output
+        assert f"is being sent by 1 sender(s) (pid {os.getpid()} on {socket.gethostname()})" in (
+            busy.output
+        )
         abandoned = run("status", edition, "--abandon")
         assert abandoned.exit_code == 0, abandoned.output
         assert "No message went out" in abandoned.output

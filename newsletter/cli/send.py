@@ -192,13 +192,18 @@ class _Follow:
 
     def ready(self, prepared: pipeline.Prepared) -> None:
         """Say what is resumed, ask to confirm, then start the progress display."""
-        edition = prepared.edition
-        if prepared.resumed:
+        edition, stored = prepared.edition, prepared.list_size
+        if stored is not None:
+            click.echo(
+                f"Joining edition {edition.id} ({edition.subject}): its list of {stored} "
+                "recipient(s) is in the state, shared by its senders."
+            )
+        elif prepared.resumed:
             click.echo(f"Resuming edition {edition.id} ({edition.subject}), interrupted earlier.")
         who = self.plan.audience
         # Counting reads the whole list once more: only for the prompt and the progress bar.
-        total = None
-        if self.bar or not self.yes:
+        total = stored
+        if total is None and (self.bar or not self.yes):
             total = audience.count_recipients(who, audience.held_in(self.settings.paths.state))
         if not self.yes:
             if not sys.stdin.isatty():

@@ -2,6 +2,8 @@
 
 The columns add up to the list the send set out to reach: sent + failed + deferred +
 in flight (``held`` under ``[smtp] in_flight = "hold"``) + pending + not yet attempted.
+With the state in PostgreSQL, the senders sharing an edition are listed too: each one's
+counts, whom it holds, and whether its lease runs (``live``) or ran out.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from newsletter.bookkeeping import unfinished_edition
 from newsletter.cli.options import config_option, settings_from
 from newsletter.config.settings import Settings
 from newsletter.errors import NewsletterError
-from newsletter.state.api import EditionStatus
-from newsletter.state.openers import open_editions, open_ledger
+from newsletter.state.api import EditionStatus, Worker
+from newsletter.state.openers import open_crew, open_editions, open_ledger
 
 
 @click.command()
@@ -53,6 +55,34 @@ def status(config_path: Path | None, edition_id: str | None, as_json: bool, aban
         click.echo("No edition has been sent yet.")
     else:
         _print_table(editions, _flight_label(settings))
+        sending = unfinished_edition(settings) if settings.paths.state.shared else None
+        if sending is not None:
+            _print_workers(sending[0].id, _workers(settings, sending[0].id))
+
+
+def _workers(settings: Settings, edition_id: str) -> list[Worker]:
+    """The senders that joined a shared edition (none for a SQLite state)."""
+    if not settings.paths.state.shared:
+        return []
+    with open_crew(settings.paths.state) as crew:
+        return crew.workers(edition_id)
+
+
+def _print_workers(edition_id: str, workers: list[Worker]) -> None:
+    if not workers:
+        return
+    click.echo(f"Senders of edition {edition_id}:")
+    for w in workers:
+        if w.live:
+            lease = f"live (lease {w.lease_left:.0f} s left)"
+        elif w.state == "sending":
+            lease = f"lease ran out {-w.lease_left:.0f} s ago"
+        else:
+            lease = w.state
+        click.echo(
+            f"  #{w.id:<4} pid {w.pid} on {w.host}  {lease}; sent {w.sent}, failed {w.failed}, "
+            f"deferred {w.deferred}; holds {w.pending} not yet tried, {w.in_flight} in flight"
+        )
 
 
 def _flight_label(settings: Settings) -> str:
@@ -98,8 +128,10 @@ def _edition_status(settings: Settings, edition_id: str, as_json: bool) -> None:
     resumable = unfinished_edition(settings)
     interrupted = bool(resumable and resumable[0].id == edition_id)
     abandoned = stored is not None and stored.status == "abandoned"
+    workers = _workers(settings, edition_id)
+    live = sum(1 for w in workers if w.live)
     if as_json:
-        data = {
+        data: dict[str, Any] = {
             "edition": edition_id,
             "subject": found.subject,
             "recipients": found.recipients,
@@ -110,10 +142,16 @@ def _edition_status(settings: Settings, edition_id: str, as_json: bool) -> None:
             "abandoned": abandoned,
             "failures": [list(f) for f in failures],
         }
+        if settings.paths.state.shared:
+            data["workers"] = [dataclasses.asdict(w) for w in workers]
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"Edition {edition_id}: {_columns(found, _flight_label(settings))}")
-    if interrupted:
+    if interrupted and live:
+        click.echo(
+            f"  being sent by {live} sender(s); 'newsletter send' on another host joins them"
+        )
+    elif interrupted:
         click.echo(
             "  interrupted before everyone was tried: run 'newsletter send' to continue, or "
             f"'newsletter status {edition_id} --abandon' to give it up"
@@ -124,6 +162,7 @@ def _edition_status(settings: Settings, edition_id: str, as_json: bool) -> None:
     for email, state, reply in failures:
         shown = "held" if held and state == "in_flight" else state
         click.echo(f"  {shown:9} {email}  {reply}")
+    _print_workers(edition_id, workers)
 
 
 def _columns(found: EditionStatus, flight: str) -> str:

@@ -32,7 +32,7 @@ from newsletter.config.settings import (
     Paths,
     Settings,
 )
-from newsletter.config.state import read_state_url
+from newsletter.config.state import read_state
 from newsletter.config.web import read_web
 from newsletter.dkim.settings import DkimSettings, parse_dkim
 from newsletter.errors import ConfigError
@@ -75,7 +75,7 @@ def parse_settings(
     outbox = out.text("outbox", "outbox")
     state_dir = out.text("state_dir", ".newsletter")
     out.finish()
-    state_url = read_state_url(top, env)
+    state_url, sharing = read_state(top, env)
     t = top.table("templates")
     templates_value = t.text("dir", "")
     t.finish()
@@ -129,6 +129,7 @@ def parse_settings(
             outbox=resolve_path(base, outbox),
             state_dir=resolve_path(base, state_dir),
             state_url=state_url,
+            sharing=sharing,
         ),
         section_map=section_map,
         region_map=region_map,

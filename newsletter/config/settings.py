@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from newsletter.config.paths import SAMPLE_DIR, resource_path
-from newsletter.config.state import SQLITE_NAME, PostgresUrl, SqliteFile, StateLocation
+from newsletter.config.state import SQLITE_NAME, PostgresUrl, Sharing, SqliteFile, StateLocation
 from newsletter.dkim.settings import DkimSettings
 
 ENV_SIGNING_KEY = "NEWSLETTER_SIGNING_KEY"
@@ -239,6 +239,7 @@ class Paths:
     outbox: Path = field(default_factory=lambda: Path("outbox").resolve())
     state_dir: Path = field(default_factory=lambda: Path(".newsletter").resolve())
     state_url: str = field(default="", repr=False)  # a PostgreSQL URL; may hold a password
+    sharing: Sharing = field(default_factory=Sharing)  # senders sharing that database
 
     @property
     def state_db(self) -> Path:
@@ -248,7 +249,9 @@ class Paths:
     @property
     def state(self) -> StateLocation:
         """Where the state lives: the PostgreSQL database of ``state_url``, or ``state_db``."""
-        return PostgresUrl(self.state_url) if self.state_url else SqliteFile(self.state_db)
+        if self.state_url:
+            return PostgresUrl(self.state_url, self.sharing)
+        return SqliteFile(self.state_db)
 
 
 @dataclass(frozen=True)

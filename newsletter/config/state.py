@@ -8,6 +8,10 @@ state is the SQLite file ``<state_dir>/state.sqlite3``.
 The password comes from where libpq looks for it: the URL itself, ``$PGPASSWORD`` or
 ``~/.pgpass``. A URL may carry it, so ``mask_url`` is the one way any message shows a
 URL, or text that may quote one.
+
+In PostgreSQL several senders share one edition (``Sharing``: how long a sender's claim
+on its recipients lasts without news from it, and how long a sender waits for the
+database when it goes away in the middle of a send).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class SqliteFile:
     """The state in one SQLite file; its folder also holds the locks."""
 
     path: Path
+    shared = False  # one sender at a time (a lock file in its folder)
 
     @property
     def where(self) -> str:
@@ -73,11 +78,34 @@ class SqliteFile:
         return str(self.path)
 
 
+DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_RECONNECT_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """``[state] lease_seconds`` and ``reconnect_seconds``: senders sharing a database.
+
+    A sender renews its lease on the recipients it claimed every third of
+    ``lease_seconds``; a sender not heard of for that long is taken for dead and the
+    others take over its recipients. A sender that loses the database waits up to
+    ``reconnect_seconds`` for it to come back before it gives up.
+    """
+
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    reconnect_seconds: float = DEFAULT_RECONNECT_SECONDS
+
+
 @dataclass(frozen=True)
 class PostgresUrl:
-    """The state in a PostgreSQL database; ``str`` and ``repr`` mask the password."""
+    """The state in a PostgreSQL database; ``str`` and ``repr`` mask the password.
+
+    Senders that name the same database share its editions (``shared``).
+    """
 
     url: str = field(repr=False)
+    sharing: Sharing = field(default_factory=Sharing)
+    shared = True  # several senders, on any hosts, may send one edition together
 
     @property
     def where(self) -> str:
@@ -98,9 +126,18 @@ class PostgresUrl:
 StateLocation = SqliteFile | PostgresUrl
 
 
-def read_state_url(top: TableReader, environ: Mapping[str, str]) -> str:
-    """Read ``[state] url``; ``$NEWSLETTER_STATE_URL`` wins. Empty: the SQLite file."""
+def read_state(top: TableReader, environ: Mapping[str, str]) -> tuple[str, Sharing]:
+    """Read ``[state]``: the URL (``$NEWSLETTER_STATE_URL`` wins; empty: the SQLite file)
+    and how senders share a PostgreSQL database."""
     st = top.table("state")
+    sharing = Sharing(
+        lease_seconds=st.number("lease_seconds", DEFAULT_LEASE_SECONDS, 1.0, 3600.0),
+        reconnect_seconds=st.number("reconnect_seconds", DEFAULT_RECONNECT_SECONDS, 0.0, 86400.0),
+    )
+    return _read_url(st, top, environ), sharing
+
+
+def _read_url(st: TableReader, top: TableReader, environ: Mapping[str, str]) -> str:
     value = st.raw("url", "")
     if not isinstance(value, str):
         st.problem("url", f"expected a string such as {EXAMPLE_URL!r}")

@@ -232,12 +232,7 @@ def run_forever(
             f"nothing to run: the configuration has no [[schedule]]; add one, e.g.\n{EXAMPLE}",
             settings.paths.config_file,
         )
-    lock = open_lock(settings.paths.state, RUNNER_LOCK)
-    if not lock.acquire():
-        raise NewsletterError(
-            f"another 'newsletter schedule run' (pid {lock.holder()}) is already running with "
-            f"the state in {settings.paths.state.where}; stop it first"
-        )
+    lock = _runner_lock(settings)
     nap = sleep or stop.wait
     try:
         with open_slots(settings.paths.state) as store:
@@ -251,8 +246,26 @@ def run_forever(
                 if not stop.is_set():
                     nap(_pause(chosen, clock(), max_nap))
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
     log.info("scheduler stopped")
+
+
+def _runner_lock(settings: Settings) -> ProcessLock | None:
+    """One scheduler per state folder; any number per shared database (``None``: no lock).
+
+    Schedulers on several hosts that share a PostgreSQL state may all run: each slot is
+    claimed in the database, and one scheduler at a time sends (``SEND_LOCK``).
+    """
+    if settings.paths.state.shared:
+        return None
+    lock = open_lock(settings.paths.state, RUNNER_LOCK)
+    if not lock.acquire():
+        raise NewsletterError(
+            f"another 'newsletter schedule run' (pid {lock.holder()}) is already running with "
+            f"the state in {settings.paths.state.where}; stop it first"
+        )
+    return lock
 
 
 def _announce(schedules: Sequence[Schedule], now: datetime) -> None:

@@ -13,13 +13,16 @@ from functools import partial
 from pathlib import Path
 
 from newsletter.config.state import PostgresUrl, SqliteFile, StateLocation
+from newsletter.errors import StateError
 from newsletter.locks import FileLock
 from newsletter.state.api import (
     BounceLog,
+    Crew,
     EditionStore,
     History,
     Ledger,
     Members,
+    Membership,
     ProcessLock,
     SchemaUpgrade,
     SlotStore,
@@ -28,6 +31,7 @@ from newsletter.state.api import (
 from newsletter.state.postgres import connection as postgres
 from newsletter.state.postgres import migrations as postgres_migrations
 from newsletter.state.postgres.bounce_log import PostgresBounceLog
+from newsletter.state.postgres.crew import PostgresCrew
 from newsletter.state.postgres.editions import PostgresEditionStore
 from newsletter.state.postgres.history import PostgresHistory
 from newsletter.state.postgres.ledger import PostgresLedger
@@ -70,13 +74,34 @@ def open_editions(place: Place) -> EditionStore:
             return PostgresEditionStore(url)
 
 
-def open_ledger(place: Place) -> Ledger:
-    """Open the per-recipient delivery ledger (may be shared by threads)."""
+def open_ledger(place: Place, member: Membership | None = None) -> Ledger:
+    """Open the per-recipient delivery ledger (may be shared by threads).
+
+    ``member``: the ledger of one sender sharing an edition (PostgreSQL only), which
+    writes only the rows it claimed, and only while its lease holds.
+    """
     match _location(place):
         case SqliteFile(path):
+            if member is not None:
+                raise StateError(_ALONE.format(path=path))
             return SqliteLedger(path)
-        case PostgresUrl(url):
-            return PostgresLedger(url)
+        case PostgresUrl(url, sharing):
+            return PostgresLedger(url, sharing.reconnect_seconds, member)
+
+
+_ALONE = (
+    "{path}: senders share an edition only through a PostgreSQL state ([state] url); "
+    "a SQLite state has one sender at a time"
+)
+
+
+def open_crew(place: Place) -> Crew:
+    """Open the record of senders sharing editions: lists, leases, claims (PostgreSQL only)."""
+    match _location(place):
+        case SqliteFile(path):
+            raise StateError(_ALONE.format(path=path))
+        case PostgresUrl(url, sharing):
+            return PostgresCrew(url, sharing.reconnect_seconds)
 
 
 def open_slots(place: Place) -> SlotStore:
@@ -93,8 +118,8 @@ def open_suppressions(place: Place) -> Suppressions:
     match _location(place):
         case SqliteFile(path):
             return SqliteSuppressions(path)
-        case PostgresUrl(url):
-            return PostgresSuppressions(url)
+        case PostgresUrl(url, sharing):
+            return PostgresSuppressions(url, sharing.reconnect_seconds)
 
 
 def open_members(place: Place) -> Members:

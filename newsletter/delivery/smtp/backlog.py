@@ -6,7 +6,7 @@ import heapq
 import itertools
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from newsletter.delivery.smtp.run import Run
@@ -33,7 +33,7 @@ class Backlog:
     """The messages still to try: due retries first, then the next fresh message."""
 
     def __init__(
-        self, messages: Iterable[OutgoingMessage], known: dict[str, str], run: Run
+        self, messages: Iterable[OutgoingMessage], known: Mapping[str, str], run: Run
     ) -> None:
         self._fresh: Iterator[OutgoingMessage] | None = iter(messages)
         self._known = known

@@ -50,7 +50,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from newsletter.config.settings import SmtpSettings
 from newsletter.delivery.smtp.backlog import Backlog, Item
@@ -114,6 +114,9 @@ class _Worker:
                 self._attempt(item)
             self._release_ahead()
         except Exception as err:  # re-raised by send_messages in the calling thread
+            # Perhaps in the middle of a transaction (the ledger failed before the data):
+            # no QUIT, which the server would read as message data and wait for the end.
+            self._conn.discard()
             self._run.fail(err)
         finally:
             self._conn.close()
@@ -294,15 +297,17 @@ def send_messages(
     backoff_base: float = BACKOFF_BASE,
     backoff_cap: float = BACKOFF_CAP,
     breaker: int = BREAKER_THRESHOLD,
+    known: Mapping[str, str] | None = None,
 ) -> SendSummary:
     """Send every message not yet done for this edition through ``smtp`` and record each outcome.
 
     ``messages`` is consumed lazily, once. Recipients the ledger has as ``sent`` or
     ``failed``, and repeats of an address, are skipped; ``in_flight`` ones follow
-    ``smtp.in_flight``. Setting ``stop`` lets the transactions under way finish, records
-    them and returns a paused summary. ``suppressed`` tells why an address may not be
-    mailed any more (asked just before each claim). Raises ``ConfigError`` for unusable
-    settings.
+    ``smtp.in_flight``. ``known``: the recipients' states to go by instead of the
+    ledger's (``{}``: every message is due, as when they were claimed for this run).
+    Setting ``stop`` lets the transactions under way finish, records them and returns a
+    paused summary. ``suppressed`` tells why an address may not be mailed any more
+    (asked just before each claim). Raises ``ConfigError`` for unusable settings.
     """
     check_smtp_settings(smtp)
     check_envelope_from(envelope_from)
@@ -329,7 +334,8 @@ def send_messages(
         suppressed=suppressed,
     )
     ledger.start(edition_id, "")
-    backlog = Backlog(messages, ledger.states(edition_id), run)
+    states = ledger.states(edition_id) if known is None else known
+    backlog = Backlog(messages, states, run)
     limiter = RateLimiter(smtp.rate, clock)
     threads = [
         threading.Thread(target=_Worker(run, backlog, limiter), name=f"smtp-{n}", daemon=True)

@@ -5,12 +5,18 @@ Here a commit is durable when it returns (``synchronous_commit = on`` on the ses
 and the writes are committed in groups (``newsletter.state.commits``), each run of
 one statement sent as one batch. The tables are the ``ledger_`` ones of the shared
 state database. A ``PostgresLedger`` may be shared by threads; they take turns on its
-one connection.
+one connection. When the server goes away, a batch is committed again on a new
+session (``resilient``): every write here may land twice (a claim then counts one
+attempt more).
+
+The ledger of a sender that shares an edition (``member``) writes only the rows that
+sender claimed (``newsletter.state.postgres.crew``): once its lease has lapsed and
+another took the rows over, its late writes change nothing. And before any message
+data goes out (``settle``), it makes sure the lease still holds (``Membership.hold``).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import groupby
@@ -20,9 +26,11 @@ from typing import Any
 import psycopg
 
 from newsletter.config.state import mask_url
-from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.errors import DeliveryError, NewsletterError, StateUnavailable
+from newsletter.state.api import Membership
 from newsletter.state.commits import GroupCommit, LedgerStatements, LedgerWrites, Write
 from newsletter.state.postgres.connection import connect, explain
+from newsletter.state.postgres.resilient import Connection, Resilient
 from newsletter.state.reads import LedgerReads
 
 _SQL = LedgerStatements(
@@ -59,11 +67,44 @@ _SQL = LedgerStatements(
 """,
 )
 
+
+def _member_sql(worker: int) -> LedgerStatements:
+    """The writes of sender ``worker``: each changes a row only while that sender holds it."""
+    mine = f"ledger_recipients.worker = {int(worker)}"
+    return LedgerStatements(
+        start=_SQL.start,
+        claim=f"""
+    UPDATE ledger_recipients SET
+        message_id = v.message_id,
+        state = 'in_flight',
+        attempts = ledger_recipients.attempts + 1,
+        reply = '',
+        updated = v.updated
+    FROM (VALUES (%s, %s, %s, %s)) AS v (edition_id, email, message_id, updated)
+    WHERE ledger_recipients.edition_id = v.edition_id AND ledger_recipients.email = v.email
+      AND {mine}
+""",  # noqa: S608 - a number
+        release=f"""
+    UPDATE ledger_recipients
+    SET state = 'pending', worker = NULL, attempts = GREATEST(attempts - 1, 0), updated = %s
+    WHERE edition_id = %s AND email = %s AND state = 'in_flight' AND {mine}
+""",  # noqa: S608 - a number
+        finish=f"""
+    UPDATE ledger_recipients SET state = v.state, reply = v.reply, updated = v.updated
+    FROM (VALUES (%s, %s, %s, %s, %s)) AS v (edition_id, email, state, reply, updated)
+    WHERE ledger_recipients.edition_id = v.edition_id AND ledger_recipients.email = v.email
+      AND {mine}
+""",  # noqa: S608 - a number
+    )
+
+
 HINT = "check that the PostgreSQL server is running and reachable"
 
 
 def _error(url: str, action: str, err: BaseException) -> DeliveryError:
     """Describe a database error: the (masked) URL, what failed and a next step."""
+    if isinstance(err, StateUnavailable):  # it says where, what and what to do
+        return DeliveryError(f"the delivery ledger failed to {action}: {err}")
     return DeliveryError(
         explain(url, f"the delivery ledger failed to {action}: {str(err).strip()}; {HINT}")
     )
@@ -78,38 +119,55 @@ class _OpenErrors:
 
 
 class PostgresLedger(LedgerWrites, LedgerReads):
-    """The per-recipient delivery record of every edition, in the PostgreSQL state database."""
+    """The per-recipient delivery record of every edition, in the PostgreSQL state database.
+
+    ``patience``: seconds to wait for the server when it goes away. ``member``: the
+    sender sharing an edition whose ledger this is (``None``: a sender alone).
+    """
 
     _mark = "%s"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, patience: float = 0.0, member: Membership | None = None) -> None:
         self._url = url
         self._closed = False
-        self._db = threading.RLock()  # guards the connection
-        self._conn = connect(url, errors=_OpenErrors())
+        self._member = member
+        self._db = Resilient(url, connect(url, errors=_OpenErrors()), patience)
         commits = GroupCommit(
             self._transaction,
             explain=lambda err: _error(self._url, "record deliveries", err),
-            expected=psycopg.Error,
+            expected=(psycopg.Error, StateUnavailable),
             closed=lambda: DeliveryError(
                 f"{mask_url(self._url)}: the delivery ledger is already closed"
             ),
         )
-        super().__init__(_SQL, commits)
+        super().__init__(_SQL if member is None else _member_sql(member.worker), commits)
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
         """Turn database errors into a ``DeliveryError`` that names the URL and a next step."""
         try:
             yield
-        except psycopg.Error as err:
+        except (psycopg.Error, StateUnavailable) as err:
             raise _error(self._url, action, err) from err
 
     def _transaction(self, writes: Sequence[Write]) -> None:
         """Apply ``writes`` in one durable transaction, each run of one statement as a batch."""
-        with self._db, self._conn.transaction(), self._conn.cursor() as cursor:
-            for sql, run in groupby(writes, key=lambda write: write[0]):
-                cursor.executemany(sql, [params for _, params in run])
+
+        def apply(conn: Connection) -> None:
+            with conn.cursor() as cursor:
+                for sql, run in groupby(writes, key=lambda write: write[0]):
+                    cursor.executemany(sql, [params for _, params in run])
+
+        self._db.run(apply)
+
+    def settle(self, ticket: int) -> None:
+        """Return once the write with this ticket (and every one before it) is committed.
+
+        For a sender sharing an edition, also once its lease holds: message data may go.
+        """
+        super().settle(ticket)
+        if self._member is not None:
+            self._member.hold()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -120,9 +178,8 @@ class PostgresLedger(LedgerWrites, LedgerReads):
         try:
             self._commits.close()
         finally:
-            with self._db:
-                self._closed = True
-                self._conn.close()
+            self._closed = True
+            self._db.close()
 
     def __enter__(self) -> PostgresLedger:
         return self
@@ -140,5 +197,5 @@ class PostgresLedger(LedgerWrites, LedgerReads):
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run a read after the queued writes are committed; every row."""
         self.flush()
-        with self._db, self._guard("read"):
-            return list(self._conn.execute(sql, params).fetchall())
+        with self._guard("read"):
+            return self._db.run(lambda conn: list(conn.execute(sql, params).fetchall()))

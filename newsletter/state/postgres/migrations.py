@@ -174,10 +174,67 @@ def _suppressions_and_members(conn: Connection) -> None:
         conn.execute(statement)
 
 
+# Senders sharing an edition: its list, stored once; who sends it; who holds which row.
+_SHARING = (
+    """
+    CREATE TABLE send_list (
+        edition_id TEXT COLLATE "C" NOT NULL,
+        position   INTEGER NOT NULL,
+        email_key  TEXT COLLATE "C" NOT NULL,
+        email      TEXT NOT NULL,
+        name       TEXT NOT NULL DEFAULT '',
+        fields     TEXT NOT NULL DEFAULT '{}',
+        line       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (edition_id, position)
+    )
+    """,
+    """
+    CREATE TABLE send_workers (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        edition_id  TEXT COLLATE "C" NOT NULL,
+        host        TEXT NOT NULL,
+        pid         INTEGER NOT NULL,
+        started     TIMESTAMPTZ NOT NULL DEFAULT now(),
+        renewed     TIMESTAMPTZ NOT NULL DEFAULT now(),
+        lease_until TIMESTAMPTZ NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'sending'
+                    CHECK (state IN ('sending', 'done', 'stopped', 'paused', 'lost')),
+        sent        INTEGER NOT NULL DEFAULT 0,
+        failed      INTEGER NOT NULL DEFAULT 0,
+        deferred    INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    "CREATE INDEX send_workers_by_edition ON send_workers (edition_id, id)",
+    "ALTER TABLE ledger_recipients ADD COLUMN position INTEGER, ADD COLUMN worker BIGINT",
+    """
+    CREATE INDEX ledger_recipients_open ON ledger_recipients (edition_id, position)
+        WHERE state IN ('pending', 'in_flight', 'deferred')
+    """,
+    """
+    CREATE INDEX ledger_recipients_held ON ledger_recipients (edition_id, worker)
+        WHERE worker IS NOT NULL
+    """,
+)
+
+
+def _shared_sends(conn: Connection) -> None:
+    """4: senders sharing an edition (``newsletter.state.postgres.crew``).
+
+    ``send_list`` is an edition's recipient list, stored once by its first sender;
+    ``send_workers`` every sender that joined, with its lease (the server's clock);
+    ``ledger_recipients`` gains each row's place in the list and the sender that holds
+    it, an index of the rows not done yet and one of the rows a sender holds. (No
+    SQLite counterpart: a SQLite state has one sender at a time.)
+    """
+    for statement in _SHARING:
+        conn.execute(statement)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_tables,
     _recipient_count,
     _suppressions_and_members,
+    _shared_sends,
 )
 LATEST = len(MIGRATIONS)
 

@@ -7,17 +7,20 @@ order: a reader that saw number 11 may later see 10 appear. So ``changes`` reads
 ``CHANGES_WINDOW`` numbers behind the cursor. Each ``add`` is one short statement, so
 a row committed later than that many others that were numbered after it is out of
 reach of any real send. A key may come back more than once, which the protocol allows.
+
+A send under way asks here before each message; when the server goes away, a question
+is asked again on a new session (``resilient``, for up to ``patience`` seconds).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from newsletter.state.api import Suppression, SuppressionRequest, normalize_email
 from newsletter.state.postgres.connection import connect, guard
+from newsletter.state.postgres.resilient import Connection, Resilient
 from newsletter.state.rows import (
     SUPPRESSION_COLUMNS,
     SUPPRESSION_INSERT,
@@ -32,10 +35,9 @@ CHANGES_WINDOW = 1000  # sequence numbers ``changes`` reads again behind its cur
 class PostgresSuppressions(Tenant):
     """The ``suppressions`` table of the PostgreSQL state database (may be shared by threads)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, patience: float = 0.0) -> None:
         self._url = url
-        self._conn = connect(url)
-        self._lock = threading.Lock()  # threads share the connection; one transaction at a time
+        self._db = Resilient(url, connect(url), patience)
 
     def add(
         self,
@@ -58,25 +60,26 @@ class PostgresSuppressions(Tenant):
             suppression_row(r.email, r.reason, r.source, r.edition_id, r.detail, at)
             for r in requests
         ]
-        added: list[bool] = []
-        with self._lock, guard(self._url, "cannot write to"), self._conn.transaction():
-            for row in rows:
-                cursor = self._conn.execute(
-                    f"INSERT INTO suppressions ({SUPPRESSION_INSERT})"  # noqa: S608 - fixed columns
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (email_key) DO NOTHING",
-                    row,
-                )
-                added.append(cursor.rowcount > 0)
-        return added
+        sql = (
+            f"INSERT INTO suppressions ({SUPPRESSION_INSERT})"  # noqa: S608 - fixed columns
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (email_key) DO NOTHING"
+        )
+
+        def insert(conn: Connection) -> list[bool]:  # one transaction, run again if cut off
+            return [conn.execute(sql, row).rowcount > 0 for row in rows]
+
+        with guard(self._url, "cannot write to"):
+            return self._db.run(insert)
 
     def remove(self, email: str) -> Suppression | None:
         """Lift the suppression of ``email``; return what was removed, or None."""
+        sql = (
+            f"DELETE FROM suppressions WHERE email_key = %s"  # noqa: S608 - fixed columns
+            f" RETURNING {SUPPRESSION_COLUMNS}"
+        )
+        key = (normalize_email(email),)
         with guard(self._url, "cannot write to"):
-            row = self._conn.execute(
-                f"DELETE FROM suppressions WHERE email_key = %s"  # noqa: S608 - fixed columns
-                f" RETURNING {SUPPRESSION_COLUMNS}",
-                (normalize_email(email),),
-            ).fetchone()
+            row = self._db.run(lambda conn: conn.execute(sql, key).fetchone())
         return load_suppression(row) if row else None
 
     def get(self, email: str) -> Suppression | None:
@@ -114,5 +117,11 @@ class PostgresSuppressions(Tenant):
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with guard(self._url, "cannot read"):
-            rows: list[tuple[Any, ...]] = self._conn.execute(sql, params).fetchall()
+            rows: list[tuple[Any, ...]] = self._db.run(
+                lambda conn: conn.execute(sql, params).fetchall()
+            )
         return rows
+
+    def close(self) -> None:
+        """Close the database session."""
+        self._db.close()
