@@ -41,6 +41,8 @@ from newsletter.dkim.settings import DkimSettings, parse_dkim  # noqa: E402
 from newsletter.dkim.signer import DkimSigner  # noqa: E402
 from newsletter.messages import MessageFactory, unsubscribe_url  # noqa: E402
 from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
+from newsletter.sends.edition import send_edition  # noqa: E402
+from newsletter.sends.plan import SendHooks, SendPlan  # noqa: E402
 from newsletter.state.api import Ledger  # noqa: E402
 from newsletter.state.openers import open_ledger, open_suppressions  # noqa: E402
 from newsletter.subscribers.reader import read_subscribers  # noqa: E402
@@ -254,15 +256,15 @@ def smtp(params: Params) -> Params:
         shard=tuple(params["shard"]) if params.get("shard") else None,
     )
     now = datetime.fromisoformat(params["now"])
-    plan = pipeline.SendPlan(audience, pipeline.BuildOptions(now=now, allow_repeats=True))
+    plan = SendPlan(audience, pipeline.BuildOptions(now=now, allow_repeats=True))
     began: list[float] = []
-    hooks = pipeline.SendHooks(ready=lambda _prepared: began.append(time.perf_counter()))
+    hooks = SendHooks(ready=lambda _prepared: began.append(time.perf_counter()))
     peaks: dict[int, int] = {}
     done = threading.Event()
     sampler = threading.Thread(target=_sample_children, args=(peaks, done), daemon=True)
     sampler.start()
     try:
-        summary = pipeline.send_edition(settings, plan, hooks).summary
+        summary = send_edition(settings, plan, hooks).summary
     finally:
         done.set()
         sampler.join()

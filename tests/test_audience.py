@@ -23,7 +23,9 @@ from newsletter.cli.main import cli
 from newsletter.config.load import load_settings
 from newsletter.config.settings import Settings
 from newsletter.errors import SubscriberError
-from newsletter.pipeline import BuildOptions, DryRun, SendHooks, SendPlan, send_edition
+from newsletter.pipeline import BuildOptions
+from newsletter.sends.edition import send_edition
+from newsletter.sends.plan import DryRun, SendHooks, SendPlan
 from newsletter.state.api import Member
 from newsletter.state.openers import open_ledger, open_members, open_suppressions
 

@@ -1,4 +1,4 @@
-"""The one send path (``pipeline.send_edition``): build or resume, the gate, the ledger.
+"""The one send path (``send_edition``): build or resume, the gate, the ledger.
 
 Real parts: the bundled sample publication, a real SQLite state folder and a real
 SMTP server on 127.0.0.1. Entry-point tests through the CLI are in test_send_gate.
@@ -27,18 +27,11 @@ from newsletter.delivery import signing as signing_module
 from newsletter.dkim.processes import SigningProcesses
 from newsletter.errors import DeliveryError, NewsletterError, NothingToSend
 from newsletter.locks import FileLock
-from newsletter.pipeline import (
-    SEND_LOCK,
-    BuildOptions,
-    DryRun,
-    Prepared,
-    Resume,
-    SendHooks,
-    SendPlan,
-    abandon_edition,
-    build_edition,
-    send_edition,
-)
+from newsletter.pipeline import BuildOptions, build_edition
+from newsletter.sends.abandon import abandon_edition
+from newsletter.sends.edition import send_edition
+from newsletter.sends.locks import SEND_LOCK
+from newsletter.sends.plan import DryRun, Prepared, Resume, SendHooks, SendPlan
 
 NOW = datetime.fromisoformat("2026-03-04T18:00:00+05:30")
 LATER = NOW + timedelta(hours=5)

@@ -25,7 +25,9 @@ from newsletter.cli.main import cli
 from newsletter.config.load import load_settings
 from newsletter.config.settings import Settings
 from newsletter.config.state import ENV_STATE_URL
-from newsletter.pipeline import BuildOptions, SendPlan, send_edition
+from newsletter.pipeline import BuildOptions
+from newsletter.sends.edition import send_edition
+from newsletter.sends.plan import SendPlan
 from newsletter.state.openers import open_ledger, open_suppressions
 from newsletter.state.watch import SuppressionWatch
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from newsletter import audience, pipeline
+from newsletter import audience
 from newsletter.cli.options import (
     build_options,
     config_option,
@@ -27,6 +27,8 @@ from newsletter.cli.process import log_to_stderr, stop_on_signals
 from newsletter.config.settings import Settings
 from newsletter.errors import NewsletterError
 from newsletter.scheduling.runner import find_schedule, run_slot
+from newsletter.sends.edition import send_edition
+from newsletter.sends.plan import DryRun, Prepared, Resume, SendHooks, SendPlan, SendReport
 from newsletter.subscribers.shard import parse_shard
 
 
@@ -108,7 +110,7 @@ def send(config_path: Path | None, yes: bool, as_json: bool, **flags: Any) -> No
         print_live(report, as_json)
 
 
-def send_plan(settings: Settings, flags: dict[str, Any]) -> pipeline.SendPlan:
+def send_plan(settings: Settings, flags: dict[str, Any]) -> SendPlan:
     """The send the flags ask for: audience, content options, dry run or live."""
     to = flags["to_address"]
     who = audience.Audience(
@@ -119,14 +121,14 @@ def send_plan(settings: Settings, flags: dict[str, Any]) -> pipeline.SendPlan:
     )
     dry_run = None
     if flags["dry_run"]:
-        dry_run = pipeline.DryRun(
+        dry_run = DryRun(
             outbox=flags["outbox"] or settings.paths.outbox,
             force=flags["force"],
             mode="mbox" if flags["mbox"] else "eml",
             sample=flags["sample"],
         )
-    resume = None if dry_run or to else pipeline.Resume()
-    return pipeline.SendPlan(
+    resume = None if dry_run or to else Resume()
+    return SendPlan(
         who,
         options_from(flags),
         resume=resume,
@@ -161,25 +163,21 @@ def run_slot_once(settings: Settings, name: str, yes: bool, *, conflicting: bool
     raise click.exceptions.Exit(outcome.exit_code)
 
 
-def run_send(
-    settings: Settings, plan: pipeline.SendPlan, *, yes: bool, as_json: bool
-) -> pipeline.SendReport:
+def run_send(settings: Settings, plan: SendPlan, *, yes: bool, as_json: bool) -> SendReport:
     """Run the send, asking first (unless ``yes``) and showing progress on a terminal."""
     if plan.dry_run is not None:
-        return pipeline.send_edition(settings, plan, pipeline.SendHooks(warn=warn))
+        return send_edition(settings, plan, SendHooks(warn=warn))
     follow = _Follow(settings, plan, yes=yes, bar=sys.stderr.isatty() and not as_json)
     stop = threading.Event()
     with stop_on_signals(stop), follow:
-        hooks = pipeline.SendHooks(
-            warn=warn, ready=follow.ready, progress=follow.progress, stop=stop
-        )
-        return pipeline.send_edition(settings, plan, hooks)
+        hooks = SendHooks(warn=warn, ready=follow.ready, progress=follow.progress, stop=stop)
+        return send_edition(settings, plan, hooks)
 
 
 class _Follow:
     """The terminal side of a live send: the confirmation, then a progress bar or log lines."""
 
-    def __init__(self, settings: Settings, plan: pipeline.SendPlan, *, yes: bool, bar: bool):
+    def __init__(self, settings: Settings, plan: SendPlan, *, yes: bool, bar: bool):
         self.settings, self.plan, self.yes, self.bar = settings, plan, yes, bar
         self.stack = ExitStack()
         self.update: Any = None
@@ -190,7 +188,7 @@ class _Follow:
     def __exit__(self, *exc: object) -> None:
         self.stack.close()
 
-    def ready(self, prepared: pipeline.Prepared) -> None:
+    def ready(self, prepared: Prepared) -> None:
         """Say what is resumed, ask to confirm, then start the progress display."""
         edition, stored = prepared.edition, prepared.list_size
         if stored is not None:
@@ -262,7 +260,7 @@ class _ProgressLog:
             click.echo(f"progress: {self.done}{of} ({rate:.0f} msg/s)", err=True)
 
 
-def print_dry_run(report: pipeline.SendReport, as_json: bool) -> None:
+def print_dry_run(report: SendReport, as_json: bool) -> None:
     """Say where the dry run wrote what, and who was not mailed."""
     outcome, scan, edition = report.written, report.scan, report.prepared.edition
     assert outcome is not None  # a dry-run report
@@ -295,7 +293,7 @@ def print_dry_run(report: pipeline.SendReport, as_json: bool) -> None:
     click.echo("This was a dry run: nothing was sent. To send for real, drop --dry-run.")
 
 
-def print_live(report: pipeline.SendReport, as_json: bool) -> None:
+def print_live(report: SendReport, as_json: bool) -> None:
     """Print the live summary; raise when anyone was not delivered or the run paused."""
     summary, edition = report.summary, report.prepared.edition
     assert summary is not None  # a live report
@@ -319,7 +317,7 @@ def print_live(report: pipeline.SendReport, as_json: bool) -> None:
         )
 
 
-def _print_reach(report: pipeline.SendReport) -> None:
+def _print_reach(report: SendReport) -> None:
     """Say how many suppressed addresses were left out, and members mailed beside the list."""
     reach, during = report.reach, report.suppressed - report.reach.suppressed
     if report.suppressed:

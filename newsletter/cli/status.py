@@ -15,11 +15,11 @@ from typing import Any
 
 import click
 
-from newsletter import pipeline
 from newsletter.bookkeeping import unfinished_edition
 from newsletter.cli.options import config_option, settings_from
 from newsletter.config.settings import Settings
 from newsletter.errors import NewsletterError
+from newsletter.sends.abandon import abandon_edition
 from newsletter.state.api import EditionStatus, Worker
 from newsletter.state.openers import open_crew, open_editions, open_ledger
 
@@ -182,7 +182,7 @@ def _columns(found: EditionStatus, flight: str) -> str:
 
 
 def _abandon(settings: Settings, edition_id: str, as_json: bool) -> None:
-    done = pipeline.abandon_edition(settings, edition_id)
+    done = abandon_edition(settings, edition_id)
     if as_json:
         data: dict[str, Any] = {
             "edition": done.edition_id,

@@ -1,4 +1,4 @@
-"""From a slot to a send: the plan a slot hands to ``pipeline.send_edition``."""
+"""From a slot to a send: the plan a slot hands to ``send_edition``."""
 
 from __future__ import annotations
 
@@ -10,15 +10,10 @@ from datetime import timedelta
 from newsletter.audience import Audience
 from newsletter.config.settings import Schedule, Settings
 from newsletter.errors import NothingToSend, OutputExistsError
-from newsletter.pipeline import (
-    BuildOptions,
-    DryRun,
-    Resume,
-    SendHooks,
-    SendPlan,
-    send_edition,
-)
+from newsletter.pipeline import BuildOptions
 from newsletter.scheduling.outcome import Delivery, SlotRun
+from newsletter.sends.edition import send_edition
+from newsletter.sends.plan import DryRun, Resume, SendHooks, SendPlan
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -46,7 +41,7 @@ def slot_plan(run: SlotRun) -> SendPlan:
 
 
 def pipeline_send(run: SlotRun, started: Callable[[str], None], stop: threading.Event) -> Delivery:
-    """Send the slot's edition through the one send path (``pipeline.send_edition``)."""
+    """Send the slot's edition through the one send path (``send_edition``)."""
     settings, label = run.settings, run.slot.label()
     plan = slot_plan(run)
     hooks = SendHooks(

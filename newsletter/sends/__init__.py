@@ -1,0 +1,1 @@
+"""Sending an edition: the plan, the gate, the locks, one sender or several, giving up."""
