@@ -28,7 +28,8 @@ from pathlib import Path
 from newsletter.errors import SubscriberError
 from newsletter.models import Subscriber
 from newsletter.redaction import mask_address
-from newsletter.state.api import Ledger, Member, normalize_email
+from newsletter.state.api import Ledger, normalize_email
+from newsletter.state.lists import Member
 from newsletter.state.openers import Place, open_members, open_suppressions
 from newsletter.state.watch import SuppressionWatch, suppressed_reply
 from newsletter.subscribers.addresses import check_address

@@ -22,15 +22,8 @@ from pg_server import PostgresServer
 
 from newsletter.config.state import PostgresUrl
 from newsletter.state import openers
-from newsletter.state.api import (
-    BounceLog,
-    EditionStore,
-    History,
-    Ledger,
-    Members,
-    SlotStore,
-    Suppressions,
-)
+from newsletter.state.api import EditionStore, History, Ledger, SlotStore
+from newsletter.state.lists import BounceLog, Members, Suppressions
 
 BACKENDS = ("sqlite", "postgresql")
 

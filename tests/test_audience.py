@@ -26,7 +26,7 @@ from newsletter.errors import SubscriberError
 from newsletter.pipeline import BuildOptions
 from newsletter.sends.edition import send_edition
 from newsletter.sends.plan import DryRun, SendHooks, SendPlan
-from newsletter.state.api import Member
+from newsletter.state.lists import Member
 from newsletter.state.openers import open_ledger, open_members, open_suppressions
 
 NOW = datetime.fromisoformat("2026-03-04T18:00:00+05:30")

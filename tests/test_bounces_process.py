@@ -28,7 +28,7 @@ from newsletter.config.settings import Paths, Settings
 from newsletter.errors import MailboxError
 from newsletter.messages import message_id_digest, message_id_left
 from newsletter.models import Digest, Edition
-from newsletter.state.api import Suppression
+from newsletter.state.lists import Suppression
 from newsletter.state.openers import (
     open_bounce_log,
     open_editions,

@@ -22,7 +22,7 @@ from service_process import KEY, LIST_ID, ROOT, ServiceProcess, path_of, setting
 from smtp_server import Faults, SMTPServer
 
 from newsletter.dkim.settings import parse_dkim
-from newsletter.state.api import Member, Suppression
+from newsletter.state.lists import Member, Suppression
 from newsletter.state.openers import open_members, open_suppressions
 from newsletter.web.expiring import ConfirmLinks, FormTokens
 

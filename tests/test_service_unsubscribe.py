@@ -23,7 +23,7 @@ from service_process import (
     write_config,
 )
 
-from newsletter.state.api import Suppression
+from newsletter.state.lists import Suppression
 from newsletter.state.openers import open_suppressions
 from newsletter.tokens import Signer, subscriber_ref
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from state_backends import StateBackend
 
-from newsletter.state.api import BounceEvent
+from newsletter.state.lists import BounceEvent
 
 AT = datetime(2026, 3, 5, 12, 0, 30, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ from newsletter.config.state import PostgresUrl, SqliteFile
 from newsletter.errors import StateError
 from newsletter.models import Digest, Edition, Subscriber
 from newsletter.state import openers
-from newsletter.state.api import Crew, Outstanding
+from newsletter.state.sharing import Crew, Outstanding
 
 NOW = datetime(2026, 3, 5, 12, tzinfo=UTC)
 EDITION = "2026-03-05-abcdef01"

@@ -20,7 +20,7 @@ from state_backends import SQLITE, StateBackend, schema_for
 
 from newsletter.config.state import PostgresUrl
 from newsletter.state import openers
-from newsletter.state.api import Member, Suppression, SuppressionRequest
+from newsletter.state.lists import Member, Suppression, SuppressionRequest
 from newsletter.state.postgres import suppressions as postgres_suppressions
 from newsletter.state.sqlite import migrations
 

@@ -33,14 +33,8 @@ from newsletter.bounces.report import COMPLAINT, DELAYED, HARD, SOFT, UNSUBSCRIB
 from newsletter.clock import now_utc
 from newsletter.config.settings import Settings
 from newsletter.errors import UsageProblem
-from newsletter.state.api import (
-    MAX_REPLY,
-    BounceEvent,
-    BounceLog,
-    EditionStore,
-    Ledger,
-    Suppressions,
-)
+from newsletter.state.api import MAX_REPLY, EditionStore, Ledger
+from newsletter.state.lists import BounceEvent, BounceLog, Suppressions
 from newsletter.state.openers import (
     open_bounce_log,
     open_editions,

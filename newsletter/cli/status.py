@@ -20,8 +20,9 @@ from newsletter.cli.options import config_option, settings_from
 from newsletter.config.settings import Settings
 from newsletter.errors import NewsletterError
 from newsletter.sends.abandon import abandon_edition
-from newsletter.state.api import EditionStatus, Worker
+from newsletter.state.api import EditionStatus
 from newsletter.state.openers import open_crew, open_editions, open_ledger
+from newsletter.state.sharing import Worker
 
 
 @click.command()

@@ -14,7 +14,7 @@ from newsletter.cli.options import config_option, print_warnings, settings_from,
 from newsletter.errors import NewsletterError
 from newsletter.lists import suppressions as lists
 from newsletter.lists.csvio import STDOUT, export_target
-from newsletter.state.api import SUPPRESSION_REASONS, Suppression
+from newsletter.state.lists import SUPPRESSION_REASONS, Suppression
 
 REASON = click.Choice(SUPPRESSION_REASONS)
 

@@ -39,8 +39,9 @@ from newsletter.delivery.smtp.pool import send_messages
 from newsletter.delivery.smtp.run import Suppressed
 from newsletter.errors import NewsletterError, StateUnavailable
 from newsletter.models import OutgoingMessage, Subscriber
-from newsletter.state.api import Crew, Ledger
+from newsletter.state.api import Ledger
 from newsletter.state.openers import open_crew, open_ledger
+from newsletter.state.sharing import Crew
 
 log = logging.getLogger(__name__)
 

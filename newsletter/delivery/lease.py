@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from newsletter.errors import DeliveryError, NewsletterError
-from newsletter.state.api import Crew
+from newsletter.state.sharing import Crew
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import TextIO
 from newsletter.errors import SubscriberError
 from newsletter.lists.csvio import write_rows
 from newsletter.models import Subscriber
-from newsletter.state.api import SUPPRESSION_REASONS, Suppression, Suppressions
+from newsletter.state.lists import SUPPRESSION_REASONS, Suppression, Suppressions
 from newsletter.state.openers import Place, open_suppressions
 from newsletter.state.timestamps import from_stamp
 from newsletter.subscribers.addresses import check_address

@@ -1,23 +1,24 @@
 """What the rest of newsletter may ask of the state: one protocol per tenant, plain records.
 
 Callers name these protocols (``History``, ``EditionStore``, ``Ledger``, ``SlotStore``,
-``Suppressions``, ``Members``, ``Crew`` (senders sharing an edition, PostgreSQL only),
-``ProcessLock``) and get them from ``newsletter.state.openers``, never from a backend's
-classes: SQLite (``newsletter.state.sqlite``) and PostgreSQL (``newsletter.state.postgres``)
-sit behind the openers. Every backend keeps the promises written here, the ledger's
+``ProcessLock``; the lists of readers in ``state.lists``: ``Suppressions``, ``Members``,
+``BounceLog``; senders sharing an edition in ``state.sharing``: ``Crew``) and get them
+from ``newsletter.state.openers``, never from a backend's classes: SQLite
+(``newsletter.state.sqlite``) and PostgreSQL (``newsletter.state.postgres``) sit behind
+the openers. Every backend keeps the promises written here, the ledger's
 crash guarantee included (see ``Ledger``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from newsletter.models import Edition, Subscriber
+from newsletter.models import Edition
 
 # --------------------------------------------------------------------------- records
 
@@ -159,7 +160,7 @@ class DeliveryCounts(Protocol):
 # --------------------------------------------------------------------------- tenants
 
 
-class _Closing(Protocol):
+class Closing(Protocol):
     """A store that holds a connection until closed; also a context manager."""
 
     def close(self) -> None:
@@ -175,7 +176,7 @@ class _Closing(Protocol):
     ) -> None: ...
 
 
-class History(_Closing, Protocol):
+class History(Closing, Protocol):
     """Which articles went out in which edition, so the next editions do not repeat them."""
 
     def recent_article_ids(self, editions: int) -> frozenset[str]:
@@ -191,7 +192,7 @@ class History(_Closing, Protocol):
         """Drop an edition's record: its articles count as never sent (none if unknown)."""
 
 
-class EditionStore(_Closing, Protocol):
+class EditionStore(Closing, Protocol):
     """Every edition that started going out, stored whole so a send can be resumed."""
 
     def save(self, edition: Edition, selection: Mapping[str, Any], started_at: datetime) -> None:
@@ -223,7 +224,7 @@ class EditionStore(_Closing, Protocol):
         """
 
 
-class Ledger(_Closing, Protocol):
+class Ledger(Closing, Protocol):
     """The per-recipient delivery record of every edition; may be shared by threads.
 
     States: ``pending`` (known, not tried), ``in_flight`` (claimed: the SMTP transaction
@@ -334,7 +335,7 @@ class SchemaUpgrade:
         return f"{self.where}: upgraded from schema {self.before} to {self.after}"
 
 
-class SlotStore(_Closing, Protocol):
+class SlotStore(Closing, Protocol):
     """One record per schedule slot that was claimed or skipped."""
 
     def get(self, key: str) -> SlotRecord | None:
@@ -360,281 +361,3 @@ class SlotStore(_Closing, Protocol):
         reason: str = "",
     ) -> None:
         """Record the end of a slot (``claimed`` keeps it open for a resume)."""
-
-
-# --------------------------------------------------------------------------- suppressions
-
-SUPPRESSION_REASONS = ("unsubscribe", "bounce", "complaint", "manual")
-
-
-@dataclass(frozen=True)
-class Suppression:
-    """An address that no send may mail, with when, why and from where.
-
-    ``reason``: one of ``SUPPRESSION_REASONS``. ``source``: where it came from, such as
-    ``one-click``, ``web``, ``mailto``, ``bounces``, ``cli``, ``import``. ``detail``: a
-    short note for a person (a DSN status such as ``5.1.1``); never a token.
-    """
-
-    email: str  # as first recorded; the key is ``normalize_email(email)``
-    reason: str
-    source: str
-    at: str  # a ``timestamps`` stamp (UTC)
-    edition_id: str = ""  # the edition it came from, "" if none
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class SuppressionRequest:
-    """One address to suppress, as ``Suppressions.add_many`` takes it."""
-
-    email: str
-    reason: str
-    source: str
-    edition_id: str = ""
-    detail: str = ""
-
-
-class Suppressions(_Closing, Protocol):
-    """The suppression list: unsubscribes, hard bounces, complaints and manual entries.
-
-    Keyed by ``normalize_email``. Every send and dry run leaves these addresses out, and a
-    send under way checks them when it claims a recipient.
-    """
-
-    def add(
-        self,
-        email: str,
-        reason: str,
-        source: str,
-        *,
-        edition_id: str = "",
-        detail: str = "",
-        at: datetime | None = None,
-    ) -> bool:
-        """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first)."""
-
-    def add_many(
-        self, requests: Sequence[SuppressionRequest], at: datetime | None = None
-    ) -> list[bool]:
-        """Suppress several addresses in one transaction (one commit); ``add``'s answer each."""
-
-    def remove(self, email: str) -> Suppression | None:
-        """Lift the suppression of ``email``; return what was removed, or None."""
-
-    def get(self, email: str) -> Suppression | None:
-        """The suppression of ``email``, or None."""
-
-    def among(self, emails: Iterable[str]) -> set[str]:
-        """The ``normalize_email`` keys of those of ``emails`` that are suppressed."""
-
-    def changes(self, cursor: int) -> tuple[int, set[str]]:
-        """Keys suppressed since ``cursor`` (0: all) and the cursor to pass next time.
-
-        A send under way calls this to learn of new suppressions cheaply; a key may come
-        back more than once, never too late.
-        """
-
-    def all(self) -> list[Suppression]:
-        """Every suppression, oldest first."""
-
-    def count(self) -> int:
-        """How many addresses are suppressed."""
-
-
-# --------------------------------------------------------------------------- members
-
-
-@dataclass(frozen=True)
-class Member:
-    """A subscriber the tool holds (confirmed through the subscribe form, or imported)."""
-
-    email: str
-    name: str
-    source: str  # web | import
-    joined_at: str  # a ``timestamps`` stamp (UTC)
-
-
-class Members(_Closing, Protocol):
-    """The subscribers the tool holds, keyed by ``normalize_email``; all are confirmed."""
-
-    def add(
-        self, email: str, name: str = "", source: str = "web", at: datetime | None = None
-    ) -> bool:
-        """Add or update a confirmed subscriber; True if the address was new."""
-
-    def remove(self, email: str) -> bool:
-        """Remove a subscriber; True if there was one."""
-
-    def all(self) -> list[Member]:
-        """Every member, in the order they joined."""
-
-    def count(self) -> int:
-        """How many members there are."""
-
-
-# --------------------------------------------------------------------------- bounce events
-
-BOUNCE_KINDS = ("hard", "soft", "complaint", "unsubscribe")
-
-
-@dataclass(frozen=True)
-class BounceEvent:
-    """What one report from the bounce mailbox said of one address.
-
-    ``kind``: one of ``BOUNCE_KINDS``. ``status``: the RFC 3463 code of a bounce
-    (``5.1.1``), "" if none. ``edition_id``: the edition the report is about, "" if unknown.
-    """
-
-    email: str  # the key is ``normalize_email(email)``
-    kind: str
-    at: datetime
-    edition_id: str = ""
-    status: str = ""
-
-
-class BounceLog(_Closing, Protocol):
-    """Every report read from the bounce mailbox, by what it said of each address.
-
-    A report is known by its key (its Message-ID, else a hash of its bytes): one that is
-    recorded is never acted on again, so reading a mailbox twice changes nothing the
-    second time. Soft bounces are counted per address over a window of time.
-    """
-
-    def seen(self, report_key: str) -> bool:
-        """Whether a report with this key was recorded."""
-
-    def record(self, report_key: str, events: Sequence[BounceEvent]) -> int:
-        """Record what one report said, all in one transaction; return how many were new."""
-
-    def count(self, email: str, kind: str, since: datetime, until: datetime) -> int:
-        """How many events of ``kind`` ``email`` had from ``since`` to ``until`` (inclusive)."""
-
-    def history(self, email: str) -> list[BounceEvent]:
-        """Every event of ``email``, oldest first."""
-
-
-# --------------------------------------------------------------------------- shared sends
-
-SENDER_STATES = ("sending", "done", "stopped", "paused", "lost")
-
-
-@dataclass(frozen=True)
-class Worker:
-    """One sender of a shared edition, as the state records it.
-
-    ``state``: ``sending`` while it runs, then ``done`` (nothing left for it), ``stopped``
-    (a signal), ``paused`` (its relay failed) or ``lost`` (its lease ran out and the
-    others took its recipients over). ``live``: sending and its lease runs.
-    ``lease_left``: seconds until it runs out (negative: ran out that long ago).
-    ``pending`` and ``in_flight``: the recipients it holds, not tried yet or under way.
-    """
-
-    id: int
-    edition_id: str
-    host: str
-    pid: int
-    started: str  # a ``timestamps`` stamp (UTC)
-    state: str
-    live: bool
-    lease_left: float
-    sent: int
-    failed: int
-    deferred: int
-    pending: int
-    in_flight: int
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """What one claim gave a sender: its next recipients, and how many it found suppressed.
-
-    ``lost``: the sender was taken for dead (its lease ran out); it got nothing.
-    """
-
-    subscribers: tuple[Subscriber, ...]
-    suppressed: int = 0
-    lost: bool = False
-
-
-@dataclass(frozen=True)
-class Outstanding:
-    """What is left of a shared edition, seen by one sender.
-
-    ``mine``: recipients it may claim now (never tried, given back, handed over from a
-    sender whose lease ran out, or deferred by a sender that started before it).
-    ``others``: recipients that live senders hold, or will try again.
-    """
-
-    mine: int
-    others: int
-
-    @property
-    def nothing(self) -> bool:
-        """Whether nobody has anything left to do: the edition is done."""
-        return not self.mine and not self.others
-
-
-class Membership(Protocol):
-    """A sender's place in a shared edition, as its ledger sees it."""
-
-    @property
-    def worker(self) -> int:
-        """The sender's number: its ledger writes change only the rows it holds."""
-
-    def hold(self) -> None:
-        """Return while the sender's lease holds (waiting while it is being renewed).
-
-        Raises when the lease was lost, or the database did not come back in time: then
-        the sender's recipients are no longer its own, and no message may go out.
-        """
-
-
-class Crew(_Closing, Protocol):
-    """Senders sharing editions: each edition's recipient list, who holds whom, the leases.
-
-    The first sender of an edition stores its recipient list once (``store_list``);
-    every sender, on any host, ``join``s, renews its lease while it runs and claims
-    the next recipients in batches (``claim``), as the ledger records them. ``in_flight``
-    arguments are the ``smtp.in_flight`` policy: what becomes of a recipient whose
-    message was under way when its sender's lease ran out (``resend``: tried again;
-    ``hold``: left in flight for a person).
-    """
-
-    def list_size(self, edition_id: str) -> int | None:
-        """How many recipients the edition's stored list has (``None``: not stored yet)."""
-
-    def store_list(self, edition_id: str, subscribers: Iterable[Subscriber], in_flight: str) -> int:
-        """Store the edition's list and its ledger rows (``pending``); return the count.
-
-        The edition's ledger must be started.
-        """
-
-    def join(self, edition_id: str, lease_seconds: float) -> int:
-        """Register this process as a sender of the edition; return its number."""
-
-    def renew(self, worker: int, lease_seconds: float, counts: Mapping[str, int]) -> bool:
-        """Extend the sender's lease and record its counts; False if it was lost."""
-
-    def claim(self, edition_id: str, worker: int, limit: int, in_flight: str) -> Claimed:
-        """Claim up to ``limit`` recipients, in list order, for the sender.
-
-        First hands the recipients of senders whose lease ran out back to everyone;
-        suppressed recipients are recorded ``failed`` (``suppressed: <reason>``) instead
-        of claimed. A sender taken for dead claims nothing (``Claimed.lost``).
-        """
-
-    def tidy(self, edition_id: str, worker: int, in_flight: str) -> None:
-        """Give back what the sender holds and is not working on (between its rounds)."""
-
-    def outstanding(self, edition_id: str, worker: int, in_flight: str) -> Outstanding:
-        """What is left of the edition for this sender and for the others."""
-
-    def leave(self, worker: int, state: str, in_flight: str, counts: Mapping[str, int]) -> None:
-        """End the sender's part (``state`` one of ``SENDER_STATES``), giving back what it holds."""
-
-    def finish(self, edition_id: str, at: datetime) -> bool:
-        """Mark the edition ``done`` if it is still sending; True if this call did it."""
-
-    def workers(self, edition_id: str) -> list[Worker]:
-        """Every sender that joined the edition, in the order they joined."""

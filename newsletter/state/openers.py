@@ -16,18 +16,14 @@ from newsletter.config.state import PostgresUrl, SqliteFile, StateLocation
 from newsletter.errors import StateError
 from newsletter.locks import FileLock
 from newsletter.state.api import (
-    BounceLog,
-    Crew,
     EditionStore,
     History,
     Ledger,
-    Members,
-    Membership,
     ProcessLock,
     SchemaUpgrade,
     SlotStore,
-    Suppressions,
 )
+from newsletter.state.lists import BounceLog, Members, Suppressions
 from newsletter.state.postgres import connection as postgres
 from newsletter.state.postgres import migrations as postgres_migrations
 from newsletter.state.postgres.bounce_log import PostgresBounceLog
@@ -39,6 +35,7 @@ from newsletter.state.postgres.lock import AdvisoryLock
 from newsletter.state.postgres.members import PostgresMembers
 from newsletter.state.postgres.slots import PostgresSlotStore
 from newsletter.state.postgres.suppressions import PostgresSuppressions
+from newsletter.state.sharing import Crew, Membership
 from newsletter.state.sqlite import connection as sqlite
 from newsletter.state.sqlite import migrations as sqlite_migrations
 from newsletter.state.sqlite.bounce_log import SqliteBounceLog

@@ -15,18 +15,20 @@ from typing import Any
 from newsletter.clock import now_utc
 from newsletter.models import Digest, Edition
 from newsletter.state.api import (
-    BOUNCE_KINDS,
     REACHED_STATES,
     STATES,
-    SUPPRESSION_REASONS,
     ArchivedEdition,
-    BounceEvent,
     EditionEntry,
     EditionStatus,
-    Member,
     SlotRecord,
-    Suppression,
     normalize_email,
+)
+from newsletter.state.lists import (
+    BOUNCE_KINDS,
+    SUPPRESSION_REASONS,
+    BounceEvent,
+    Member,
+    Suppression,
 )
 from newsletter.state.timestamps import from_stamp, to_stamp
 

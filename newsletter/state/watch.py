@@ -18,7 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from newsletter.state.api import Suppressions, normalize_email
+from newsletter.state.api import normalize_email
+from newsletter.state.lists import Suppressions
 
 FRESH_FOR = 0.15  # seconds a view is trusted before it is refreshed on the next question
 SUPPRESSED = "suppressed: "  # how the ledger's reply of a recipient left out starts

@@ -24,7 +24,7 @@ _INACTIVE_VALUES = frozenset({
 # fmt: on
 _STATUS_NOISE = re.compile(r"[\s_-]+")
 # Non-active statuses that mean "never mail again", and the suppression reason each is
-# (``state.api.SUPPRESSION_REASONS``); the others (inactive, pending, soft bounce …) do not.
+# (``state.lists.SUPPRESSION_REASONS``); the others (inactive, pending, soft bounce …) do not.
 _SUPPRESSING = {
     **dict.fromkeys(("unsubscribed", "unsubscribe", "optedout", "optout"), "unsubscribe"),
     **dict.fromkeys(("bounced", "bounce", "hardbounce", "cleaned"), "bounce"),

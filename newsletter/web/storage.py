@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from newsletter.state.api import Members, SuppressionRequest, Suppressions
+from newsletter.state.lists import Members, SuppressionRequest, Suppressions
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from newsletter.state.api import Suppression, SuppressionRequest
+from newsletter.state.lists import Suppression, SuppressionRequest
 from newsletter.tokens import Signer, read_subscriber_ref
 from newsletter.web.service import Service, url_path
 from newsletter.web.storage import Tenants

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from newsletter.state.api import BounceEvent, normalize_email
+from newsletter.state.api import normalize_email
+from newsletter.state.lists import BounceEvent
 from newsletter.state.postgres.connection import connect, guard
 from newsletter.state.rows import BOUNCE_COLUMNS, bounce_row, load_bounce
 from newsletter.state.tenant import Tenant

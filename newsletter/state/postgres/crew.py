@@ -32,10 +32,11 @@ import psycopg
 
 from newsletter.clock import now_utc
 from newsletter.models import Subscriber
-from newsletter.state.api import Claimed, Outstanding, Worker, normalize_email
+from newsletter.state.api import normalize_email
 from newsletter.state.postgres.connection import connect, state_error
 from newsletter.state.postgres.resilient import Connection, Resilient
 from newsletter.state.rows import finished_stamp
+from newsletter.state.sharing import Claimed, Outstanding, Worker
 from newsletter.state.timestamps import to_stamp
 from newsletter.state.watch import SUPPRESSED
 

@@ -27,11 +27,11 @@ import psycopg
 
 from newsletter.config.state import mask_url
 from newsletter.errors import DeliveryError, NewsletterError, StateUnavailable
-from newsletter.state.api import Membership
 from newsletter.state.commits import GroupCommit, LedgerStatements, LedgerWrites, Write
 from newsletter.state.postgres.connection import connect, explain
 from newsletter.state.postgres.resilient import Connection, Resilient
 from newsletter.state.reads import LedgerReads
+from newsletter.state.sharing import Membership
 
 _SQL = LedgerStatements(
     start="""

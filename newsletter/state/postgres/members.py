@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from newsletter.state.api import Member, normalize_email
+from newsletter.state.api import normalize_email
+from newsletter.state.lists import Member
 from newsletter.state.postgres.connection import connect, guard
 from newsletter.state.rows import MEMBER_COLUMNS, MEMBER_INSERT, load_member, member_row
 from newsletter.state.tenant import Tenant

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from newsletter.state.api import Suppression, SuppressionRequest, normalize_email
+from newsletter.state.api import normalize_email
+from newsletter.state.lists import Suppression, SuppressionRequest
 from newsletter.state.postgres.connection import connect, guard
 from newsletter.state.postgres.resilient import Connection, Resilient
 from newsletter.state.rows import (

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.errors import NewsletterError
-from newsletter.state.api import BounceEvent, normalize_email
+from newsletter.state.api import normalize_email
+from newsletter.state.lists import BounceEvent
 from newsletter.state.rows import BOUNCE_COLUMNS, bounce_row, load_bounce
 from newsletter.state.sqlite.connection import connect, state_error
 from newsletter.state.tenant import Tenant

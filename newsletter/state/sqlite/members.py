@@ -11,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from newsletter.errors import NewsletterError
-from newsletter.state.api import Member, normalize_email
+from newsletter.state.api import normalize_email
+from newsletter.state.lists import Member
 from newsletter.state.rows import MEMBER_COLUMNS, MEMBER_INSERT, load_member, member_row
 from newsletter.state.sqlite.connection import connect, state_error
 from newsletter.state.tenant import Tenant

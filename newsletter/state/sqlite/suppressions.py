@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.errors import NewsletterError
-from newsletter.state.api import Suppression, SuppressionRequest, normalize_email
+from newsletter.state.api import normalize_email
+from newsletter.state.lists import Suppression, SuppressionRequest
 from newsletter.state.rows import (
     SUPPRESSION_COLUMNS,
     SUPPRESSION_INSERT,
