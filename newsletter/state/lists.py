@@ -63,7 +63,11 @@ class Suppressions(Closing, Protocol):
         detail: str = "",
         at: datetime | None = None,
     ) -> bool:
-        """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first)."""
+        """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first).
+
+        Backends that subclass this protocol inherit it: one ``add_many`` of one request.
+        """
+        return self.add_many([SuppressionRequest(email, reason, source, edition_id, detail)], at)[0]
 
     def add_many(
         self, requests: Sequence[SuppressionRequest], at: datetime | None = None

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from newsletter.state.api import normalize_email
-from newsletter.state.lists import Suppression, SuppressionRequest
+from newsletter.state.lists import Suppression, SuppressionRequest, Suppressions
 from newsletter.state.postgres.connection import connect, guard
 from newsletter.state.postgres.resilient import Connection, Resilient
 from newsletter.state.rows import (
@@ -33,25 +33,12 @@ from newsletter.state.tenant import Tenant
 CHANGES_WINDOW = 1000  # sequence numbers ``changes`` reads again behind its cursor
 
 
-class PostgresSuppressions(Tenant):
+class PostgresSuppressions(Tenant, Suppressions):
     """The ``suppressions`` table of the PostgreSQL state database (may be shared by threads)."""
 
     def __init__(self, url: str, patience: float = 0.0) -> None:
         self._url = url
         self._db = Resilient(url, connect(url), patience)
-
-    def add(
-        self,
-        email: str,
-        reason: str,
-        source: str,
-        *,
-        edition_id: str = "",
-        detail: str = "",
-        at: datetime | None = None,
-    ) -> bool:
-        """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first)."""
-        return self.add_many([SuppressionRequest(email, reason, source, edition_id, detail)], at)[0]
 
     def add_many(
         self, requests: Sequence[SuppressionRequest], at: datetime | None = None

@@ -19,7 +19,7 @@ from typing import Any
 
 from newsletter.errors import NewsletterError
 from newsletter.state.api import normalize_email
-from newsletter.state.lists import Suppression, SuppressionRequest
+from newsletter.state.lists import Suppression, SuppressionRequest, Suppressions
 from newsletter.state.rows import (
     SUPPRESSION_COLUMNS,
     SUPPRESSION_INSERT,
@@ -33,7 +33,7 @@ BATCH = 500  # addresses per query of ``among`` (SQLite's parameter limit is far
 _NEXT_SEQ = "UPDATE state_sequences SET last = last + 1 WHERE name = 'suppressions' RETURNING last"
 
 
-class SqliteSuppressions(Tenant):
+class SqliteSuppressions(Tenant, Suppressions):
     """The ``suppressions`` table of the SQLite state file."""
 
     def __init__(self, db_path: Path) -> None:
@@ -43,19 +43,6 @@ class SqliteSuppressions(Tenant):
 
     def _error(self, what: str, err: BaseException) -> NewsletterError:
         return state_error(self.path, what, err)
-
-    def add(
-        self,
-        email: str,
-        reason: str,
-        source: str,
-        *,
-        edition_id: str = "",
-        detail: str = "",
-        at: datetime | None = None,
-    ) -> bool:
-        """Suppress ``email``; True if it was not suppressed before (a repeat keeps the first)."""
-        return self.add_many([SuppressionRequest(email, reason, source, edition_id, detail)], at)[0]
 
     def add_many(
         self, requests: Sequence[SuppressionRequest], at: datetime | None = None
