@@ -38,7 +38,7 @@ class Mailer:
         self._pages = pages
         self._links = links
         self.available = bool(settings.smtp.host.strip())
-        envelope = settings.smtp.envelope_from or settings.sender.address
+        envelope = settings.return_path  # bounces of confirmations reach the bounce mailbox too
         # Unusable [smtp] settings stop the service at start, naming the key.
         self._relay: Relay | None = relay_for(settings.smtp, envelope) if self.available else None
         self._signer = DkimSigner(settings.dkim) if settings.dkim is not None else None
