@@ -360,7 +360,7 @@ def _reclaim(conn: Connection, edition_id: str, in_flight: str) -> bool:
            )
            UPDATE ledger_recipients AS r SET worker = NULL, state = 'pending', updated = %(t)s
            FROM gone WHERE r.edition_id = %(e)s AND r.worker = gone.id
-             AND r.state = ANY(%(states)s)""",
+             AND r.state IN ('pending', 'in_flight') AND r.state = ANY(%(states)s)""",
         {"e": edition_id, "t": _stamp(), "states": _given_back(in_flight)},
     )
     return given.rowcount > 0
@@ -370,7 +370,8 @@ def _give_back(conn: Connection, edition_id: str, worker: int, in_flight: str) -
     """Give back the sender's rows not tried yet (and under ``resend`` those in flight)."""
     conn.execute(
         "UPDATE ledger_recipients SET worker = NULL, state = 'pending', updated = %s"
-        " WHERE edition_id = %s AND worker = %s AND state = ANY(%s)",
+        " WHERE edition_id = %s AND worker = %s AND state IN ('pending', 'in_flight')"
+        " AND state = ANY(%s)",  # the first test is the index's (``ledger_recipients_held``)
         (_stamp(), edition_id, worker, _given_back(in_flight)),
     )
 
