@@ -165,6 +165,9 @@ class PostgresCrew:
                         key = normalize_email(s.email)
                         copy.write_row((edition_id, position, key, s.email, s.name, fields, s.line))
                 cursor.execute(_LIST_ROWS, {"e": edition_id, "t": _stamp()})
+                # Fresh statistics, so that claims walk the list's index in order rather
+                # than sort what the planner would take for a handful of rows.
+                cursor.execute("ANALYZE ledger_recipients, send_list")
                 row = cursor.execute(
                     "UPDATE ledger_editions SET recipients ="
                     " (SELECT COUNT(*) FROM ledger_recipients WHERE edition_id = %s)"
