@@ -6,6 +6,7 @@
     .venv/bin/python bench/run.py --stages smtp --repeat 1
     .venv/bin/python bench/run.py --stages ledger       # the delivery ledger alone
     .venv/bin/python bench/run.py --stages service      # one-click POSTs to the service
+    .venv/bin/python bench/run.py --stages ledger,scale --ledger-count 1000000   # make bench-scale
 
 The default run takes about 7 minutes on 2 cores and writes about 9 GB (deleted as it
 goes); each SMTP figure is the median of 3 runs.
@@ -21,6 +22,8 @@ stage measures signatures per second per core, and the private-key operation alo
 The ``service`` stage starts ``newsletter serve`` (state in SQLite) and POSTs one-click
 unsubscribes to it from another process over keep-alive connections, each for an address
 of its own: requests per second and the p50/p99 latency.
+The ``scale`` stage (not run by default) starts a durable PostgreSQL server and
+measures senders sharing an edition through it (``bench/scale.py``).
 Results are printed and written as JSON to ``bench/results/<date>.json``.
 """
 
