@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_NOW ?= 2026-03-04T18:00:00+05:30
 
-.PHONY: demo test check lint typecheck format bench clean
+.PHONY: demo test check lint typecheck format bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ format: $(STAMP)
 ## bench: message generation, dry run and SMTP throughput, printed as a table
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+## bench-scale: 1,000,000 recipients' ledger on SQLite and on a durable PostgreSQL, and
+## full sends by 1 sender (SQLite) and 1, 2 and 4 senders sharing PostgreSQL
+bench-scale: $(STAMP)
+	$(BIN)/python bench/run.py --stages ledger,scale --ledger-count 1000000
 
 clean:
 	rm -rf demo-output .pytest_cache .mypy_cache .ruff_cache build dist

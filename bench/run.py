@@ -6,6 +6,7 @@
     .venv/bin/python bench/run.py --stages smtp --repeat 1
     .venv/bin/python bench/run.py --stages ledger       # the delivery ledger alone
     .venv/bin/python bench/run.py --stages service      # one-click POSTs to the service
+    .venv/bin/python bench/run.py --stages ledger,scale --ledger-count 1000000   # make bench-scale
 
 The default run takes about 7 minutes on 2 cores and writes about 9 GB (deleted as it
 goes); each SMTP figure is the median of 3 runs.
@@ -21,6 +22,8 @@ stage measures signatures per second per core, and the private-key operation alo
 The ``service`` stage starts ``newsletter serve`` (state in SQLite) and POSTs one-click
 unsubscribes to it from another process over keep-alive connections, each for an address
 of its own: requests per second and the p50/p99 latency.
+The ``scale`` stage (not run by default) starts a durable PostgreSQL server and
+measures senders sharing an edition through it (``bench/scale.py``).
 Results are printed and written as JSON to ``bench/results/<date>.json``.
 """
 
@@ -28,28 +31,39 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import scale
 import workload
+from harness import (
+    HERE,
+    NOW,
+    SMTP_SINK,
+    STAGE_TIMEOUT,
+    Child,
+    Process,
+    Row,
+    Sink,
+    StageFailed,
+    finish_stage,
+    load,
+    median_row,
+    remove,
+    run_stage,
+    serving_port,
+    settle,
+    start_stage,
+)
 
-HERE = Path(__file__).resolve().parent
-STAGES = HERE / "stages.py"
 RESULTS = HERE / "results"
-NOW = "2026-03-04T18:00:00+05:30"  # the bundled sample content is current at this time
-SMTP_SINK = Path("/usr/sbin/smtp-sink")
 SMTP_SOURCE = Path("/usr/sbin/smtp-source")
 ENVELOPE_FROM = "newsletter@meridianpost.example"
 INSTALL_HINT = (
@@ -61,7 +75,6 @@ AIOSMTPD_NOTE = (
     "aiosmtpd sink: a Python sink tops out near 500 msgs/s, so it shows the sink's limit, "
     "not the sender's"
 )
-STAGE_TIMEOUT = 900.0
 MB = 1024 * 1024
 
 # Targets from the spec (issue 8).
@@ -74,6 +87,8 @@ DKIM_RATIO = 0.8  # a signed live send against the unsigned one, same sink, same
 DKIM_ALGORITHMS = {"rsa": "rsa-sha256 (RSA-2048)", "ed25519": "ed25519-sha256"}
 SIGN_COUNT = 2000  # messages signed by the signing stage (fewer with a smaller --smtp-count)
 LEDGER_COUNT = 100_000  # recipients claimed and recorded by the ledger stage
+SCALE_COUNT = 1_000_000  # recipients of the PostgreSQL ledger runs (scale)
+SCALE_SEND_COUNT = 20_000  # messages of each full send of the scale stage
 SUPPRESSED_COUNT = 10_000  # addresses on the suppression list of one live send
 SERVICE_COUNT = 20_000  # one-click POSTs of the service stage (after SERVICE_WARMUP)
 SERVICE_WARMUP = 500
@@ -98,125 +113,6 @@ unsubscribe_url = "https://bench.example/unsubscribe"
 state_dir = "state"
 """
 
-
-@dataclass
-class Row:
-    """One measured stage."""
-
-    stage: str
-    variant: str
-    size: int
-    messages: int
-    seconds: float  # the timed work
-    process_seconds: float  # the whole process (or processes), start to exit
-    peak_rss_mb: float
-    cpu_seconds: float
-    load_before: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float:
-        """Messages per second over the timed work."""
-        return self.messages / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class Child:
-    """A finished stage process: what it reported and what the kernel measured."""
-
-    result: dict[str, Any]
-    wall: float
-    peak_rss_mb: float
-    cpu_seconds: float
-
-
-class StageFailed(RuntimeError):
-    """A stage process exited with an error."""
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def _environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
-    env["NEWSLETTER_SIGNING_KEY"] = "benchmark signing key, not secret"
-    env["PYTHONHASHSEED"] = "0"
-    return env
-
-
-class Process:
-    """A child process whose own peak memory and CPU time are read with ``wait4``."""
-
-    def __init__(self, command: list[str], cwd: Path, log: Path, timeout: float) -> None:
-        self.log = log
-        cwd.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as sink:
-            self.began = time.perf_counter()
-            self.popen = subprocess.Popen(
-                command, cwd=cwd, env=_environment(), stdout=sink, stderr=sink
-            )
-        self.timed_out = False
-        self.timer = threading.Timer(timeout, self._kill)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def _kill(self) -> None:
-        self.timed_out = True
-        self.popen.kill()
-
-    def wait(self) -> tuple[int, float, float, float]:
-        """Return exit code, wall seconds, peak RSS (MB) and CPU seconds of the process."""
-        _pid, status, usage = os.wait4(self.popen.pid, 0)
-        wall = time.perf_counter() - self.began
-        self.timer.cancel()
-        code = os.waitstatus_to_exitcode(status)
-        self.popen.returncode = code
-        return code, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
-
-    def failure(self, what: str, code: int) -> StageFailed:
-        """Describe a failed process with the end of its log."""
-        tail = self.log.read_text(encoding="utf-8", errors="replace")[-2000:]
-        why = "timed out" if self.timed_out else f"exited with {code}"
-        return StageFailed(f"{what} {why}; log {self.log}:\n{tail}")
-
-
-def start_stage(stage: str, params: dict[str, Any], cwd: Path) -> tuple[Process, Path]:
-    """Start ``bench/stages.py STAGE`` in ``cwd``; return it and its result file."""
-    out = cwd / f"{stage}.result.json"
-    command = [sys.executable, str(STAGES), stage, json.dumps(params), str(out)]
-    return Process(command, cwd, cwd / f"{stage}.log", STAGE_TIMEOUT), out
-
-
-def finish_stage(process: Process, out: Path, what: str) -> Child:
-    """Wait for a stage process and read its result."""
-    code, wall, rss, cpu = process.wait()
-    if code != 0 or not out.exists():
-        raise process.failure(what, code)
-    return Child(json.loads(out.read_text(encoding="utf-8")), wall, rss, cpu)
-
-
-def run_stage(stage: str, params: dict[str, Any], cwd: Path) -> Child:
-    """Run one stage in a fresh process and wait for it."""
-    process, out = start_stage(stage, params, cwd)
-    return finish_stage(process, out, f"stage {stage} ({cwd.name})")
-
-
-def load() -> float:
-    """The one-minute load average (other work on the machine lowers every figure)."""
-    return round(os.getloadavg()[0], 2)
-
-
-def remove(path: Path) -> None:
-    """Delete a scratch folder (not timed)."""
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def settle() -> None:
-    """Write back what earlier stages left in the page cache, so no stage pays for another."""
-    os.sync()
-
-
 # --------------------------------------------------------------------------- the bench
 
 
@@ -228,6 +124,8 @@ class Options:
     smtp_count: int
     ledger_count: int
     service_count: int
+    scale_count: int
+    scale_send_count: int
     sample: int
     warm_runs: int
     repeat: int
@@ -258,12 +156,16 @@ class Bench:
     def add(self, row: Row) -> None:
         """Keep a row and show it at once."""
         self.rows.append(row)
-        unit = {"ledger": "changes/s", "service": "req/s"}.get(row.stage, "msgs/s")
+        unit = row.extra.get("unit") or {"ledger": "changes/s", "service": "req/s"}.get(
+            row.stage, "msgs/s"
+        )
         rate = f"{row.rate:,.0f} {unit}" if row.messages > 1 else ""
         self.say(
             f"  {row.stage:<9} {row.variant:<34} n={row.size:<7} {row.seconds:8.2f} s "
             f"{rate:>16}  peak {row.peak_rss_mb:6.1f} MB"
         )
+        if "busiest" in row.extra:
+            self.say(f"            busy: {row.extra['busiest']}")
 
     def subscribers(self, size: int) -> Path:
         """Return the generated list with ``size`` active subscribers (made once)."""
@@ -550,6 +452,18 @@ class Bench:
         for rows in runs.values():
             self.add(median_row(rows))
 
+    def scale(self) -> None:
+        """Senders sharing an edition through a durable PostgreSQL server (``bench/scale.py``)."""
+        count, sends = self.options.scale_count, self.options.scale_send_count
+        self.say(
+            f"shared senders on PostgreSQL: ledger of {count:,} recipients, sends of {sends:,}"
+        )
+        sink = "smtp-sink" if self.options.sink == "auto" and SMTP_SINK.exists() else "aiosmtpd"
+        if self.options.sink != "auto":
+            sink = self.options.sink
+        runs = scale.Scale(self.work, self.add, self.say)
+        runs.run(count, sends, self.options.repeat, sink)
+
     # ------------------------------------------------------------------ the service
 
     def service(self) -> None:
@@ -564,7 +478,7 @@ class Bench:
         command = [sys.executable, "-m", "newsletter", "serve", "--config", str(config)]
         server = Process([*command, "--port", "0"], cwd, cwd / "serve.log", STAGE_TIMEOUT)
         try:
-            port = _serving_port(server)
+            port = serving_port(server)
             params = {
                 "config": str(config),
                 "host": "127.0.0.1",
@@ -694,113 +608,13 @@ class Bench:
         if "service" in chosen:
             self.say(f"the public service, {self.options.service_count:,} one-click POSTs")
             self.service()
+        if "scale" in chosen:
+            self.scale()
         if "parallel" in chosen:
             self.say(f"2 processes, {max(sizes):,} subscribers")
             self.shards(max(sizes))
             if "smtp" in chosen:
                 self.parallel_smtp()
-
-
-# --------------------------------------------------------------------------- the sink
-
-
-class Sink:
-    """An SMTP sink process on 127.0.0.1."""
-
-    def __init__(self, kind: str, label: str, port: int, popen: subprocess.Popen[bytes]) -> None:
-        self.kind = kind
-        self.label = label
-        self.port = port
-        self.popen = popen
-
-    @classmethod
-    def start(cls, wanted: str, folder: Path) -> Sink:
-        """Start smtp-sink (if installed, or if asked for) or else an aiosmtpd sink."""
-        kind = wanted
-        if kind == "auto":
-            kind = "smtp-sink" if SMTP_SINK.exists() else "aiosmtpd"
-        port = free_port()
-        folder.mkdir(parents=True, exist_ok=True)
-        if kind == "smtp-sink":
-            user = ["-u", "nobody"] if os.geteuid() == 0 else []
-            command = [str(SMTP_SINK), *user, f"127.0.0.1:{port}", "1000"]
-            label = f"Postfix smtp-sink ({SMTP_SINK})"
-        else:
-            command = [
-                sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
-                "-c", "aiosmtpd.handlers.Sink",
-            ]  # fmt: skip
-            label = "aiosmtpd Sink handler (python -m aiosmtpd)"
-        with (folder / f"{kind}.log").open("wb") as log:
-            popen = subprocess.Popen(command, stdout=log, stderr=log)
-        sink = cls(kind, label, port, popen)
-        sink.wait_ready()
-        return sink
-
-    def wait_ready(self) -> None:
-        """Wait for the greeting; fail if the sink does not come up."""
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
-                    if probe.recv(512).startswith(b"220"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise StageFailed(f"the {self.kind} sink on 127.0.0.1:{self.port} did not start")
-
-    def cpu(self) -> float:
-        """CPU seconds the sink has used so far."""
-        try:
-            stat = Path(f"/proc/{self.popen.pid}/stat").read_text()
-        except OSError:
-            return 0.0
-        fields = stat.rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        """Stop the sink process."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-
-
-def _serving_port(server: Process, timeout: float = 60.0) -> int:
-    """Wait for ``newsletter serve`` to say where it listens; return the port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = server.log.read_text(encoding="utf-8", errors="replace")
-        found = re.search(r"serving .* on http://127\.0\.0\.1:(\d+)", text)
-        if found:
-            return int(found.group(1))
-        if server.popen.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise server.failure("the service", server.popen.poll() or 0)
-
-
-def median_row(rows: list[Row]) -> Row:
-    """The run with the median rate, noting the spread of all runs."""
-    ordered = sorted(rows, key=lambda r: r.rate)
-    chosen = ordered[(len(ordered) - 1) // 2]
-    if len(rows) > 1:
-        chosen.extra["runs"] = len(rows)
-        chosen.extra["msgs_per_s_all_runs"] = [round(r.rate) for r in rows]
-    return chosen
-
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -857,6 +671,7 @@ def verdicts(rows: list[Row]) -> list[dict[str, Any]]:
         )
     found.extend(_dkim_verdicts(rows))
     found.extend(_parallel_verdicts(rows))
+    found.extend(scale.verdicts(rows))
     for row in _find(rows, "service", "one-click POST"):
         p99 = row.extra["p99_ms"]
         found.append(
@@ -1017,6 +832,8 @@ def report(bench: Bench, machine: dict[str, Any]) -> dict[str, Any]:
             "smtp_count": bench.options.smtp_count,
             "ledger_count": bench.options.ledger_count,
             "service_count": bench.options.service_count,
+            "scale_count": bench.options.scale_count,
+            "scale_send_count": bench.options.scale_send_count,
             "sample": bench.options.sample,
             "stages": sorted(bench.options.stages),
         },
@@ -1028,7 +845,10 @@ def report(bench: Bench, machine: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- command line
 
-ALL_STAGES = ("generate", "read", "dryrun", "dkim", "smtp", "ledger", "service", "parallel")
+ALL_STAGES = (
+    "generate", "read", "dryrun", "dkim", "smtp", "ledger", "service", "parallel", "scale",
+)  # fmt: skip
+DEFAULT_STAGES = set(ALL_STAGES) - {"scale"}  # scale: about 20 minutes, make bench-scale
 
 
 def _sizes(text: str) -> list[int]:
@@ -1065,6 +885,16 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--ledger-count", type=int, help=f"recipients of the ledger stage (default {LEDGER_COUNT})"
     )
     parser.add_argument(
+        "--scale-count",
+        type=int,
+        help=f"recipients of the PostgreSQL ledger runs of the scale stage (default {SCALE_COUNT})",
+    )
+    parser.add_argument(
+        "--scale-send-count",
+        type=int,
+        help=f"messages of each full send of the scale stage (default {SCALE_SEND_COUNT})",
+    )
+    parser.add_argument(
         "--service-count",
         type=int,
         help=f"one-click POSTs of the service stage (default {SERVICE_COUNT})",
@@ -1074,7 +904,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--stages",
         type=_stages,
-        default=set(ALL_STAGES),
+        default=DEFAULT_STAGES,
         help=f"comma-separated, from {','.join(ALL_STAGES)} (the build always runs)",
     )
     parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
@@ -1099,6 +929,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
         smtp_count=smtp_count,
         ledger_count=ledger_count,
         service_count=service_count,
+        scale_count=args.scale_count or (1000 if quick else SCALE_COUNT),
+        scale_send_count=args.scale_send_count or (200 if quick else SCALE_SEND_COUNT),
         sample=args.sample,
         warm_runs=2 if quick else 5,
         repeat=args.repeat or (1 if quick else 3),

@@ -42,7 +42,7 @@ from newsletter.dkim.signer import DkimSigner  # noqa: E402
 from newsletter.messages import MessageFactory, unsubscribe_url  # noqa: E402
 from newsletter.models import OutgoingMessage, Subscriber  # noqa: E402
 from newsletter.sends.edition import send_edition  # noqa: E402
-from newsletter.sends.plan import SendHooks, SendPlan  # noqa: E402
+from newsletter.sends.plan import Prepared, SendHooks, SendPlan  # noqa: E402
 from newsletter.state.api import Ledger  # noqa: E402
 from newsletter.state.openers import open_ledger, open_suppressions  # noqa: E402
 from newsletter.subscribers.reader import read_subscribers  # noqa: E402
@@ -52,6 +52,7 @@ IMPORT_SECONDS = time.perf_counter() - _started
 import workload  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: E402
+from shared_stages import share_ledger, share_setup  # noqa: E402
 
 Params = dict[str, Any]
 
@@ -246,6 +247,8 @@ def smtp(params: Params) -> Params:
     on the list): the send reads them all and keeps watching the list while it sends.
     """
     settings = _with_sink(_settings(), params)
+    if params.get("state_url"):  # a PostgreSQL state, shared by the senders of one edition
+        settings = replace(settings, paths=replace(settings.paths, state_url=params["state_url"]))
     if params.get("dkim"):
         settings = replace(settings, dkim=_dkim(settings, params["dkim"]))
     with open_suppressions(settings.paths.state) as suppressions:
@@ -258,7 +261,13 @@ def smtp(params: Params) -> Params:
     now = datetime.fromisoformat(params["now"])
     plan = SendPlan(audience, pipeline.BuildOptions(now=now, allow_repeats=True))
     began: list[float] = []
-    hooks = SendHooks(ready=lambda _prepared: began.append(time.perf_counter()))
+    began_at: list[float] = []
+
+    def ready(_prepared: Prepared) -> None:
+        began.append(time.perf_counter())
+        began_at.append(time.time())
+
+    hooks = SendHooks(ready=ready)
     peaks: dict[int, int] = {}
     done = threading.Event()
     sampler = threading.Thread(target=_sample_children, args=(peaks, done), daemon=True)
@@ -276,6 +285,8 @@ def smtp(params: Params) -> Params:
     return {
         "seconds": seconds,
         "messages": summary.sent,
+        "began_at": began_at[0],  # the wall clock, to time senders in several processes
+        "ended_at": time.time(),
         "workers": len(peaks),
         "workers_cpu_seconds": round(workers.ru_utime + workers.ru_stime, 2),
         "workers_peak_rss_mb": round(sum(peaks.values()) / 1024, 1),
@@ -485,6 +496,8 @@ STAGES: dict[str, Callable[[Params], Params]] = {
     "sign": sign,
     "ledger": ledger,
     "oneclick": oneclick,
+    "share_setup": share_setup,
+    "share_ledger": share_ledger,
 }
 
 

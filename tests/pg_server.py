@@ -3,9 +3,11 @@
 ``PostgresServer.start()`` runs ``initdb`` into a new temporary folder and starts the
 server listening only on a Unix socket in that folder (``listen_addresses = ''``). As
 root (CI), ``initdb``, ``pg_ctl`` and the server run as ``nobody``, owner of the
-folder, because PostgreSQL refuses to run as root. ``fsync`` is off: the tests stop the
-server (``pg_ctl -m immediate``, a crash of the server's processes) but never the
-machine, and what a commit wrote is in the operating system's cache either way.
+folder, because PostgreSQL refuses to run as root. For the tests ``fsync`` is off: they
+stop the server (``pg_ctl -m immediate``, a crash of the server's processes) but never
+the machine, and what a commit wrote is in the operating system's cache either way.
+The benchmark starts one with ``durable=True``: every commit reaches the disk, as in
+production (``fsync``, ``synchronous_commit`` and ``full_page_writes`` on).
 
 Each test gets a schema of its own in one database (``url(schema)``): quick to make,
 and the state's tables go to the first schema of the URL's ``search_path``.
@@ -30,10 +32,12 @@ DATABASE = "state_tests"
 SETTINGS = """
 listen_addresses = ''
 unix_socket_directories = '{socket}'
-fsync = off
-full_page_writes = off
 max_connections = 60
 """
+UNSAFE = """
+fsync = off
+full_page_writes = off
+"""  # a crash of the machine may lose or corrupt data: for tests only
 
 
 class ServerUnavailable(Exception):
@@ -72,8 +76,11 @@ class PostgresServer:
         self.log = root / "server.log"
 
     @classmethod
-    def start(cls) -> PostgresServer:
-        """Make a cluster in a new temporary folder and start it; ``ServerUnavailable`` if not."""
+    def start(cls, *, durable: bool = False) -> PostgresServer:
+        """Make a cluster in a new temporary folder and start it; ``ServerUnavailable`` if not.
+
+        ``durable``: commits reach the disk (``fsync`` on), as a production server's do.
+        """
         bindir = find_bindir()
         # /tmp: short enough for the socket path, and open to the unprivileged user.
         root = Path(tempfile.mkdtemp(prefix="newsletter-pg-", dir="/tmp"))
@@ -87,7 +94,7 @@ class PostgresServer:
                 "--no-locale", "--no-sync", "--no-instructions",
             )  # fmt: skip
             with (server.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
-                conf.write(SETTINGS.format(socket=root))
+                conf.write(SETTINGS.format(socket=root) + ("" if durable else UNSAFE))
             server.resume()
             with server.connect("postgres") as admin:
                 admin.execute(f"CREATE DATABASE {DATABASE}")

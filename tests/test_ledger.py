@@ -319,3 +319,22 @@ def test_start_records_how_many_the_send_sets_out_to_reach(state: StateBackend, 
         old = ledger.edition("old")
         assert old is not None
         assert (old.recipients, old.not_attempted) == (None, None)
+
+
+def test_a_recipient_written_twice_in_one_group_lands_as_two_writes(
+    state: StateBackend, db: Path
+) -> None:
+    with state.open_ledger(db) as ledger:
+        ledger.start("e1", "S")
+        ledger.claim("e1", "a@example.org", "<1@x>", wait=False)
+        ledger.claim("e1", "b@example.org", "<2@x>", wait=False)
+        ledger.claim("e1", "A@example.org", "<3@x>", wait=False)  # the same recipient again
+        ledger.finish("e1", "b@example.org", "deferred", "451 later")
+        ledger.finish("e1", "b@example.org", "failed", "550 gone")
+        ledger.finish("e1", "a@example.org", "deferred", "452 full")
+        ledger.flush()
+        assert peek(state, db) == {"a@example.org": "deferred", "b@example.org": "failed"}
+        assert sorted(ledger.failures("e1")) == [
+            ("a@example.org", "deferred", "452 full"),
+            ("b@example.org", "failed", "550 gone"),
+        ]

@@ -107,6 +107,25 @@ def test_senders_claim_the_list_in_order_in_batches(place: PostgresUrl) -> None:
     assert (status.recipients, status.counts["pending"], status.not_attempted) == (10, 10, 0)
 
 
+def test_recipients_given_back_behind_a_senders_place_are_still_claimed(
+    place: PostgresUrl,
+) -> None:
+    with shared(place, 10) as crew:
+        first, second = crew.join(EDITION, 30), crew.join(EDITION, 30)
+        assert [s.line for s in crew.claim(EDITION, first, 4, "resend").subscribers] == [1, 2, 3, 4]
+        with openers.open_crew(place) as other:  # another process
+            assert [s.line for s in other.claim(EDITION, second, 3, "resend").subscribers] == [
+                5,
+                6,
+                7,
+            ]
+            other.tidy(EDITION, second, "resend")  # gives 5, 6 and 7 back
+        taken = crew.claim(EDITION, first, 4, "resend").subscribers
+        taken += crew.claim(EDITION, first, 4, "resend").subscribers
+        assert sorted(s.line for s in taken) == [5, 6, 7, 8, 9, 10]
+        assert crew.claim(EDITION, first, 4, "resend").subscribers == ()
+
+
 def test_senders_claiming_at_once_never_claim_the_same_recipient(place: PostgresUrl) -> None:
     with shared(place, 200) as crew:
         workers = [crew.join(EDITION, 30) for _ in range(4)]

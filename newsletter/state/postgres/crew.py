@@ -5,9 +5,11 @@ a ``pending`` ledger row for each recipient, numbered by its place in the list. 
 sender registers in ``send_workers`` and renews its lease there; leases run on the
 server's clock, so the hosts' clocks do not matter. A sender claims its next
 recipients in list order with ``FOR UPDATE SKIP LOCKED``, so senders never wait for
-each other nor claim the same row: a claimed row names its sender (``worker``) and
-stays ``pending`` until the sender marks it ``in_flight`` through its ledger, before
-the message data goes out (``newsletter.state.postgres.ledger``).
+each other nor claim the same row. It looks past the last place it claimed (an index
+range, however much of the list is done), and from the top again when that finds too
+few or when recipients were just handed back from a sender gone. A claimed row names
+its sender (``worker``) and stays ``pending`` until the sender marks it ``in_flight``
+through its ledger, before the message data goes out (``newsletter.state.postgres.ledger``).
 
 A claim also does two checks in the same transaction: senders whose lease ran out are
 marked ``lost`` and their rows go back to everyone (those in flight only under the
@@ -76,7 +78,7 @@ _LIST_ROWS = """
     ORDER BY l.email_key, l.position
     ON CONFLICT (edition_id, email) DO UPDATE SET position = excluded.position
 """
-_NEVER_TRIED = "state = 'pending' AND worker IS NULL"
+_NEVER_TRIED = "state = 'pending' AND worker IS NULL AND position > %(after)s"
 _DEFERRED_BEFORE = "state = 'deferred' AND COALESCE(worker, 0) < %(w)s"
 
 _OUTSTANDING = f"""
@@ -125,6 +127,7 @@ class PostgresCrew:
     def __init__(self, url: str, patience: float = 0.0) -> None:
         self._url = url
         self._db = Resilient(url, connect(url), patience)
+        self._after: dict[str, int] = {}  # per edition: the last place this crew claimed
 
     def _run(self, what: str, work: Callable[[Connection], T], *, again: bool = True) -> T:
         try:
@@ -163,6 +166,9 @@ class PostgresCrew:
                         key = normalize_email(s.email)
                         copy.write_row((edition_id, position, key, s.email, s.name, fields, s.line))
                 cursor.execute(_LIST_ROWS, {"e": edition_id, "t": _stamp()})
+                # Fresh statistics, so that claims walk the list's index in order rather
+                # than sort what the planner would take for a handful of rows.
+                cursor.execute("ANALYZE ledger_recipients, send_list")
                 row = cursor.execute(
                     "UPDATE ledger_editions SET recipients ="
                     " (SELECT COUNT(*) FROM ledger_recipients WHERE edition_id = %s)"
@@ -214,6 +220,7 @@ class PostgresCrew:
                 (state, *_counts(counts), worker),
             ).fetchone()
             if row is not None:
+                self._after.pop(str(row[0]), None)
                 _give_back(conn, str(row[0]), worker, in_flight)
 
         self._run("cannot write to", end)
@@ -231,12 +238,19 @@ class PostgresCrew:
         def take(conn: Connection) -> Claimed:
             if not _sending(conn, edition_id):
                 return Claimed(())
-            _reclaim(conn, edition_id, in_flight)
+            given_back = _reclaim(conn, edition_id, in_flight)
+            after = 0 if given_back else self._after.get(edition_id, 0)
             if not _live(conn, worker):
                 return Claimed((), lost=True)
             params = {"e": edition_id, "w": worker, "t": _stamp(), "n": limit, "why": SUPPRESSED}
-            rows = conn.execute(_PICK.format(which=_NEVER_TRIED), params).fetchall()
+            pick = _PICK.format(which=_NEVER_TRIED)
+            rows = conn.execute(pick, params | {"after": after}).fetchall()
             taken = [row[0] for row in rows if row[0] is not None]
+            if len(taken) < limit and after:  # what was given back before the last place
+                params["n"] = limit - len(taken)
+                rows += conn.execute(pick, params | {"after": 0}).fetchall()
+                taken = [row[0] for row in rows if row[0] is not None]
+            self._after[edition_id] = max(taken, default=0)
             if len(taken) < limit:
                 params["n"] = limit - len(taken)
                 more = conn.execute(_PICK.format(which=_DEFERRED_BEFORE), params).fetchall()
@@ -254,6 +268,7 @@ class PostgresCrew:
         """
 
         def tidy(conn: Connection) -> None:
+            self._after.pop(edition_id, None)
             _give_back(conn, edition_id, worker, in_flight)
             if in_flight == "resend":
                 conn.execute(
@@ -331,13 +346,14 @@ def _sending(conn: Connection, edition_id: str) -> bool:
     return row is not None
 
 
-def _reclaim(conn: Connection, edition_id: str, in_flight: str) -> None:
+def _reclaim(conn: Connection, edition_id: str, in_flight: str) -> bool:
     """Mark the senders whose lease ran out ``lost``; give back what senders gone hold.
 
     Gone: lost now or before, or ended (a sender that ended gave its rows back, but one
     that was taken for dead may have claimed a last batch as it was being marked).
+    True if a recipient was given back.
     """
-    conn.execute(
+    given = conn.execute(
         """WITH lapsed AS (
                UPDATE send_workers SET state = 'lost'
                WHERE edition_id = %(e)s AND state = 'sending' AND lease_until < now()
@@ -348,16 +364,18 @@ def _reclaim(conn: Connection, edition_id: str, in_flight: str) -> None:
            )
            UPDATE ledger_recipients AS r SET worker = NULL, state = 'pending', updated = %(t)s
            FROM gone WHERE r.edition_id = %(e)s AND r.worker = gone.id
-             AND r.state = ANY(%(states)s)""",
+             AND r.state IN ('pending', 'in_flight') AND r.state = ANY(%(states)s)""",
         {"e": edition_id, "t": _stamp(), "states": _given_back(in_flight)},
     )
+    return given.rowcount > 0
 
 
 def _give_back(conn: Connection, edition_id: str, worker: int, in_flight: str) -> None:
     """Give back the sender's rows not tried yet (and under ``resend`` those in flight)."""
     conn.execute(
         "UPDATE ledger_recipients SET worker = NULL, state = 'pending', updated = %s"
-        " WHERE edition_id = %s AND worker = %s AND state = ANY(%s)",
+        " WHERE edition_id = %s AND worker = %s AND state IN ('pending', 'in_flight')"
+        " AND state = ANY(%s)",  # the first test is the index's (``ledger_recipients_held``)
         (_stamp(), edition_id, worker, _given_back(in_flight)),
     )
 

@@ -2,12 +2,14 @@
 
 The states, the crash guarantee and the in-flight policy: ``newsletter.state.api.Ledger``.
 Here a commit is durable when it returns (``synchronous_commit = on`` on the session),
-and the writes are committed in groups (``newsletter.state.commits``), each run of
-one statement sent as one batch. The tables are the ``ledger_`` ones of the shared
-state database. A ``PostgresLedger`` may be shared by threads; they take turns on its
-one connection. When the server goes away, a batch is committed again on a new
-session (``resilient``): every write here may land twice (a claim then counts one
-attempt more).
+and the writes are committed in groups (``newsletter.state.commits``): a run of
+claims or of outcomes in a group is one set-based statement over arrays
+(``unnest``), each run of another statement one batch, all of a group sent in one
+pipeline, so a group costs the server a few statements and one flush to disk. The
+tables are the ``ledger_`` ones of the shared state database. A ``PostgresLedger`` may
+be shared by threads; they take turns on its one connection. When the server goes
+away, a batch is committed again on a new session (``resilient``): every write here
+may land twice (a claim then counts one attempt more).
 
 The ledger of a sender that shares an edition (``member``) writes only the rows that
 sender claimed (``newsletter.state.postgres.crew``): once its lease has lapsed and
@@ -33,6 +35,30 @@ from newsletter.state.postgres.resilient import Connection, Resilient
 from newsletter.state.reads import LedgerReads
 from newsletter.state.sharing import Membership
 
+# The claims and outcomes of a group at once: the same writes, one array per parameter.
+_CLAIMS = "unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
+_OUTCOMES = "unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+_UPSERT_ALL = """
+    INSERT INTO ledger_recipients ({columns})
+    SELECT {values} FROM {arrays} AS v ({names})
+    ON CONFLICT (edition_id, email) DO UPDATE SET {changes}
+"""
+_CLAIM_ALL = _UPSERT_ALL.format(
+    columns="edition_id, email, message_id, state, attempts, reply, updated",
+    values="v.edition_id, v.email, v.message_id, 'in_flight', 1, '', v.updated",
+    arrays=_CLAIMS,
+    names="edition_id, email, message_id, updated",
+    changes="""message_id = excluded.message_id, state = 'in_flight',
+        attempts = ledger_recipients.attempts + 1, reply = '', updated = excluded.updated""",
+)
+_FINISH_ALL = _UPSERT_ALL.format(
+    columns="edition_id, email, state, reply, updated",
+    values="v.edition_id, v.email, v.state, v.reply, v.updated",
+    arrays=_OUTCOMES,
+    names="edition_id, email, state, reply, updated",
+    changes="state = excluded.state, reply = excluded.reply, updated = excluded.updated",
+)
+
 _SQL = LedgerStatements(
     start="""
     INSERT INTO ledger_editions (edition_id, subject, started, recipients)
@@ -42,29 +68,13 @@ _SQL = LedgerStatements(
                        ELSE ledger_editions.subject END,
         recipients = COALESCE(excluded.recipients, ledger_editions.recipients)
 """,
-    claim="""
-    INSERT INTO ledger_recipients (edition_id, email, message_id, state, attempts, reply, updated)
-    VALUES (%s, %s, %s, 'in_flight', 1, '', %s)
-    ON CONFLICT (edition_id, email) DO UPDATE SET
-        message_id = excluded.message_id,
-        state = 'in_flight',
-        attempts = ledger_recipients.attempts + 1,
-        reply = '',
-        updated = excluded.updated
-""",
+    claim=_CLAIM_ALL,
     release="""
     UPDATE ledger_recipients
     SET state = 'pending', attempts = GREATEST(attempts - 1, 0), updated = %s
     WHERE edition_id = %s AND email = %s AND state = 'in_flight'
 """,
-    finish="""
-    INSERT INTO ledger_recipients (edition_id, email, state, reply, updated)
-    VALUES (%s, %s, %s, %s, %s)
-    ON CONFLICT (edition_id, email) DO UPDATE SET
-        state = excluded.state,
-        reply = excluded.reply,
-        updated = excluded.updated
-""",
+    finish=_FINISH_ALL,
 )
 
 
@@ -80,7 +90,7 @@ def _member_sql(worker: int) -> LedgerStatements:
         attempts = ledger_recipients.attempts + 1,
         reply = '',
         updated = v.updated
-    FROM (VALUES (%s, %s, %s, %s)) AS v (edition_id, email, message_id, updated)
+    FROM {_CLAIMS} AS v (edition_id, email, message_id, updated)
     WHERE ledger_recipients.edition_id = v.edition_id AND ledger_recipients.email = v.email
       AND {mine}
 """,  # noqa: S608 - a number
@@ -91,11 +101,26 @@ def _member_sql(worker: int) -> LedgerStatements:
 """,  # noqa: S608 - a number
         finish=f"""
     UPDATE ledger_recipients SET state = v.state, reply = v.reply, updated = v.updated
-    FROM (VALUES (%s, %s, %s, %s, %s)) AS v (edition_id, email, state, reply, updated)
+    FROM {_OUTCOMES} AS v (edition_id, email, state, reply, updated)
     WHERE ledger_recipients.edition_id = v.edition_id AND ledger_recipients.email = v.email
       AND {mine}
 """,  # noqa: S608 - a number
     )
+
+
+def _once_each(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    """Split claims or outcomes, in order, into parts naming each recipient at most once."""
+    part: list[tuple[Any, ...]] = []
+    seen: set[tuple[Any, Any]] = set()
+    for row in rows:
+        key = (row[0], row[1])  # edition_id, email
+        if key in seen:
+            yield part
+            part, seen = [], set()
+        part.append(row)
+        seen.add(key)
+    if part:
+        yield part
 
 
 HINT = "check that the PostgreSQL server is running and reachable"
@@ -140,7 +165,9 @@ class PostgresLedger(LedgerWrites, LedgerReads):
                 f"{mask_url(self._url)}: the delivery ledger is already closed"
             ),
         )
-        super().__init__(_SQL if member is None else _member_sql(member.worker), commits)
+        statements = _SQL if member is None else _member_sql(member.worker)
+        super().__init__(statements, commits)
+        self._set_based = {statements.claim, statements.finish}
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
@@ -151,12 +178,22 @@ class PostgresLedger(LedgerWrites, LedgerReads):
             raise _error(self._url, action, err) from err
 
     def _transaction(self, writes: Sequence[Write]) -> None:
-        """Apply ``writes`` in one durable transaction, each run of one statement as a batch."""
+        """Apply ``writes`` in one durable transaction, sent as one pipeline.
+
+        A run of claims or of outcomes is one statement over arrays (a recipient at most
+        once in each, so that each write lands as it would alone); a run of another
+        statement is one batch.
+        """
 
         def apply(conn: Connection) -> None:
-            with conn.cursor() as cursor:
+            with conn.pipeline(), conn.cursor() as cursor:
                 for sql, run in groupby(writes, key=lambda write: write[0]):
-                    cursor.executemany(sql, [params for _, params in run])
+                    rows = [params for _, params in run]
+                    if sql not in self._set_based:
+                        cursor.executemany(sql, rows)
+                        continue
+                    for part in _once_each(rows):
+                        cursor.execute(sql, [list(column) for column in zip(*part, strict=True)])
 
         self._db.run(apply)
 

@@ -230,11 +230,26 @@ def _shared_sends(conn: Connection) -> None:
         conn.execute(statement)
 
 
+def _held_while_open(conn: Connection) -> None:
+    """5: the index of the rows a sender holds keeps only those not done yet.
+
+    A row keeps its sender once it is done; an index of every row with a sender made
+    each claim (which looks for the rows of senders gone) read the whole part of the
+    list already sent.
+    """
+    conn.execute("DROP INDEX ledger_recipients_held")
+    conn.execute(
+        "CREATE INDEX ledger_recipients_held ON ledger_recipients (edition_id, worker)"
+        " WHERE worker IS NOT NULL AND state IN ('pending', 'in_flight')"
+    )
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_tables,
     _recipient_count,
     _suppressions_and_members,
     _shared_sends,
+    _held_while_open,
 )
 LATEST = len(MIGRATIONS)
 
