@@ -24,8 +24,9 @@ from newsletter.delivery.crew import BATCH_PER_CONNECTION, MIN_BATCH
 from newsletter.delivery.lease import Lease
 from newsletter.delivery.smtp.pool import CLAIM_AHEAD, UNRECORDED
 from newsletter.models import Digest, Edition, Subscriber
-from newsletter.state.api import Crew, Ledger
+from newsletter.state.api import Ledger
 from newsletter.state.openers import open_crew, open_editions, open_ledger
+from newsletter.state.sharing import Crew
 
 Params = dict[str, Any]
 EDITION = "2026-03-04-benchshared"
