@@ -17,16 +17,15 @@ to the cores it has.
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import workload
 from harness import HERE, NOW, Child, Row, Sink, finish_stage, load, median_row, remove, settle
 from harness import start_stage as start
-from workload import HEADER, rows
 
 sys.path.insert(0, str(HERE.parent / "tests"))
 from pg_server import PostgresServer
@@ -122,27 +121,6 @@ def limit(span: float, senders: float, used: dict[str, float]) -> str:
     return ", ".join(f"{k} {c:.2f} cores" for c, k in reversed(cores))
 
 
-def ascii_list(path: Path, count: int) -> Path:
-    """Write the bench list without its internationalized domains (``count`` active rows).
-
-    A sender sharing an edition does not finish a list with such domains yet: it claims
-    the stored address, but the pool's ledger writes name the ASCII (IDNA) form, so
-    those recipients stay ``pending`` and are sent again round after round.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    kept = (r for r in rows(count * 2) if r.email.isascii())
-    with path.open("w", encoding="utf-8", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(HEADER)
-        made = 0
-        for row in kept:
-            writer.writerow(row)
-            made += row.status == "active"
-            if made == count:
-                break
-    return path
-
-
 class Scale:
     """Run the scale measurements with one durable PostgreSQL server; rows go to ``add``."""
 
@@ -156,7 +134,7 @@ class Scale:
 
     def run(self, ledger_count: int, send_count: int, repeat: int, sink: str) -> None:
         """The ledger runs, then the full sends; each measured ``repeat`` times, interleaved."""
-        listed = ascii_list(self.work / "list.csv", send_count)
+        listed = workload.write_subscribers(self.work / "list.csv", send_count)
         server = PostgresServer.start(durable=True)
         try:
             self.say(f"  PostgreSQL (fsync on) in {server.root}")

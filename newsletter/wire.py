@@ -161,6 +161,13 @@ def _address_problem(address: str) -> str | None:
     return None
 
 
+def ascii_domain(domain: str) -> str:
+    """Return ``domain`` in ASCII (IDNA, UTS 46); raise ``idna.IDNAError`` if it is not valid."""
+    if domain.isascii():
+        return domain
+    return idna.encode(domain, uts46=True).decode("ascii")
+
+
 def header_address(address: str) -> str:
     """Return ``address`` with its domain in ASCII (IDNA); raise ``ValueError`` if unusable."""
     problem = _address_problem(address)
@@ -170,10 +177,9 @@ def header_address(address: str) -> str:
     if domain.isascii():
         return address
     try:
-        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+        return f"{local}@{ascii_domain(domain)}"
     except idna.IDNAError as err:
         raise ValueError(f"its domain is not a valid internationalized name ({err})") from err
-    return f"{local}@{ascii_domain}"
 
 
 def mailbox(name: str, address: str) -> list[str]:

@@ -307,6 +307,28 @@ def test_a_suppression_added_mid_send_is_honoured(shared: Shared) -> None:
     )
 
 
+def test_readers_at_internationalized_domains_are_mailed_once_and_the_send_ends(
+    shared: Shared,
+) -> None:
+    """The list names the domain in Unicode, the wire in ASCII: one reader, one ledger row."""
+    listed = shared.config.parent / "subscribers.csv"
+    rows = listed.read_text(encoding="utf-8").splitlines()
+    rows[-2:] = ["zoë@bücher.example,Zoë", "Ana@Bücher.Example,Ana"]
+    listed.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with openers.open_suppressions(shared.place) as suppressions:
+        suppressions.add("ana@xn--bcher-kva.example", "unsubscribe", "one-click")
+    sender = shared.start(name="idn")
+    shared.server.release()
+    assert finish(sender) == 0, logs(shared)
+    got = shared.server.per_recipient()
+    assert got["zoë@xn--bcher-kva.example"] == 1
+    assert not any("ana@" in address.lower() for address in got)  # suppressed in either form
+    assert set(got.values()) == {1}
+    assert len(got) == shared.people - 1
+    assert set(shared.ledger().values()) == {"sent"}
+    assert shared.edition_status() == "done"
+
+
 def test_shard_is_refused_when_the_senders_share_the_state(shared: Shared) -> None:
     sender = shared.start("send", "--now", SAMPLE_NOW, "--yes", "--shard", "1/2", name="shard")
     assert finish(sender) == 2

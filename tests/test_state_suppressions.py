@@ -90,6 +90,20 @@ def test_a_group_with_a_bad_reason_writes_nothing(state: StateBackend, tmp_path:
         assert suppressions.count() == 0
 
 
+def test_an_internationalized_domain_is_one_reader_in_either_form(
+    state: StateBackend, tmp_path: Path
+) -> None:
+    db = tmp_path / "state.sqlite3"
+    with state.open_suppressions(db) as suppressions:
+        assert suppressions.add("Ana@Bücher.example", "unsubscribe", "one-click", at=AT)
+        assert not suppressions.add("ana@xn--bcher-kva.example", "bounce", "bounces")
+        assert suppressions.among(["ANA@xn--bcher-kva.example", "ana@bücher.example"]) == {
+            "ana@xn--bcher-kva.example"
+        }
+        _, keys = suppressions.changes(0)
+        assert keys == {"ana@xn--bcher-kva.example"}  # as a send names its recipient
+
+
 def test_the_list_answers_which_addresses_are_suppressed(
     state: StateBackend, tmp_path: Path
 ) -> None:
@@ -282,7 +296,7 @@ def test_changes_read_again_behind_the_cursor_for_late_commits(
                 (STAMP,),
             )
             suppressions.add("fast@example.org", "unsubscribe", "web")
-            cursor, keys = suppressions.changes(0)
+            _, keys = suppressions.changes(0)
             assert "slow@example.org" not in keys
             assert "fast@example.org" in keys
             slow.commit()

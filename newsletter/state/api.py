@@ -11,6 +11,7 @@ crash guarantee included (see ``Ledger``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from newsletter.models import Edition
+from newsletter.wire import ascii_domain
 
 # --------------------------------------------------------------------------- records
 
@@ -30,8 +32,19 @@ MAX_REPLY = 2000  # characters of a server's reply the ledger keeps
 
 
 def normalize_email(email: str) -> str:
-    """Return the ledger's key for an address: trimmed and casefolded."""
-    return email.strip().casefold()
+    """Return the state's key for an address: trimmed, its domain in ASCII, casefolded.
+
+    A send writes the ledger under the address as it goes on the wire (the domain in
+    IDNA, ``wire.header_address``), a stored list or a suppression under the address as
+    the list has it: one key for both, so ``bücher.example`` and ``xn--bcher-kva.example``
+    are one reader everywhere. A domain that is not a valid name is kept as it is.
+    """
+    text = email.strip()
+    local, at, domain = text.rpartition("@")
+    if at and not domain.isascii():
+        with contextlib.suppress(ValueError):  # not a valid name (IDNAError): kept as it is
+            text = f"{local}@{ascii_domain(domain)}"
+    return text.casefold()
 
 
 @dataclass(frozen=True)
