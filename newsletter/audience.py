@@ -145,19 +145,28 @@ def _test_copy(address: str, reach: Reach, held: Held) -> Iterator[Subscriber]:
     yield Subscriber(email=address, name="", line=0)
 
 
-def _everyone(audience: Audience, reach: Reach, held: Held) -> Iterator[Subscriber]:
-    """The list's active subscribers, then the members not on it; the suppressed left out."""
-    shard, suppressed = audience.shard, held.suppressed
+def _list_then_members(
+    audience: Audience, reach: Reach, held: Held
+) -> Iterator[tuple[str, Subscriber, bool]]:
+    """The list's active subscribers, then the members not on it: key, subscriber, member."""
     pending = {normalize_email(m.email): m for m in held.members}
-    candidates = unsuppressed = 0  # whoever would be mailed, in any shard
     listed = read_subscribers(
         audience.subscribers_path, scan=reach.scan, include_inactive=True, allow_empty=True
     )
     for subscriber in listed:
         key = normalize_email(subscriber.email)
         pending.pop(key, None)  # on the list: the list's row (and status) wins
-        if not subscriber.active:
-            continue
+        if subscriber.active:
+            yield key, subscriber, False
+    for key, member in pending.items():
+        yield key, Subscriber(email=member.email, name=member.name, line=0), True
+
+
+def _everyone(audience: Audience, reach: Reach, held: Held) -> Iterator[Subscriber]:
+    """The list's active subscribers, then the members not on it; the suppressed left out."""
+    shard, suppressed = audience.shard, held.suppressed
+    candidates = unsuppressed = 0  # whoever would be mailed, in any shard
+    for key, subscriber, member in _list_then_members(audience, reach, held):
         candidates += 1
         mine = in_shard(subscriber.email, shard)
         if key in suppressed:
@@ -165,19 +174,9 @@ def _everyone(audience: Audience, reach: Reach, held: Held) -> Iterator[Subscrib
             continue
         unsuppressed += 1
         if mine:
+            reach.members += member
             reach.mailed += 1
             yield subscriber
-    for key, member in pending.items():
-        candidates += 1
-        mine = in_shard(member.email, shard)
-        if key in suppressed:
-            reach.suppressed += mine
-            continue
-        unsuppressed += 1
-        if mine:
-            reach.members += 1
-            reach.mailed += 1
-            yield Subscriber(email=member.email, name=member.name, line=0)
     if not unsuppressed:
         raise SubscriberError(_nobody(reach, candidates))
 
