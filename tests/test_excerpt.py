@@ -48,6 +48,14 @@ def test_one_long_word_is_cut_inside_it() -> None:
     assert cut_summary("<p>" + "x" * 50 + "</p>", 11) == "<p>" + "x" * 10 + "…</p>"
 
 
+def test_the_ellipsis_never_sits_in_an_element_left_empty() -> None:
+    link = '<a href="https://x.example/?a=1&amp;b=2" rel="noopener">'
+    fragment = f"{link}&lt;&lt;&lt;&lt;<p></p></a>{link}</a>"  # over the markup budget
+    cut = cut_summary(fragment, 5)
+    assert cut == f"{link}&lt;&lt;&lt;&lt;…</a>"
+    assert plain_text(cut) == "<<<<…"
+
+
 def test_markup_without_much_text_is_cut_too() -> None:
     empty = "<p></p>" * 5000 + "<p>text</p>"
     cut = cut_summary(clean_html(empty), 100)

@@ -110,18 +110,27 @@ class _Cutter(HTMLParser):
     def finish(self) -> None:
         """End the copy: drop tags left empty, put an ellipsis after the last word, close."""
         pieces = self.pieces
-        while pieces and pieces[-1][0] == _START:
-            piece = pieces.pop()[1]
-            if self.open and piece.startswith(f"<{self.open[-1]}"):
-                self.open.pop()
-        closing: list[str] = []
-        while pieces and pieces[-1][0] == _END:
-            closing.insert(0, pieces.pop()[1])
+        closing: list[str] = []  # end tags copied after the last word, kept after the ellipsis
+        while pieces and pieces[-1][0] != _TEXT:
+            kind, piece = pieces.pop()
+            if kind == _END:
+                closing.insert(0, piece)
+                continue
+            tag = _tag(piece)
+            if closing and closing[0] == f"</{tag}>":
+                closing.pop(0)  # an element left empty (closed): dropped whole
+            elif self.open and self.open[-1] == tag:
+                self.open.pop()  # an element opened last, still empty: dropped
         # the text is escaped by now: a ";" may end an entity such as &amp;
         body = "".join(piece for _, piece in pieces).rstrip(_TRAILING.replace(";", ""))
         tail = "".join(f"</{name}>" for name in reversed(self.open))
         self.result = body + ELLIPSIS + "".join(closing) + tail
         raise _Stop
+
+
+def _tag(start: str) -> str:
+    """The name of the element an opening tag such as ``<a href="…">`` opens."""
+    return start[1:].split(">", 1)[0].split(" ", 1)[0]
 
 
 def cut_summary(fragment: str, limit: int) -> str:
