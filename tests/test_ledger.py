@@ -338,3 +338,27 @@ def test_a_recipient_written_twice_in_one_group_lands_as_two_writes(
             ("a@example.org", "deferred", "452 full"),
             ("b@example.org", "failed", "550 gone"),
         ]
+
+
+def test_interleaved_claims_and_outcomes_land_in_the_order_queued(
+    state: StateBackend, db: Path
+) -> None:
+    with state.open_ledger(db) as ledger:
+        ledger.start("e1", "S")
+        for n in range(6):  # a pool's traffic: the next claim, then the last outcome
+            ledger.claim("e1", f"r{n}@example.org", f"<{n}@x>", wait=False)
+            if n:
+                ledger.finish("e1", f"r{n - 1}@example.org", "sent", "250 ok")
+        ledger.finish("e1", "r5@example.org", "deferred", "451 later")
+        ledger.claim("e1", "R5@example.org", "<6@x>", wait=False)  # tried again at once
+        ledger.finish("e1", "r0@example.org", "failed", "550 a late bounce")
+        ledger.flush()
+        assert peek(state, db) == {
+            **{f"r{n}@example.org": "sent" for n in range(1, 5)},
+            "r0@example.org": "failed",
+            "r5@example.org": "in_flight",
+        }
+        assert ledger.failures("e1") == [
+            ("r0@example.org", "failed", "550 a late bounce"),
+            ("r5@example.org", "in_flight", ""),
+        ]

@@ -162,6 +162,15 @@ class LedgerStatements:
     release: str  # updated, edition_id, email
     finish: str  # edition_id, email, state, reply, updated
 
+    def row(self, write: Write) -> tuple[Any, ...]:
+        """The row a write changes: its edition's, or a recipient's of an edition."""
+        sql, params = write
+        if sql == self.start:
+            return (params[0],)
+        if sql == self.release:
+            return (params[1], params[2])
+        return (params[0], params[1])
+
 
 def _now() -> str:
     return to_stamp(now_utc())

@@ -2,10 +2,11 @@
 
 The states, the crash guarantee and the in-flight policy: ``newsletter.state.api.Ledger``.
 Here a commit is durable when it returns (``synchronous_commit = on`` on the session),
-and the writes are committed in groups (``newsletter.state.commits``): a run of
-claims or of outcomes in a group is one set-based statement over arrays
-(``unnest``), each run of another statement one batch, all of a group sent in one
-pipeline, so a group costs the server a few statements and one flush to disk. The
+and the writes are committed in groups (``newsletter.state.commits``): the claims
+of a group are one set-based statement over arrays (``unnest``), and so are its
+outcomes (more only when it names a recipient twice), the begin, the statements and
+the commit sent in one pipeline, so a group costs the server a few statements, one
+round trip and one flush to disk. The
 tables are the ``ledger_`` ones of the shared state database. A ``PostgresLedger`` may
 be shared by threads; they take turns on its one connection. When the server goes
 away, a batch is committed again on a new session (``resilient``): every write here
@@ -19,9 +20,8 @@ data goes out (``settle``), it makes sure the lease still holds (``Membership.ho
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import groupby
 from types import TracebackType
 from typing import Any
 
@@ -108,19 +108,24 @@ def _member_sql(worker: int) -> LedgerStatements:
     )
 
 
-def _once_each(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
-    """Split claims or outcomes, in order, into parts naming each recipient at most once."""
-    part: list[tuple[Any, ...]] = []
-    seen: set[tuple[Any, Any]] = set()
-    for row in rows:
-        key = (row[0], row[1])  # edition_id, email
-        if key in seen:
-            yield part
-            part, seen = [], set()
-        part.append(row)
-        seen.add(key)
-    if part:
-        yield part
+def _in_rounds(
+    writes: Sequence[Write], key: Callable[[Write], tuple[Any, ...]]
+) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The writes as statements: per round, each statement once with all its rows.
+
+    A write's round is how many writes before it name the same row (``key``), so each
+    row is named at most once in a round and its writes land in the order queued.
+    Writes to different rows do not depend on each other, so a round may run them in
+    any order: each statement's rows together, in the order the statements first came.
+    """
+    seen: dict[tuple[Any, ...], int] = {}
+    rounds: dict[tuple[int, str], list[tuple[Any, ...]]] = {}
+    for write in writes:
+        row = key(write)
+        number = seen.get(row, 0)
+        seen[row] = number + 1
+        rounds.setdefault((number, write[0]), []).append(write[1])
+    return [(sql, rows) for (_, sql), rows in sorted(rounds.items(), key=lambda i: i[0][0])]
 
 
 HINT = "check that the PostgreSQL server is running and reachable"
@@ -180,22 +185,20 @@ class PostgresLedger(LedgerWrites, LedgerReads):
     def _transaction(self, writes: Sequence[Write]) -> None:
         """Apply ``writes`` in one durable transaction, sent as one pipeline.
 
-        A run of claims or of outcomes is one statement over arrays (a recipient at most
-        once in each, so that each write lands as it would alone); a run of another
-        statement is one batch.
+        Per round (``_in_rounds``) the claims are one statement over arrays, and so are
+        the outcomes (so that each write lands as it would alone); another statement is
+        one batch.
         """
 
         def apply(conn: Connection) -> None:
-            with conn.pipeline(), conn.cursor() as cursor:
-                for sql, run in groupby(writes, key=lambda write: write[0]):
-                    rows = [params for _, params in run]
-                    if sql not in self._set_based:
+            with conn.cursor() as cursor:
+                for sql, rows in _in_rounds(writes, self._sql.row):
+                    if sql in self._set_based:
+                        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+                    else:
                         cursor.executemany(sql, rows)
-                        continue
-                    for part in _once_each(rows):
-                        cursor.execute(sql, [list(column) for column in zip(*part, strict=True)])
 
-        self._db.run(apply)
+        self._db.run(apply, pipeline=True)
 
     def settle(self, ticket: int) -> None:
         """Return once the write with this ticket (and every one before it) is committed.

@@ -43,12 +43,19 @@ class Resilient:
         self._closed = False
 
     def run(
-        self, work: Callable[[Connection], T], *, transaction: bool = True, again: bool = True
+        self,
+        work: Callable[[Connection], T],
+        *,
+        transaction: bool = True,
+        again: bool = True,
+        pipeline: bool = False,
     ) -> T:
         """Run ``work`` (in one transaction unless told not to), again after a lost server.
 
         Work that cannot run twice (it consumes a stream) says ``again=False``: it fails
-        with the first lost server, and the next work reconnects.
+        with the first lost server, and the next work reconnects. Work that reads no
+        result before its end says ``pipeline``: the transaction's begin, its statements
+        and its commit then reach the server in one go.
         """
         with self._lock:
             deadline: float | None = None
@@ -58,6 +65,9 @@ class Resilient:
                     conn = self._session()
                     if not transaction:
                         return work(conn)
+                    if pipeline:
+                        with conn.pipeline(), conn.transaction():
+                            return work(conn)
                     with conn.transaction():
                         return work(conn)
                 except psycopg.OperationalError as err:
