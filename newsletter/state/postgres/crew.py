@@ -65,8 +65,9 @@ _PICK = """
           AND NOT EXISTS (SELECT 1 FROM suppressions AS s WHERE s.email_key = p.email)
         RETURNING r.position
     )
-    SELECT position FROM taken
-    UNION ALL SELECT NULL FROM barred
+    SELECT t.position, l.email, l.name, l.fields, l.line
+    FROM taken AS t JOIN send_list AS l ON l.edition_id = %(e)s AND l.position = t.position
+    UNION ALL SELECT NULL, NULL, NULL, NULL, NULL FROM barred
 """
 # A pending ledger row for each new recipient of a stored list; the others keep theirs.
 _LIST_ROWS = """
@@ -236,27 +237,26 @@ class PostgresCrew:
         """
 
         def take(conn: Connection) -> Claimed:
-            if not _sending(conn, edition_id):
+            sending, given_back, live = _look(conn, edition_id, worker, in_flight)
+            if not sending:
                 return Claimed(())
-            given_back = _reclaim(conn, edition_id, in_flight)
-            after = 0 if given_back else self._after.get(edition_id, 0)
-            if not _live(conn, worker):
+            if not live:
                 return Claimed((), lost=True)
+            after = 0 if given_back else self._after.get(edition_id, 0)
             params = {"e": edition_id, "w": worker, "t": _stamp(), "n": limit, "why": SUPPRESSED}
             pick = _PICK.format(which=_NEVER_TRIED)
             rows = conn.execute(pick, params | {"after": after}).fetchall()
-            taken = [row[0] for row in rows if row[0] is not None]
-            if len(taken) < limit and after:  # what was given back before the last place
-                params["n"] = limit - len(taken)
+            if len(rows) < limit and after:  # what was given back before the last place
+                params["n"] = limit - len(rows)
                 rows += conn.execute(pick, params | {"after": 0}).fetchall()
-                taken = [row[0] for row in rows if row[0] is not None]
-            self._after[edition_id] = max(taken, default=0)
-            if len(taken) < limit:
-                params["n"] = limit - len(taken)
-                more = conn.execute(_PICK.format(which=_DEFERRED_BEFORE), params).fetchall()
-                rows += more
-                taken += [row[0] for row in more if row[0] is not None]
-            return Claimed(_subscribers(conn, edition_id, taken), len(rows) - len(taken))
+            taken = [row for row in rows if row[0] is not None]
+            self._after[edition_id] = max((row[0] for row in taken), default=0)
+            if len(rows) < limit:
+                params["n"] = limit - len(rows)
+                rows += conn.execute(_PICK.format(which=_DEFERRED_BEFORE), params).fetchall()
+                taken = [row for row in rows if row[0] is not None]
+            taken.sort(key=lambda row: int(row[0]))
+            return Claimed(tuple(_subscriber(row) for row in taken), len(rows) - len(taken))
 
         return self._run("cannot write to", take)
 
@@ -346,28 +346,44 @@ def _sending(conn: Connection, edition_id: str) -> bool:
     return row is not None
 
 
-def _reclaim(conn: Connection, edition_id: str, in_flight: str) -> bool:
-    """Mark the senders whose lease ran out ``lost``; give back what senders gone hold.
-
-    Gone: lost now or before, or ended (a sender that ended gave its rows back, but one
-    that was taken for dead may have claimed a last batch as it was being marked).
-    True if a recipient was given back.
-    """
-    given = conn.execute(
-        """WITH lapsed AS (
-               UPDATE send_workers SET state = 'lost'
-               WHERE edition_id = %(e)s AND state = 'sending' AND lease_until < now()
-               RETURNING id
-           ), gone AS (
-               SELECT id FROM send_workers WHERE edition_id = %(e)s AND state <> 'sending'
-               UNION SELECT id FROM lapsed
-           )
-           UPDATE ledger_recipients AS r SET worker = NULL, state = 'pending', updated = %(t)s
-           FROM gone WHERE r.edition_id = %(e)s AND r.worker = gone.id
-             AND r.state IN ('pending', 'in_flight') AND r.state = ANY(%(states)s)""",
-        {"e": edition_id, "t": _stamp(), "states": _given_back(in_flight)},
+_LOOK = """
+    WITH sending AS (
+        SELECT 1 FROM archive_editions WHERE id = %(e)s AND status = 'sending'
+    ), lapsed AS (
+        UPDATE send_workers SET state = 'lost'
+        WHERE edition_id = %(e)s AND state = 'sending' AND lease_until < now()
+          AND EXISTS (SELECT 1 FROM sending)
+        RETURNING id
+    ), gone AS (
+        SELECT id FROM send_workers WHERE edition_id = %(e)s AND state <> 'sending'
+        UNION SELECT id FROM lapsed
+    ), given AS (
+        UPDATE ledger_recipients AS r SET worker = NULL, state = 'pending', updated = %(t)s
+        FROM gone WHERE r.edition_id = %(e)s AND r.worker = gone.id
+          AND r.state IN ('pending', 'in_flight') AND r.state = ANY(%(states)s)
+          AND EXISTS (SELECT 1 FROM sending)
+        RETURNING 1
     )
-    return given.rowcount > 0
+    SELECT EXISTS (SELECT 1 FROM sending),
+           EXISTS (SELECT 1 FROM given),
+           EXISTS (SELECT 1 FROM send_workers WHERE id = %(w)s AND state = 'sending')
+           AND NOT EXISTS (SELECT 1 FROM lapsed WHERE id = %(w)s)
+"""
+
+
+def _look(conn: Connection, edition_id: str, worker: int, in_flight: str) -> tuple[bool, ...]:
+    """Before a claim: is the edition sending; was a recipient given back; is the sender live.
+
+    Senders whose lease ran out are marked ``lost``, and what senders gone hold goes
+    back to everyone. Gone: lost now or before, or ended (a sender that ended gave its
+    rows back, but one taken for dead may have claimed a last batch as it was marked).
+    A statement's parts see the tables as they were before it: the sender itself may be
+    among those it marks lost.
+    """
+    params = {"e": edition_id, "w": worker, "t": _stamp(), "states": _given_back(in_flight)}
+    row = conn.execute(_LOOK, params).fetchone()
+    assert row is not None  # a SELECT without FROM gives one row
+    return tuple(bool(value) for value in row)
 
 
 def _give_back(conn: Connection, edition_id: str, worker: int, in_flight: str) -> None:
@@ -380,18 +396,10 @@ def _give_back(conn: Connection, edition_id: str, worker: int, in_flight: str) -
     )
 
 
-def _subscribers(conn: Connection, edition_id: str, positions: list[int]) -> tuple[Subscriber, ...]:
-    if not positions:
-        return ()
-    rows = conn.execute(
-        "SELECT email, name, fields, line FROM send_list"
-        " WHERE edition_id = %s AND position = ANY(%s) ORDER BY position",
-        (edition_id, positions),
-    ).fetchall()
-    return tuple(
-        Subscriber(email=email, name=name, fields=json.loads(fields), line=line)
-        for email, name, fields, line in rows
-    )
+def _subscriber(row: tuple[Any, ...]) -> Subscriber:
+    """A recipient claimed: its ``send_list`` row (position, email, name, fields, line)."""
+    _, email, name, fields, line = row
+    return Subscriber(email=email, name=name, fields=json.loads(fields), line=line)
 
 
 def _worker(row: tuple[Any, ...]) -> Worker:
