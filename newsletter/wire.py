@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import string
 
@@ -165,6 +166,12 @@ def ascii_domain(domain: str) -> str:
     """Return ``domain`` in ASCII (IDNA, UTS 46); raise ``idna.IDNAError`` if it is not valid."""
     if domain.isascii():
         return domain
+    return _idna(domain)
+
+
+@functools.lru_cache(maxsize=4096)
+def _idna(domain: str) -> str:
+    # A list has few domains, each met again and again: the ledger keys every write.
     return idna.encode(domain, uts46=True).decode("ascii")
 
 
