@@ -48,7 +48,7 @@ _LIVE = "w.state = 'sending' AND w.lease_until >= now()"
 
 _PICK = """
     WITH picked AS (
-        SELECT email FROM ledger_recipients
+        SELECT ctid, email FROM ledger_recipients
         WHERE edition_id = %(e)s AND position IS NOT NULL AND {which}
         ORDER BY position LIMIT %(n)s
         FOR UPDATE SKIP LOCKED
@@ -56,12 +56,12 @@ _PICK = """
         UPDATE ledger_recipients AS r
         SET state = 'failed', reply = %(why)s || s.reason, updated = %(t)s
         FROM picked AS p JOIN suppressions AS s ON s.email_key = p.email
-        WHERE r.edition_id = %(e)s AND r.email = p.email
+        WHERE r.ctid = p.ctid
         RETURNING r.email
     ), taken AS (
         UPDATE ledger_recipients AS r SET worker = %(w)s, updated = %(t)s
         FROM picked AS p
-        WHERE r.edition_id = %(e)s AND r.email = p.email
+        WHERE r.ctid = p.ctid
           AND NOT EXISTS (SELECT 1 FROM suppressions AS s WHERE s.email_key = p.email)
         RETURNING r.position
     )
