@@ -12,7 +12,8 @@ looks at what is left:
 - something it may claim (never tried, handed over from a sender whose lease ran out,
   deferred by a sender that started before it): another round;
 - only what live senders hold: it waits, and looks again (a sender that dies loses its
-  lease, and its recipients become claimable);
+  lease, and its recipients become claimable); soon at first, as the others are
+  most often finishing their last batches, then less and less often;
 - nothing: the edition is done; whoever sees it first marks it so.
 
 A stop or a pause ends its part (what it holds goes back to the others). A sender whose
@@ -195,6 +196,7 @@ class _Sender:
     def _work(self) -> str:
         """Rounds, waits and the end: how this sender's part ended (``SENDER_STATES``)."""
         stop = self.job.stop
+        wait = SHORT_LOOK_S  # while only live senders hold what is left; doubled each time
         while True:
             left = self.crew.outstanding(self.edition_id, self.worker, self.policy)
             if left.nothing:
@@ -206,8 +208,9 @@ class _Sender:
                 if summary.paused:
                     return "stopped" if stop.is_set() else "paused"
                 pause = 0.0 if claimed else SHORT_LOOK_S  # rows locked by a claim just now
-            else:
-                pause = self.look  # only what live senders hold: look again soon
+                wait = SHORT_LOOK_S
+            else:  # only what live senders hold: look again soon, then less often
+                pause, wait = wait, min(wait * 2, self.look)
             if pause and stop.wait(pause):
                 self.rounds.append(_stopped(self.edition_id))
                 return "stopped"
