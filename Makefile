@@ -42,9 +42,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 ## bench-scale: 1,000,000 recipients' ledger on SQLite and on a durable PostgreSQL, and
-## full sends by 1 sender (SQLite) and 1, 2 and 4 senders sharing PostgreSQL
+## full sends by 1 sender (SQLite) and 1, 2 and 4 senders sharing PostgreSQL; one run each
 bench-scale: $(STAMP)
-	$(BIN)/python bench/run.py --stages ledger,scale --ledger-count 1000000
+	$(BIN)/python bench/run.py --stages ledger,scale --ledger-count 1000000 --repeat 1
 
 clean:
 	rm -rf demo-output .pytest_cache .mypy_cache .ruff_cache build dist

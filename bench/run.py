@@ -6,7 +6,8 @@
     .venv/bin/python bench/run.py --stages smtp --repeat 1
     .venv/bin/python bench/run.py --stages ledger       # the delivery ledger alone
     .venv/bin/python bench/run.py --stages service      # one-click POSTs to the service
-    .venv/bin/python bench/run.py --stages ledger,scale --ledger-count 1000000   # make bench-scale
+    .venv/bin/python bench/run.py --stages ledger,scale --ledger-count 1000000 --repeat 1
+                                                        # make bench-scale
 
 The default run takes about 7 minutes on 2 cores and writes about 9 GB (deleted as it
 goes); each SMTP figure is the median of 3 runs.
