@@ -849,7 +849,7 @@ def report(bench: Bench, machine: dict[str, Any]) -> dict[str, Any]:
 ALL_STAGES = (
     "generate", "read", "dryrun", "dkim", "smtp", "ledger", "service", "parallel", "scale",
 )  # fmt: skip
-DEFAULT_STAGES = set(ALL_STAGES) - {"scale"}  # scale: about 20 minutes, make bench-scale
+DEFAULT_STAGES = set(ALL_STAGES) - {"scale"}  # scale: about 15 minutes, make bench-scale
 
 
 def _sizes(text: str) -> list[int]:
