@@ -6,11 +6,11 @@ and the writes are committed in groups (``newsletter.state.commits``): the claim
 of a group are one set-based statement over arrays (``unnest``), and so are its
 outcomes (more only when it names a recipient twice), the begin, the statements and
 the commit sent in one pipeline, so a group costs the server a few statements, one
-round trip and one flush to disk. The
-tables are the ``ledger_`` ones of the shared state database. A ``PostgresLedger`` may
-be shared by threads; they take turns on its one connection. When the server goes
-away, a batch is committed again on a new session (``resilient``): every write here
-may land twice (a claim then counts one attempt more).
+round trip and one flush to disk. The tables are the ``ledger_`` ones of the shared
+state database. A ``PostgresLedger`` may be shared by threads; they take turns on its
+one connection. When the server goes away, a batch is committed again on a new
+session (``resilient``): every write here may land twice (a claim then counts one
+attempt more).
 
 The ledger of a sender that shares an edition (``member``) writes only the rows that
 sender claimed (``newsletter.state.postgres.crew``): once its lease has lapsed and
