@@ -1,11 +1,18 @@
-"""The ledger's reads: the same SQL on every backend, with the backend's placeholder."""
+"""Reads that are the same SQL on every backend, with the backend's placeholder."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from newsletter.state.api import EditionStatus
-from newsletter.state.rows import LEDGER_HEAD, edition_statuses, state_counts
+from newsletter.state.api import EditionStatus, normalize_email
+from newsletter.state.lists import Suppression
+from newsletter.state.rows import (
+    LEDGER_HEAD,
+    SUPPRESSION_COLUMNS,
+    edition_statuses,
+    load_suppression,
+    state_counts,
+)
 
 
 class LedgerReads:
@@ -63,3 +70,32 @@ class LedgerReads:
         )
         found = edition_statuses(heads, counts)
         return found[0] if found else None
+
+
+class SuppressionReads:
+    """What a suppression list reads back; a backend gives its placeholder and ``_read``."""
+
+    _mark = "?"  # the backend's query placeholder
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run a read; every row."""
+        raise NotImplementedError
+
+    def get(self, email: str) -> Suppression | None:
+        """The suppression of ``email``, or None."""
+        rows = self._read(
+            f"SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE email_key = {self._mark}",  # noqa: S608
+            (normalize_email(email),),
+        )
+        return load_suppression(rows[0]) if rows else None
+
+    def all(self) -> list[Suppression]:
+        """Every suppression, oldest first."""
+        rows = self._read(
+            f"SELECT {SUPPRESSION_COLUMNS} FROM suppressions ORDER BY at, seq"  # noqa: S608
+        )
+        return [load_suppression(row) for row in rows]
+
+    def count(self) -> int:
+        """How many addresses are suppressed."""
+        return int(self._read("SELECT COUNT(*) FROM suppressions")[0][0])

@@ -22,6 +22,7 @@ from newsletter.state.api import normalize_email
 from newsletter.state.lists import Suppression, SuppressionRequest, Suppressions
 from newsletter.state.postgres.connection import connect, guard
 from newsletter.state.postgres.resilient import Connection, Resilient
+from newsletter.state.reads import SuppressionReads
 from newsletter.state.rows import (
     SUPPRESSION_COLUMNS,
     SUPPRESSION_INSERT,
@@ -33,8 +34,10 @@ from newsletter.state.tenant import Tenant
 CHANGES_WINDOW = 1000  # sequence numbers ``changes`` reads again behind its cursor
 
 
-class PostgresSuppressions(Tenant, Suppressions):
+class PostgresSuppressions(Tenant, SuppressionReads, Suppressions):
     """The ``suppressions`` table of the PostgreSQL state database (may be shared by threads)."""
+
+    _mark = "%s"
 
     def __init__(self, url: str, patience: float = 0.0) -> None:
         self._url = url
@@ -70,14 +73,6 @@ class PostgresSuppressions(Tenant, Suppressions):
             row = self._db.run(lambda conn: conn.execute(sql, key).fetchone())
         return load_suppression(row) if row else None
 
-    def get(self, email: str) -> Suppression | None:
-        """The suppression of ``email``, or None."""
-        rows = self._read(
-            f"SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE email_key = %s",  # noqa: S608
-            (normalize_email(email),),
-        )
-        return load_suppression(rows[0]) if rows else None
-
     def among(self, emails: Iterable[str]) -> set[str]:
         """The ``normalize_email`` keys of those of ``emails`` that are suppressed."""
         keys = sorted({normalize_email(email) for email in emails})
@@ -91,17 +86,6 @@ class PostgresSuppressions(Tenant, Suppressions):
         since = max(cursor - CHANGES_WINDOW, 0)
         rows = self._read("SELECT seq, email_key FROM suppressions WHERE seq > %s", (since,))
         return max((int(row[0]) for row in rows), default=cursor), {row[1] for row in rows}
-
-    def all(self) -> list[Suppression]:
-        """Every suppression, oldest first."""
-        rows = self._read(
-            f"SELECT {SUPPRESSION_COLUMNS} FROM suppressions ORDER BY at, seq"  # noqa: S608
-        )
-        return [load_suppression(row) for row in rows]
-
-    def count(self) -> int:
-        """How many addresses are suppressed."""
-        return int(self._read("SELECT COUNT(*) FROM suppressions", ())[0][0])
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with guard(self._url, "cannot read"):

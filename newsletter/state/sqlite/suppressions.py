@@ -20,6 +20,7 @@ from typing import Any
 from newsletter.errors import NewsletterError
 from newsletter.state.api import normalize_email
 from newsletter.state.lists import Suppression, SuppressionRequest, Suppressions
+from newsletter.state.reads import SuppressionReads
 from newsletter.state.rows import (
     SUPPRESSION_COLUMNS,
     SUPPRESSION_INSERT,
@@ -33,7 +34,7 @@ BATCH = 500  # addresses per query of ``among`` (SQLite's parameter limit is far
 _NEXT_SEQ = "UPDATE state_sequences SET last = last + 1 WHERE name = 'suppressions' RETURNING last"
 
 
-class SqliteSuppressions(Tenant, Suppressions):
+class SqliteSuppressions(Tenant, SuppressionReads, Suppressions):
     """The ``suppressions`` table of the SQLite state file."""
 
     def __init__(self, db_path: Path) -> None:
@@ -87,14 +88,6 @@ class SqliteSuppressions(Tenant, Suppressions):
             raise self._error("cannot write to", err) from err
         return load_suppression(row) if row else None
 
-    def get(self, email: str) -> Suppression | None:
-        """The suppression of ``email``, or None."""
-        rows = self._read(
-            f"SELECT {SUPPRESSION_COLUMNS} FROM suppressions WHERE email_key = ?",  # noqa: S608
-            (normalize_email(email),),
-        )
-        return load_suppression(rows[0]) if rows else None
-
     def among(self, emails: Iterable[str]) -> set[str]:
         """The ``normalize_email`` keys of those of ``emails`` that are suppressed."""
         keys = iter({normalize_email(email) for email in emails})
@@ -112,17 +105,6 @@ class SqliteSuppressions(Tenant, Suppressions):
         """Keys suppressed since ``cursor`` (0: all) and the cursor to pass next time."""
         rows = self._read("SELECT seq, email_key FROM suppressions WHERE seq > ?", (cursor,))
         return max((int(row[0]) for row in rows), default=cursor), {str(row[1]) for row in rows}
-
-    def all(self) -> list[Suppression]:
-        """Every suppression, oldest first."""
-        rows = self._read(
-            f"SELECT {SUPPRESSION_COLUMNS} FROM suppressions ORDER BY at, seq"  # noqa: S608
-        )
-        return [load_suppression(row) for row in rows]
-
-    def count(self) -> int:
-        """How many addresses are suppressed."""
-        return int(self._read("SELECT COUNT(*) FROM suppressions")[0][0])
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
