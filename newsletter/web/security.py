@@ -88,7 +88,6 @@ class BodyLimit:
                     await _plain(send, 413, b"Request body too large")
                     return
         seen = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal seen
@@ -99,17 +98,25 @@ class BodyLimit:
                     raise BodyTooLarge
             return message
 
-        async def watching_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        answer = _Answer(send)
         try:
-            await self.app(scope, counting_receive, watching_send)
+            await self.app(scope, counting_receive, answer)
         except BodyTooLarge:
-            if not started:
+            if answer.status is None:
                 await _plain(send, 413, b"Request body too large")
+
+
+class _Answer:
+    """The ``send`` of an app, watched: the status of the response once it has begun."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status: int | None = None  # None: nothing sent yet
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        await self._send(message)
 
 
 async def _plain(send: Send, status: int, body: bytes) -> None:
@@ -138,19 +145,13 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def watching_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        answer = _Answer(send)
         try:
-            await self.app(scope, receive, watching_send)
+            await self.app(scope, receive, answer)
         finally:
             if log.isEnabledFor(logging.INFO):
                 took = (time.perf_counter() - started) * 1000
+                status = 500 if answer.status is None else answer.status
                 log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, took)
 
 
@@ -166,16 +167,9 @@ class Answered:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def watching_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        answer = _Answer(send)
         try:
-            await self.app(scope, receive, watching_send)
+            await self.app(scope, receive, answer)
         except Exception:
-            if scope["type"] != "http" or not started:
+            if scope["type"] != "http" or answer.status is None:
                 raise
